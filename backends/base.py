@@ -1,0 +1,82 @@
+"""The contract every backend's `Trainer` fulfils; framework-neutral (imports no framework).
+
+Each backend lives in `backends/<name>/`: `__init__.py` declares `SUPPORTED` without importing
+its framework, and `trainer.py` defines a class named `Trainer` (same name in every backend,
+as AlgoPerf does) that imports the framework at module level. `backends.load_trainer(name)`
+imports it lazily, so a user without JAX can still run PyTorch.
+
+Conventions every backend follows (the suite's canon; see ../shared/PARITY_CANON.md):
+- No framework default is relied on. Every hyperparameter comes from the spec or the plan;
+  every layer and tensor gets an explicit dtype (spec.dtype), never a process-global one
+  (no `torch.set_default_dtype`, no `keras.config.set_floatx`; JAX enables x64 at import and
+  passes `dtype`/`param_dtype` explicitly), so one process can hold float32 and float64
+  trainers at once.
+- Inputs: x is (N, 28, 28, 1) channels-last in [0, 1], y is one-hot (N, C), both spec.dtype.
+- The model output is the logits (the plan ends with Dense "logits"); the output activation
+  and the loss are applied by the loss, per the loss catalog's formulas.
+- Parameters are initialised by drawing from `layer.kernel_init.distribution(fan_in, fan_out)`
+  (and bias_init with the same layer's fans) with the framework's own RNG seeded by spec.seed.
+  BatchNorm: scale 1, offset 0, running mean 0, running variance 1.
+- BatchNorm follows the suite's formula (experiments.spec.model.BatchNorm): Keras/Flax
+  momentum convention and the biased batch variance in the running update.
+- Canonical weights (get/set): names and shapes of `experiments.spec.parameter_info(plan)`;
+  dense kernel (in, out), conv kernel (kh, kw, in, out); the first dense after a flatten uses
+  the (H, W, C) flatten order.
+- Steps are compiled the way the framework is meant to be used (jit / tf.function; no per-step
+  Python overhead in torch beyond the step itself).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Per-step results of one training epoch, in step order.
+
+    loss: the batch's mean loss in train mode, before that step's update (float64, (S,)).
+    correct: how many of the batch's samples had argmax(logits) == argmax(y) (int64, (S,)).
+    """
+
+    loss: np.ndarray
+    correct: np.ndarray
+
+
+class Trainer(Protocol):
+    """One model and its optimizer state, built from a spec and its layer plan."""
+
+    def __init__(self, spec, plan, threads: int) -> None:
+        """Build the model and optimizer; seed the framework's RNGs from spec.seed; set threads."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages in use, e.g. {"torch": "2.13.0"}."""
+
+    def settings(self) -> dict[str, object]:
+        """Thread, determinism and device settings actually applied (for provenance)."""
+
+    def parameter_count(self) -> int:
+        """Trainable scalars, counted from the framework's own parameters."""
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer, by canonical name, in canonical layout, as NumPy."""
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical weights; asserts identical names and shapes before copying anything."""
+
+    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep the training set (x (N, 28, 28, 1), y one-hot (N, C)) where the steps read it."""
+
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+        """One optimizer step per batch of training-set indices, in the given order.
+
+        All batches have the same length except possibly the last. learning_rates[i] (float64)
+        is the rate of step i, already scheduled by the runner.
+        """
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        """(mean loss, accuracy) over all samples in eval mode (running statistics, no dropout)."""
+
+    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """Eval-mode logits (N, C) in spec.dtype."""
