@@ -1,0 +1,1 @@
+"""NumPy float64 reference: hand-written forward (and, later, backward) used as the oracle."""

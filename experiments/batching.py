@@ -1,0 +1,27 @@
+"""Shuffling and batching by the runner: one NumPy generator seeded from the spec, same in every backend.
+
+Each backend process re-creates the generator from the same seed, so every backend sees
+identical batches in identical order. Streams are keyed by purpose so that adding a
+consumer never shifts another: [seed, 2] drives the epoch permutations.
+"""
+
+import numpy as np
+
+SHUFFLE_STREAM = 2
+
+
+def shuffle_generator(seed: int) -> np.random.Generator:
+    """The generator whose successive permutations define every epoch's batch order."""
+    return np.random.default_rng([seed, SHUFFLE_STREAM])
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, drop_last: bool) -> int:
+    """floor(N / B) when the last partial batch is dropped, else ceil(N / B)."""
+    return num_samples // batch_size if drop_last else -(-num_samples // batch_size)
+
+
+def epoch_batches(rng: np.random.Generator, num_samples: int, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+    """Index arrays of one epoch: a fresh permutation cut into batches of batch_size."""
+    order = rng.permutation(num_samples)
+    count = steps_per_epoch(num_samples, batch_size, drop_last)
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]

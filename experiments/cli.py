@@ -1,0 +1,66 @@
+"""The `mnist-parity` command: parses arguments and calls the library; bad input exits 2 with one line."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from experiments.errors import UserError
+
+DEFAULT_OUT = Path("runs")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mnist-parity", description="Train the same MNIST model on PyTorch, Keras and JAX/Flax and compare.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run one experiment on several backends side by side")
+    run.add_argument("experiment", help="a preset name (see 'mnist-parity list presets') or a path to a .toml spec")
+    run.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: torch,keras,jax)")
+    run.add_argument("--dataset", help="dataset name (see 'mnist-parity list datasets'); overrides data.dataset")
+    run.add_argument("--data-dir", help="directory holding dataset files (also: env MNIST_PARITY_DATA)")
+    run.add_argument("--no-download", action="store_true", help="never download; fail if the dataset is not found locally")
+    run.add_argument("--epochs", type=int, help="overrides training.epochs")
+    run.add_argument("--seed", type=int, help="overrides seed")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any spec field, e.g. --set optimizer.learning_rate=0.01 (repeatable)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
+    run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
+
+    listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
+    listing.add_argument("what", nargs="?", default="all",
+                         choices=["all", "presets", "datasets", "backends", "activations", "output_activations", "losses", "optimizers"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `mnist-parity` and `python -m experiments`."""
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            from experiments.commands.run import run_command
+
+            return run_command(args, console)
+        from experiments.commands.listing import list_command
+
+        return list_command(args.what, console)
+    except UserError as error:
+        Console(stderr=True).print(f"mnist-parity: error: {error}", highlight=False, markup=False, soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("mnist-parity: interrupted", highlight=False)
+        return 130

@@ -1,0 +1,88 @@
+"""Write a run's results.json and per-epoch CSV atomically, and build its side-by-side table."""
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.environment import environment
+from experiments.runner import RunResult
+
+SCHEMA_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_run_dir(parent: Path, spec_name: str, spec_hash: str) -> Path:
+    """A fresh directory `<parent>/<UTC time>-<spec name>-<hash>`; never reuses an existing one."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(parent) / f"{stamp}-{spec_name}-{spec_hash[:6]}"
+    candidate, n = base, 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+
+
+def results_document(result: RunResult, command: list[str]) -> dict:
+    """The JSON document of a run: spec, dataset record, environment, and every backend's outcome."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "spec": result.spec.to_dict(),
+        "spec_hash": result.spec.spec_hash(),
+        "dataset": {**result.dataset.record.to_dict(), "split": result.sizes},
+        "environment": environment(),
+        "backends": {outcome.backend: outcome.to_dict() for outcome in result.outcomes},
+    }
+
+
+def history_frame(result: RunResult) -> pd.DataFrame:
+    """One row per backend and epoch."""
+    rows = [{"backend": o.backend, **record} for o in result.outcomes for record in o.history]
+    return pd.DataFrame(rows)
+
+
+def summary_frame(result: RunResult) -> pd.DataFrame:
+    """The side-by-side table: one row per backend."""
+    rows = []
+    for o in result.outcomes:
+        m = o.metrics
+        rows.append({
+            "backend": o.backend,
+            "status": o.status if o.status == "ok" else f"FAILED: {o.reason}",
+            "test_accuracy": m.get("test_accuracy"),
+            "test_loss": m.get("test_loss"),
+            "train_time_s": m.get("train_time_s"),
+            "samples_per_s": m.get("samples_per_s"),
+            "parameters": o.parameter_count,
+            "framework": o.framework_version,
+        })
+    return pd.DataFrame(rows)
+
+
+def write_results(result: RunResult, run_dir: Path, command: list[str]) -> Path:
+    """Write results.json and history.csv into run_dir; returns the JSON path."""
+    history_text = history_frame(result).to_csv(index=False)
+    atomic_write_text(run_dir / "history.csv", history_text)
+    path = run_dir / "results.json"
+    atomic_write_text(path, json.dumps(results_document(result, command), indent=2, default=float) + "\n")
+    return path

@@ -1,0 +1,93 @@
+"""Run one experiment on several backends, each in its own process, on identical data and batches."""
+
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from experiments.data import Dataset, split_train_validation
+from experiments.outcome import BackendOutcome
+from experiments.protocol import Job, parse_event
+from experiments.spec import ExperimentSpec
+
+
+class Display(Protocol):
+    """Receives live progress; see experiments.progress for the terminal implementation."""
+
+    def backend_started(self, backend: str, epochs: int) -> None: ...
+    def event(self, backend: str, event: dict) -> None: ...
+    def backend_finished(self, outcome: BackendOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """All backends' outcomes for one spec and dataset."""
+
+    spec: ExperimentSpec
+    dataset: Dataset
+    sizes: dict[str, int]
+    outcomes: list[BackendOutcome]
+
+
+def write_split(spec: ExperimentSpec, dataset: Dataset, path: Path) -> dict[str, int]:
+    """Split train/validation from spec.seed and save the uint8 arrays every worker will read."""
+    x_train, y_train, x_val, y_val = split_train_validation(
+        dataset.x_train, dataset.y_train, spec.data.validation_fraction, spec.seed
+    )
+    np.savez(
+        path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+        x_test=dataset.x_test, y_test=dataset.y_test, num_classes=dataset.num_classes,
+    )
+    return {"train": len(x_train), "validation": len(x_val), "test": len(dataset.x_test)}
+
+
+def run_backend(job: Job, job_path: Path, log_path: Path, display: Display) -> BackendOutcome:
+    """Start the worker, stream its events to the display, and turn any crash into a failed outcome."""
+    outcome = BackendOutcome(job.backend, log=str(log_path))
+    job.write(job_path)
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "experiments.worker", str(job_path)],
+            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+        )
+        try:
+            for line in process.stdout:
+                event = parse_event(line)
+                if event is not None:
+                    outcome.apply(event)
+                    display.event(job.backend, event)
+            code = process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    if outcome.status not in ("ok", "failed"):
+        outcome.status = "failed"
+        outcome.reason = f"worker exited with code {code} before finishing; see {log_path}"
+        last = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        if last:
+            outcome.reason += f" (last line: {last[-1].strip()[:200]})"
+    return outcome
+
+
+def run_experiment(
+    spec: ExperimentSpec, dataset: Dataset, backends: list[str], run_dir: Path, threads: int, display: Display
+) -> RunResult:
+    """Train spec on every backend in turn (sequentially, so each gets the whole machine and fair timings)."""
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="mnist-parity-") as scratch:
+        data_path = Path(scratch) / "split.npz"
+        sizes = write_split(spec, dataset, data_path)
+        for backend in backends:
+            display.backend_started(backend, spec.training.epochs)
+            job = Job(backend=backend, spec=spec.to_dict(), data_path=str(data_path), threads=threads)
+            outcome = run_backend(job, Path(scratch) / f"{backend}.job.json", logs / f"{backend}.log", display)
+            display.backend_finished(outcome)
+            outcomes.append(outcome)
+    return RunResult(spec, dataset, sizes, outcomes)

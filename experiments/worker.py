@@ -1,0 +1,70 @@
+"""Backend worker process: `python -m experiments.worker JOB.json` trains one backend and reports events.
+
+Events go to the original stdout as JSON lines; everything else the framework prints (C++
+logs included) is redirected to stderr, which the runner keeps in the run's log file.
+"""
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+
+import numpy as np
+
+from experiments.protocol import Job, emit
+from experiments.spec import ExperimentSpec, build_plan
+from experiments.training import SplitData, train
+
+
+def _event_stream():
+    """A private copy of stdout for events; fd 1 itself is pointed at stderr."""
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return events
+
+
+def _load_split(path: str, dtype: str, num_classes: int) -> SplitData:
+    from experiments.data import to_model_inputs
+
+    arrays = np.load(path)
+    parts = {}
+    for part in ("train", "val", "test"):
+        parts[f"x_{part}"], parts[f"y_{part}"] = to_model_inputs(arrays[f"x_{part}"], arrays[f"y_{part}"], num_classes, dtype)
+    return SplitData(**parts)
+
+
+def run_job(job: Job, events) -> int:
+    """Train the job's backend; every outcome, failure included, ends in one final event."""
+    try:
+        from backends import load_trainer
+
+        spec = ExperimentSpec.model_validate(job.spec)
+        num_classes = int(np.load(job.data_path)["num_classes"])
+        plan = build_plan(spec.model, (28, 28, 1), num_classes)
+        data = _load_split(job.data_path, spec.dtype, num_classes)
+        tick = time.perf_counter()
+        trainer = load_trainer(job.backend)(spec, plan, job.threads)
+        emit(
+            events, "started", versions=trainer.versions(), settings=trainer.settings(),
+            parameter_count=trainer.parameter_count(), build_time_s=time.perf_counter() - tick,
+        )
+        result = train(trainer, spec, data, lambda record: emit(events, "epoch", **asdict(record)))
+        emit(events, "finished", **result.metrics())
+        return 0
+    except Exception as error:  # the runner reports any failure as this backend's result
+        traceback.print_exc(file=sys.stderr)
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        emit(events, "failed", reason=reason)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    events = _event_stream()
+    return run_job(Job.read(argv[0]), events)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
