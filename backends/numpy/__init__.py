@@ -1,1 +1,10 @@
-"""NumPy float64 reference: hand-written forward (and, later, backward) used as the oracle."""
+"""NumPy float64 reference backend: hand-written forward, backward and optimizers (the oracle)."""
+
+SUPPORTED = {
+    "layers": frozenset({"dense", "conv2d", "activation", "batch_norm", "max_pool", "dropout", "flatten"}),
+    "activations": frozenset({"relu", "sigmoid", "tanh", "leaky_relu", "linear"}),
+    "output_activations": frozenset({"softmax", "sigmoid", "linear"}),
+    "losses": frozenset({"categorical_crossentropy", "mse"}),
+    "optimizers": frozenset({"sgd", "adam"}),
+    "initializer_distributions": frozenset({"constant", "uniform", "normal", "truncated_normal"}),
+}

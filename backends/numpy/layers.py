@@ -1,0 +1,178 @@
+"""Forward and backward of every primitive layer in NumPy float64, written to be read.
+
+Each function pair works on channels-last arrays and canonical parameters:
+`forward(layer, params, x, train, noise) -> (y, cache)` and
+`backward(layer, params, cache, dy) -> (dx, grads)`, grads keyed like params.
+"""
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from experiments.spec import plan as P
+
+
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one axis for "same": out = ceil(size / stride), extra pixel at the end."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pad_hw(x: np.ndarray, window: int, stride: int, padding: str, fill: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """x padded on H and W for "same" (nothing for "valid"), and the (top, left) offsets."""
+    if padding != "same":
+        return x, (0, 0)
+    (top, bottom), (left, right) = same_padding(x.shape[1], window, stride), same_padding(x.shape[2], window, stride)
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill), (top, left)
+
+
+def _windows(xp: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """(N, Ho, Wo, C, k, k) views of the padded input."""
+    return sliding_window_view(xp, (window, window), axis=(1, 2))[:, ::stride, ::stride]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+# Activations: value and derivative (the derivative at a kink is the right-hand one for
+# leaky_relu and 0 for relu at 0, as torch, TF and jax.nn define them).
+def activation_value(name: str, x: np.ndarray, p: dict) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "sigmoid":
+        return sigmoid(x)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "leaky_relu":
+        return np.where(x >= 0, x, p["negative_slope"] * x)
+    if name == "linear":
+        return x
+    raise KeyError(f"the NumPy backend has no activation {name!r}")
+
+
+def activation_derivative(name: str, x: np.ndarray, y: np.ndarray, p: dict) -> np.ndarray:
+    if name == "relu":
+        return (x > 0).astype(x.dtype)
+    if name == "sigmoid":
+        return y * (1.0 - y)
+    if name == "tanh":
+        return 1.0 - y * y
+    if name == "leaky_relu":
+        return np.where(x >= 0, 1.0, p["negative_slope"])
+    if name == "linear":
+        return np.ones_like(x)
+    raise KeyError(f"the NumPy backend has no activation {name!r}")
+
+
+def forward(layer: P.Layer, params: dict, x: np.ndarray, train: bool, noise: dict) -> tuple[np.ndarray, object]:
+    """One layer forward. noise holds the dropout masks drawn by the trainer (keyed by layer name)."""
+    if isinstance(layer, P.Flatten):
+        return x.reshape(x.shape[0], -1), x.shape  # (N, H*W*C): (H, W, C) order
+    if isinstance(layer, P.Dense):
+        return x @ params["kernel"] + params["bias"], x
+    if isinstance(layer, P.Conv2D):
+        xp, _ = _pad_hw(x, layer.kernel_size, 1, layer.padding, 0.0)
+        patches = _windows(xp, layer.kernel_size, 1)  # (N, Ho, Wo, C, kh, kw)
+        y = np.einsum("nhwcij,ijcf->nhwf", patches, params["kernel"], optimize=True) + params["bias"]
+        return y, (x.shape, xp.shape, patches)
+    if isinstance(layer, P.Activation):
+        p = layer.activation.model_dump(exclude={"name"})
+        y = activation_value(layer.activation.name, x, p)
+        return y, (x, y, p)
+    if isinstance(layer, P.BatchNormalization):
+        return _batch_norm_forward(layer, params, x, train)
+    if isinstance(layer, P.MaxPool2D):
+        xp, offsets = _pad_hw(x, layer.size, layer.stride, layer.padding, -np.inf)
+        windows = _windows(xp, layer.size, layer.stride)  # (N, Ho, Wo, C, k, k)
+        y = windows.max(axis=(-2, -1))
+        return y, (x.shape, xp.shape, offsets, windows, y)
+    if isinstance(layer, P.Dropout):
+        if not train:
+            return x, None
+        mask = noise[layer.name]  # 1/(1-rate) where kept, 0 where dropped (inverted dropout)
+        return x * mask, mask
+    raise TypeError(f"the NumPy backend cannot run layer {layer.name} ({type(layer).__name__})")
+
+
+def _batch_norm_forward(layer: P.BatchNormalization, params: dict, x: np.ndarray, train: bool):
+    """y = scale * (x - mu) / sqrt(var + eps) + offset over all axes but the last.
+
+    Train mode uses the batch's mean and biased variance and returns the new running
+    statistics r <- momentum * r + (1 - momentum) * batch (in the cache, applied by the trainer).
+    """
+    axes = tuple(range(x.ndim - 1))
+    if train:
+        mean = x.mean(axis=axes)
+        var = ((x - mean) ** 2).mean(axis=axes)
+    else:
+        mean, var = params["mean"], params["variance"]
+    inv_std = 1.0 / np.sqrt(var + layer.epsilon)
+    x_hat = (x - mean) * inv_std
+    y = params["scale"] * x_hat + params["offset"]
+    m = layer.momentum
+    running = {"mean": m * params["mean"] + (1 - m) * mean, "variance": m * params["variance"] + (1 - m) * var} if train else None
+    return y, (x_hat, inv_std, axes, running)
+
+
+def backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tuple[np.ndarray, dict]:
+    """One layer backward: the gradient with respect to the input and to each parameter."""
+    if isinstance(layer, P.Flatten):
+        return dy.reshape(cache), {}
+    if isinstance(layer, P.Dense):
+        x = cache
+        return dy @ params["kernel"].T, {"kernel": x.T @ dy, "bias": dy.sum(axis=0)}
+    if isinstance(layer, P.Conv2D):
+        return _conv_backward(layer, params, cache, dy)
+    if isinstance(layer, P.Activation):
+        x, y, p = cache
+        return dy * activation_derivative(layer.activation.name, x, y, p), {}
+    if isinstance(layer, P.BatchNormalization):
+        x_hat, inv_std, axes, _ = cache
+        count = math.prod(dy.shape[:-1])
+        grads = {"scale": (dy * x_hat).sum(axis=axes), "offset": dy.sum(axis=axes)}
+        if cache[3] is None:  # eval mode: an affine map with fixed statistics
+            return dy * params["scale"] * inv_std, grads
+        g = dy * params["scale"]  # gradient with respect to x_hat, through the batch statistics:
+        dx = inv_std / count * (count * g - g.sum(axis=axes) - x_hat * (g * x_hat).sum(axis=axes))
+        return dx, grads
+    if isinstance(layer, P.MaxPool2D):
+        return _max_pool_backward(layer, cache, dy), {}
+    if isinstance(layer, P.Dropout):
+        return (dy if cache is None else dy * cache), {}
+    raise TypeError(f"the NumPy backend cannot run layer {layer.name} ({type(layer).__name__})")
+
+
+def _conv_backward(layer: P.Conv2D, params: dict, cache, dy: np.ndarray):
+    """y[n,h,w,f] = sum_{i,j,c} xp[n,h+i,w+j,c] K[i,j,c,f] + b[f], so
+    dK[i,j,c,f] = sum_{n,h,w} xp[n,h+i,w+j,c] dy[n,h,w,f] and
+    dxp[n,h+i,w+j,c] += sum_f dy[n,h,w,f] K[i,j,c,f] for every tap (i, j)."""
+    x_shape, xp_shape, patches = cache
+    kernel = params["kernel"]
+    grads = {"kernel": np.einsum("nhwcij,nhwf->ijcf", patches, dy, optimize=True), "bias": dy.sum(axis=(0, 1, 2))}
+    dxp = np.zeros(xp_shape)
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    k = layer.kernel_size
+    for i in range(k):
+        for j in range(k):
+            dxp[:, i : i + out_h, j : j + out_w, :] += dy @ kernel[i, j].T
+    top, left = (same_padding(x_shape[1], k, 1)[0], same_padding(x_shape[2], k, 1)[0]) if layer.padding == "same" else (0, 0)
+    return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :], grads
+
+
+def _max_pool_backward(layer: P.MaxPool2D, cache, dy: np.ndarray) -> np.ndarray:
+    """The gradient goes to the first maximum of each window (row-major), as torch and XLA route it."""
+    x_shape, xp_shape, (top, left), windows, y = cache
+    n, out_h, out_w, c, k, _ = windows.shape
+    flat = windows.reshape(n, out_h, out_w, c, k * k)
+    first = np.argmax(flat == y[..., None], axis=-1)  # (N, Ho, Wo, C)
+    di, dj = np.divmod(first, k)
+    rows = np.arange(out_h)[None, :, None, None] * layer.stride + di
+    cols = np.arange(out_w)[None, None, :, None] * layer.stride + dj
+    dxp = np.zeros(xp_shape)
+    np.add.at(dxp, (np.arange(n)[:, None, None, None], rows, cols, np.arange(c)[None, None, None, :]), dy)
+    return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]

@@ -1,0 +1,130 @@
+"""The NumPy float64 backend: hand-written forward, backward and optimizer steps (slow, exact, readable)."""
+
+import platform
+
+import numpy as np
+
+from backends.base import StepStats
+from backends.numpy import layers
+from backends.numpy.forward import layer_params
+from backends.numpy.losses import loss_and_gradient
+from backends.numpy.optimizers import OPTIMIZERS
+from experiments.spec import parameter_info
+from experiments.spec import plan as P
+from experiments.spec.plan import fans
+
+NOISE_STREAM = 3  # dropout masks: np.random.default_rng([seed, 3])
+
+
+def _draw(rng: np.random.Generator, distribution, shape) -> np.ndarray:
+    kind, a, b = distribution.kind, distribution.a, distribution.b
+    if kind == "constant":
+        return np.full(shape, a)
+    if kind == "uniform":
+        return rng.uniform(a, b, shape)
+    if kind == "normal":
+        return rng.normal(a, b, shape)
+    values = rng.normal(0.0, 1.0, shape)  # truncated normal by resampling outside +-2
+    while np.any(bad := np.abs(values) > 2.0):
+        values[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+    return a + b * values
+
+
+def initial_weights(plan, seed: int) -> dict[str, np.ndarray]:
+    """Canonical float64 weights drawn from each layer's initialisers with np.random.default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for layer in plan:
+        if isinstance(layer, (P.Dense, P.Conv2D)):
+            shape = parameter_info((layer,))[f"{layer.name}/kernel"].shape
+            fan_in, fan_out = fans(shape)
+            weights[f"{layer.name}/kernel"] = _draw(rng, layer.kernel_init.distribution(fan_in, fan_out), shape)
+            weights[f"{layer.name}/bias"] = _draw(rng, layer.bias_init.distribution(fan_in, fan_out), shape[-1:])
+        elif isinstance(layer, P.BatchNormalization):
+            features = layer.input_shape[-1:]
+            weights.update({f"{layer.name}/scale": np.ones(features), f"{layer.name}/offset": np.zeros(features),
+                            f"{layer.name}/mean": np.zeros(features), f"{layer.name}/variance": np.ones(features)})
+    return weights
+
+
+class Trainer:
+    """Implements backends.base.Trainer in float64 whatever spec.dtype says (it is the reference)."""
+
+    def __init__(self, spec, plan, threads: int):
+        self.spec, self.plan = spec, plan
+        self.info = parameter_info(plan)
+        self.weights = initial_weights(plan, spec.seed)
+        self.trainable = [name for name, info in self.info.items() if info.trainable]
+        self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, {k: self.weights[k] for k in self.trainable})
+        self.noise_rng = np.random.default_rng([spec.seed, NOISE_STREAM])
+        self.x = self.y = None
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def settings(self) -> dict[str, object]:
+        return {"dtype": "float64", "device": "cpu", "python": platform.python_version()}
+
+    def parameter_count(self) -> int:
+        return int(sum(self.weights[name].size for name in self.trainable))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {name: value.copy() for name, value in self.weights.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        if set(weights) != set(self.info):
+            raise ValueError(f"weight names differ: missing {sorted(set(self.info) - set(weights))}, unexpected {sorted(set(weights) - set(self.info))}")
+        for name, value in weights.items():
+            if tuple(np.shape(value)) != self.info[name].shape:
+                raise ValueError(f"{name}: shape {np.shape(value)} != {self.info[name].shape}")
+        self.weights = {name: np.array(value, dtype=np.float64) for name, value in weights.items()}
+
+    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+    def dropout_masks(self, batch: int) -> dict[str, np.ndarray]:
+        """Inverted-dropout masks for one step: keep / (1 - rate), drawn in plan order."""
+        masks = {}
+        for layer in self.plan:
+            if isinstance(layer, P.Dropout):
+                keep = self.noise_rng.random((batch, *layer.input_shape)) >= layer.rate
+                masks[layer.name] = keep / (1.0 - layer.rate)
+        return masks
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+        """Train-mode per-example losses, logits, gradients of the mean loss, and new running statistics."""
+        caches, h = [], x
+        for layer in self.plan:
+            h, cache = layers.forward(layer, layer_params(layer, self.weights), h, train=True, noise=noise)
+            caches.append(cache)
+        losses, dz = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, h, y)
+        grads, running = {}, {}
+        for layer, cache in zip(reversed(self.plan), reversed(caches)):
+            dz, layer_grads = layers.backward(layer, layer_params(layer, self.weights), cache, dz)
+            grads.update({f"{layer.name}/{k}": v for k, v in layer_grads.items()})
+            if isinstance(layer, P.BatchNormalization):
+                running.update({f"{layer.name}/{k}": v for k, v in cache[3].items()})
+        return losses, h, grads, running
+
+    def train_epoch(self, batches, learning_rates) -> StepStats:
+        losses, correct = [], []
+        for index, lr in zip(batches, learning_rates):
+            x, y = self.x[index], self.y[index]
+            per_example, logits, grads, running = self.loss_and_gradients(x, y, self.dropout_masks(len(index)))
+            self.weights.update(running)
+            trainable = {k: self.weights[k] for k in self.trainable}
+            self.optimizer.step(trainable, grads, float(lr))
+            self.weights.update(trainable)
+            losses.append(per_example.mean())
+            correct.append(int(np.sum(logits.argmax(-1) == y.argmax(-1))))
+        return StepStats(np.array(losses, dtype=np.float64), np.array(correct, dtype=np.int64))
+
+    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        from backends.numpy.forward import forward
+
+        return np.concatenate([forward(self.plan, self.weights, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        logits = self.predict_logits(x, batch_size)
+        per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, np.float64))
+        return float(per_example.mean()), float(np.mean(logits.argmax(-1) == np.asarray(y).argmax(-1)))

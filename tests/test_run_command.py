@@ -1,0 +1,124 @@
+"""`mnist-parity run` end to end: all backends side by side, failures isolated, results written."""
+
+import pandas as pd
+import pytest
+
+from backends import BACKENDS
+from tests.cli_helpers import mnist_parity, only_run_dir, read_results
+
+# After one epoch on 3,600 subset digits an MLP trained with Adam is far above chance (10%).
+ONE_EPOCH_MLP_MIN_ACCURACY = 0.80
+
+
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = mnist_parity("run", "mlp-relu-adam", "--epochs", "2", "--dataset", "mnist-subset", "--out", str(out))
+    return result, only_run_dir(out)
+
+
+def test_run_succeeds_on_every_backend(mlp_run):
+    result, run_dir = mlp_run
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = read_results(run_dir)
+    assert list(document["backends"]) == list(BACKENDS)
+    for name, outcome in document["backends"].items():
+        assert outcome["status"] == "ok", (name, outcome["reason"])
+        assert outcome["metrics"]["test_accuracy"] >= ONE_EPOCH_MLP_MIN_ACCURACY, name
+        assert len(outcome["history"]) == 2
+        assert outcome["metrics"]["samples_per_s"] > 0
+    counts = {outcome["parameter_count"] for outcome in document["backends"].values()}
+    assert counts == {784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10}
+
+
+def test_results_record_spec_dataset_and_environment(mlp_run):
+    _, run_dir = mlp_run
+    document = read_results(run_dir)
+    assert document["spec"]["name"] == "mlp-relu-adam" and document["spec"]["training"]["epochs"] == 2
+    dataset = document["dataset"]
+    assert dataset["name"] == "mnist-subset" and dataset["split"] == {"train": 3600, "validation": 400, "test": 1000}
+    assert all(len(value) == 64 for value in dataset["sha256"].values())
+    assert document["environment"]["python"] and document["environment"]["packages"]["numpy"]
+    history = pd.read_csv(run_dir / "history.csv")
+    assert sorted(history["backend"].unique()) == sorted(BACKENDS)
+    assert set(history["epoch"]) == {1, 2}
+
+
+def test_table_is_printed(mlp_run):
+    result, _ = mlp_run
+    for header in ("test acc", "samples/s", "params", "framework"):
+        assert header in result.stdout
+    assert "torch 2.13.0" in result.stdout and "keras 3.15.1" in result.stdout and "jax 0.10.2" in result.stdout
+
+
+def test_seed_cnn_one_epoch_on_every_backend(tmp_path):
+    result = mnist_parity("run", "seed-cnn", "--epochs", "1", "--dataset", "mnist-subset", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = read_results(only_run_dir(tmp_path))
+    assert {o["status"] for o in document["backends"].values()} == {"ok"}
+    assert len({o["parameter_count"] for o in document["backends"].values()}) == 1
+
+
+def test_failing_backend_does_not_cost_the_others(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "jax").mkdir(parents=True)
+    (fake / "jax" / "__init__.py").write_text("raise ImportError('jax is broken on purpose')\n")
+    out = tmp_path / "runs"
+    result = mnist_parity(
+        "run", "mlp-relu-adam", "--epochs", "1", "--dataset", "mnist-subset", "--backends", "torch,jax", "--out", str(out),
+        env={"PYTHONPATH": str(fake)},
+    )
+    assert result.returncode == 1
+    backends = read_results(only_run_dir(out))["backends"]
+    assert backends["torch"]["status"] == "ok"
+    assert backends["jax"]["status"] == "failed" and "jax is broken on purpose" in backends["jax"]["reason"]
+    assert "FAILED" in result.stdout
+
+
+def test_nan_loss_is_reported_as_failure(tmp_path):
+    result = mnist_parity(
+        "run", "mlp-relu-adam", "--epochs", "1", "--dataset", "mnist-subset", "--backends", "torch",
+        "--set", 'optimizer={name="sgd", learning_rate=1e30}', "--out", str(tmp_path),
+    )
+    assert result.returncode == 1
+    outcome = read_results(only_run_dir(tmp_path))["backends"]["torch"]
+    assert outcome["status"] == "failed" and "NonFiniteLoss" in outcome["reason"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "no-such-preset"], "unknown preset 'no-such-preset'; available presets:"),
+        (["run", "mlp-relu-adam", "--set", "optimizer.learning_rate=nan"], "optimizer.learning_rate: got nan"),
+        (["run", "mlp-relu-adam", "--epochs", "-3"], "training.epochs: got -3"),
+        (["run", "mlp-relu-adam", "--backends", "torch,mxnet"], "unknown backend 'mxnet'; allowed: torch, keras, jax"),
+        (["run", "mlp-relu-adam", "--dataset", "cifar"], "cifar"),
+        (["run", "mlp-relu-adam", "--epochs", "ten"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+        (["run", "missing-file.toml"], "spec file not found"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, expected):
+    result = mnist_parity(*args, "--out", str(tmp_path / "runs")) if args[0] == "run" else mnist_parity(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_full_mnist_offline_is_one_line(tmp_path):
+    result = mnist_parity(
+        "run", "mlp-relu-adam", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--no-download",
+        "--out", str(tmp_path / "runs"), env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_PARITY_DATA": ""},
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "mnist-subset" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_list_shows_presets_datasets_and_support():
+    result = mnist_parity("list")
+    assert result.returncode == 0, result.stderr
+    for text in ("seed-cnn", "mlp-relu-adam", "mnist-subset", "leaky_relu", "adam", "categorical_crossentropy"):
+        assert text in result.stdout
