@@ -3,10 +3,11 @@
 import importlib
 from types import ModuleType
 
-BACKENDS = ("torch", "keras", "jax")
+BACKENDS = ("torch", "keras", "jax", "numpy")
 """Backend names in display order; each is the subpackage `backends.<name>`."""
 
 DEFAULT_BACKENDS = ("torch", "keras", "jax")
+"""What `run` uses without --backends; numpy is the float64 oracle: exact, readable and slow."""
 
 
 def backend_package(name: str) -> ModuleType:

@@ -1,6 +1,7 @@
 """The `mnist-parity` command: parses arguments and calls the library; bad input exits 2 with one line."""
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override any spec field, e.g. --set optimizer.learning_rate=0.01 (repeatable)")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
+    run.add_argument("--same-init", action="store_true",
+                     help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
     listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
@@ -48,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-parity` and `python -m experiments`."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":

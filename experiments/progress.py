@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,7 +44,7 @@ class TerminalDisplay:
     def backend_started(self, backend: str, epochs: int) -> None:
         self._tasks[backend] = self.progress.add_task("", total=epochs, backend=backend, metrics="starting")
         if not self.live:
-            self.console.print(f"[{backend}] starting")
+            self.console.print(f"[{backend}] starting", markup=False, highlight=False)
 
     def event(self, backend: str, event: dict) -> None:
         kind = event["event"]
@@ -60,13 +61,13 @@ class TerminalDisplay:
         if not self.live:
             prefix = f"[{backend}] epoch {event['epoch']} " if kind == "epoch" else f"[{backend}] "
             suffix = f" ({event['elapsed_s']:.1f}s)" if kind == "epoch" else ""
-            self.console.print(prefix + text + suffix, highlight=False)
+            self.console.print(prefix + text + suffix, markup=False, highlight=False)
 
     def backend_finished(self, outcome: BackendOutcome) -> None:
-        text = "done" if outcome.status == "ok" else f"[red]FAILED[/red]: {outcome.reason}"
-        self.progress.update(self._tasks[outcome.backend], metrics=text)
+        text = "done" if outcome.status == "ok" else f"FAILED: {outcome.reason}"
+        self.progress.update(self._tasks[outcome.backend], metrics=escape(text))
         if not self.live:
-            self.console.print(f"[{outcome.backend}] {text}", highlight=False)
+            self.console.print(f"[{outcome.backend}] {text}", markup=False, highlight=False)
 
 
 def summary_table(frame: pd.DataFrame, title: str) -> Table:
@@ -89,5 +90,5 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
                 cells.append(_fmt(None if pd.isna(value) else float(value), formats[column]))
             else:
                 cells.append(str(value))
-        table.add_row(*cells, style=None if row["status"] == "ok" else "red")
+        table.add_row(*(escape(cell) for cell in cells), style=None if row["status"] == "ok" else "red")
     return table

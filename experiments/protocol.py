@@ -14,6 +14,7 @@ class Job:
     spec: dict
     data_path: str
     threads: int
+    init_path: str | None = None  # canonical initial weights (.npz) every backend loads, for --same-init
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")

@@ -50,6 +50,7 @@ def results_document(result: RunResult, command: list[str]) -> dict:
         "spec": result.spec.to_dict(),
         "spec_hash": result.spec.spec_hash(),
         "dataset": {**result.dataset.record.to_dict(), "split": result.sizes},
+        "initialisation": "same NumPy draw for every backend" if result.same_init else "each framework's own random stream",
         "environment": environment(),
         "backends": {outcome.backend: outcome.to_dict() for outcome in result.outcomes},
     }

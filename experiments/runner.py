@@ -12,7 +12,7 @@ import numpy as np
 from experiments.data import Dataset, split_train_validation
 from experiments.outcome import BackendOutcome
 from experiments.protocol import Job, parse_event
-from experiments.spec import ExperimentSpec
+from experiments.spec import ExperimentSpec, build_plan
 
 
 class Display(Protocol):
@@ -31,6 +31,7 @@ class RunResult:
     dataset: Dataset
     sizes: dict[str, int]
     outcomes: list[BackendOutcome]
+    same_init: bool = False
 
 
 def write_split(spec: ExperimentSpec, dataset: Dataset, path: Path) -> dict[str, int]:
@@ -74,20 +75,35 @@ def run_backend(job: Job, job_path: Path, log_path: Path, display: Display) -> B
     return outcome
 
 
+def write_initial_weights(spec: ExperimentSpec, num_classes: int, path: Path) -> None:
+    """One float64 draw of every parameter from the spec's initialisers (seeded by spec.seed), canonical layout."""
+    from backends.numpy.trainer import initial_weights  # NumPy only
+
+    np.savez(path, **initial_weights(build_plan(spec.model, (28, 28, 1), num_classes), spec.seed))
+
+
 def run_experiment(
-    spec: ExperimentSpec, dataset: Dataset, backends: list[str], run_dir: Path, threads: int, display: Display
+    spec: ExperimentSpec, dataset: Dataset, backends: list[str], run_dir: Path, threads: int, display: Display,
+    same_init: bool = False,
 ) -> RunResult:
-    """Train spec on every backend in turn (sequentially, so each gets the whole machine and fair timings)."""
+    """Train spec on every backend in turn (sequentially, so each gets the whole machine and fair timings).
+
+    same_init: every backend starts from one NumPy draw of the initial weights instead of
+    drawing from the same distributions with its own random stream.
+    """
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="mnist-parity-") as scratch:
         data_path = Path(scratch) / "split.npz"
         sizes = write_split(spec, dataset, data_path)
+        init_path = Path(scratch) / "initial_weights.npz" if same_init else None
+        if init_path is not None:
+            write_initial_weights(spec, dataset.num_classes, init_path)
         for backend in backends:
             display.backend_started(backend, spec.training.epochs)
-            job = Job(backend=backend, spec=spec.to_dict(), data_path=str(data_path), threads=threads)
+            job = Job(backend, spec.to_dict(), str(data_path), threads, str(init_path) if init_path else None)
             outcome = run_backend(job, Path(scratch) / f"{backend}.job.json", logs / f"{backend}.log", display)
             display.backend_finished(outcome)
             outcomes.append(outcome)
-    return RunResult(spec, dataset, sizes, outcomes)
+    return RunResult(spec, dataset, sizes, outcomes, same_init)

@@ -46,6 +46,9 @@ def run_job(job: Job, events) -> int:
         data = _load_split(job.data_path, spec.dtype, num_classes)
         tick = time.perf_counter()
         trainer = load_trainer(job.backend)(spec, plan, job.threads)
+        if job.init_path is not None:
+            with np.load(job.init_path) as initial:
+                trainer.set_weights({name: initial[name].astype(spec.dtype) for name in initial.files})
         emit(
             events, "started", versions=trainer.versions(), settings=trainer.settings(),
             parameter_count=trainer.parameter_count(), build_time_s=time.perf_counter() - tick,

@@ -9,7 +9,7 @@ from experiments.environment import package_version
 from experiments.spec import load_spec, preset_names
 from experiments.support import CATEGORIES, support_matrix
 
-FRAMEWORK_PACKAGES = {"torch": ["torch"], "keras": ["keras", "tensorflow"], "jax": ["jax", "jaxlib", "flax", "optax"]}
+FRAMEWORK_PACKAGES = {"torch": ["torch"], "keras": ["keras", "tensorflow"], "jax": ["jax", "jaxlib", "flax", "optax"], "numpy": ["numpy"]}
 
 
 def _presets() -> Table:
@@ -29,7 +29,7 @@ def _datasets() -> Table:
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
+        table.add_row(*("-" if row[c] is None else str(row[c]) for c in columns))
     return table
 
 

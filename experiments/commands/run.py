@@ -55,14 +55,14 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
         f"{spec.training.epochs} epochs, {spec.dtype}; backends: {', '.join(backends)}", highlight=False,
     )
     with TerminalDisplay() as display:
-        result = run_experiment(spec, dataset, runnable, run_dir, args.threads, display)
+        result = run_experiment(spec, dataset, runnable, run_dir, args.threads, display, args.same_init)
     skipped = [
         BackendOutcome(b, status="failed", reason="unsupported: " + ", ".join(missing_support(b, spec, plan)))
         for b in backends if b not in runnable
     ]
     order = {name: i for i, name in enumerate(backends)}
     outcomes = sorted(result.outcomes + skipped, key=lambda o: order[o.backend])
-    result = RunResult(result.spec, result.dataset, result.sizes, outcomes)
+    result = RunResult(result.spec, result.dataset, result.sizes, outcomes, result.same_init)
     path = write_results(result, run_dir, ["mnist-parity", *sys.argv[1:]])
     console.print(summary_table(summary_frame(result), f"{spec.name} on {dataset.name}"))
     console.print(f"results: {path}", highlight=False)

@@ -3,7 +3,6 @@
 import copy
 import re
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,13 +14,13 @@ from experiments.spec.experiment import ExperimentSpec
 from experiments.spec.plan import build_plan
 
 PRESET_SUFFIX = ".toml"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
 def preset_names() -> list[str]:
     """Names of the presets shipped in experiments/presets."""
-    folder = resources.files("experiments") / "presets"
-    return sorted(p.name[: -len(PRESET_SUFFIX)] for p in folder.iterdir() if p.name.endswith(PRESET_SUFFIX))
+    return sorted(p.name[: -len(PRESET_SUFFIX)] for p in PRESET_DIR.glob(f"*{PRESET_SUFFIX}"))
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
@@ -43,7 +42,7 @@ def _load_table(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict[str
             raise SpecError(f"cannot read spec file {name_or_path}: {error}") from None
     elif name_or_path in preset_names():
         source = f"preset {name_or_path}"
-        text = (resources.files("experiments") / "presets" / f"{name_or_path}{PRESET_SUFFIX}").read_text(encoding="utf-8")
+        text = (PRESET_DIR / f"{name_or_path}{PRESET_SUFFIX}").read_text(encoding="utf-8")
     else:
         raise SpecError(
             f"unknown preset {name_or_path!r}; available presets: {', '.join(preset_names())} (or give a path to a .toml file)"
