@@ -60,7 +60,7 @@ def test_forward_matches_numpy_oracle(backend, preset, dtype, digits):
     x = digits.astype(dtype)
     logits = trainer.predict_logits(x, 8)
     assert logits.dtype == np.dtype(dtype)
-    reference = forward(plan, {k: v.astype(dtype) for k, v in weights.items()}, x)
+    reference = forward(plan, {k: v.astype(dtype) for k, v in weights.items()}, x)  # float64 oracle
     error = relative_error(logits, reference)
     tolerance = TOLERANCES[("forward", dtype)]
     assert error <= tolerance, f"{backend} {preset} {dtype}: forward relative error {error:.3e} > {tolerance:.0e}"

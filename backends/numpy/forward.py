@@ -12,10 +12,13 @@ def layer_params(layer: P.Layer, weights: dict[str, np.ndarray]) -> dict[str, np
     return {name[len(prefix):]: value for name, value in weights.items() if name.startswith(prefix)}
 
 
-def forward(plan: tuple[P.Layer, ...], weights: dict[str, np.ndarray], x: np.ndarray, *, outputs: bool = False):
-    """Eval-mode logits (N, C) of x (N, 28, 28, 1) in float64; with outputs=True also every layer's output."""
-    h = np.asarray(x, dtype=np.float64)
-    weights = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+def forward(plan: tuple[P.Layer, ...], weights: dict[str, np.ndarray], x: np.ndarray, *, outputs: bool = False, dtype="float64"):
+    """Eval-mode logits (N, C) of x (N, 28, 28, 1), computed in dtype (float64: the oracle).
+
+    With outputs=True also every layer's output, keyed by layer name.
+    """
+    h = np.asarray(x, dtype=dtype)
+    weights = {k: np.asarray(v, dtype=dtype) for k, v in weights.items()}
     per_layer = {}
     for layer in plan:
         h, _ = layers.forward(layer, layer_params(layer, weights), h, train=False, noise={})

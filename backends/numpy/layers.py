@@ -49,7 +49,7 @@ def activation_value(name: str, x: np.ndarray, p: dict) -> np.ndarray:
     if name == "tanh":
         return np.tanh(x)
     if name == "leaky_relu":
-        return np.where(x >= 0, x, p["negative_slope"] * x)
+        return np.where(x >= 0, x, x.dtype.type(p["negative_slope"]) * x)
     if name == "linear":
         return x
     raise KeyError(f"the NumPy backend has no activation {name!r}")
@@ -63,7 +63,7 @@ def activation_derivative(name: str, x: np.ndarray, y: np.ndarray, p: dict) -> n
     if name == "tanh":
         return 1.0 - y * y
     if name == "leaky_relu":
-        return np.where(x >= 0, 1.0, p["negative_slope"])
+        return np.where(x >= 0, 1.0, p["negative_slope"]).astype(x.dtype)
     if name == "linear":
         return np.ones_like(x)
     raise KeyError(f"the NumPy backend has no activation {name!r}")
@@ -154,7 +154,7 @@ def _conv_backward(layer: P.Conv2D, params: dict, cache, dy: np.ndarray):
     x_shape, xp_shape, patches = cache
     kernel = params["kernel"]
     grads = {"kernel": np.einsum("nhwcij,nhwf->ijcf", patches, dy, optimize=True), "bias": dy.sum(axis=(0, 1, 2))}
-    dxp = np.zeros(xp_shape)
+    dxp = np.zeros(xp_shape, dtype=dy.dtype)
     out_h, out_w = dy.shape[1], dy.shape[2]
     k = layer.kernel_size
     for i in range(k):
@@ -173,6 +173,6 @@ def _max_pool_backward(layer: P.MaxPool2D, cache, dy: np.ndarray) -> np.ndarray:
     di, dj = np.divmod(first, k)
     rows = np.arange(out_h)[None, :, None, None] * layer.stride + di
     cols = np.arange(out_w)[None, None, :, None] * layer.stride + dj
-    dxp = np.zeros(xp_shape)
+    dxp = np.zeros(xp_shape, dtype=dy.dtype)
     np.add.at(dxp, (np.arange(n)[:, None, None, None], rows, cols, np.arange(c)[None, None, None, :]), dy)
     return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]

@@ -1,4 +1,4 @@
-"""Optimizer updates in NumPy float64, exactly the formulas of experiments.catalog.optimizers."""
+"""Optimizer updates in NumPy, exactly the formulas of experiments.catalog.optimizers (arrays keep their dtype)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The NumPy float64 backend: hand-written forward, backward and optimizer steps (slow, exact, readable)."""
+"""The NumPy backend: hand-written forward, backward and optimizer steps in spec.dtype; at float64 it is the oracle."""
 
 import platform
 
@@ -48,12 +48,13 @@ def initial_weights(plan, seed: int) -> dict[str, np.ndarray]:
 
 
 class Trainer:
-    """Implements backends.base.Trainer in float64 whatever spec.dtype says (it is the reference)."""
+    """Implements backends.base.Trainer with NumPy arrays of spec.dtype."""
 
     def __init__(self, spec, plan, threads: int):
         self.spec, self.plan = spec, plan
+        self.dtype = np.dtype(spec.dtype)
         self.info = parameter_info(plan)
-        self.weights = initial_weights(plan, spec.seed)
+        self.weights = {k: v.astype(self.dtype) for k, v in initial_weights(plan, spec.seed).items()}
         self.trainable = [name for name, info in self.info.items() if info.trainable]
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, {k: self.weights[k] for k in self.trainable})
         self.noise_rng = np.random.default_rng([spec.seed, NOISE_STREAM])
@@ -63,7 +64,7 @@ class Trainer:
         return {"numpy": np.__version__}
 
     def settings(self) -> dict[str, object]:
-        return {"dtype": "float64", "device": "cpu", "python": platform.python_version()}
+        return {"dtype": self.dtype.name, "device": "cpu", "python": platform.python_version()}
 
     def parameter_count(self) -> int:
         return int(sum(self.weights[name].size for name in self.trainable))
@@ -77,10 +78,10 @@ class Trainer:
         for name, value in weights.items():
             if tuple(np.shape(value)) != self.info[name].shape:
                 raise ValueError(f"{name}: shape {np.shape(value)} != {self.info[name].shape}")
-        self.weights = {name: np.array(value, dtype=np.float64) for name, value in weights.items()}
+        self.weights = {name: np.array(value, dtype=self.dtype) for name, value in weights.items()}
 
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        self.x, self.y = np.asarray(x, self.dtype), np.asarray(y, self.dtype)
 
     def dropout_masks(self, batch: int) -> dict[str, np.ndarray]:
         """Inverted-dropout masks for one step: keep / (1 - rate), drawn in plan order."""
@@ -88,7 +89,7 @@ class Trainer:
         for layer in self.plan:
             if isinstance(layer, P.Dropout):
                 keep = self.noise_rng.random((batch, *layer.input_shape)) >= layer.rate
-                masks[layer.name] = keep / (1.0 - layer.rate)
+                masks[layer.name] = (keep / (1.0 - layer.rate)).astype(self.dtype)
         return masks
 
     def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
@@ -122,9 +123,11 @@ class Trainer:
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         from backends.numpy.forward import forward
 
-        return np.concatenate([forward(self.plan, self.weights, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [forward(self.plan, self.weights, x[i : i + batch_size], dtype=self.dtype) for i in range(0, len(x), batch_size)]
+        )
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
         logits = self.predict_logits(x, batch_size)
-        per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, np.float64))
+        per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, self.dtype))
         return float(per_example.mean()), float(np.mean(logits.argmax(-1) == np.asarray(y).argmax(-1)))
