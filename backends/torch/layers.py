@@ -1,0 +1,193 @@
+"""The torch model built from a layer plan: NCHW modules that realise the suite's layer formulas."""
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments.spec import plan as P
+
+
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one axis for TF "same": out = ceil(size / stride), extra at the end."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def activation_function(entry):
+    """The catalog activation as a tensor function; the leaky slope is always the spec's."""
+    if entry.name == "relu":
+        return torch.relu
+    if entry.name == "sigmoid":
+        return torch.sigmoid
+    if entry.name == "tanh":
+        return torch.tanh
+    if entry.name == "leaky_relu":
+        return functools.partial(F.leaky_relu, negative_slope=entry.negative_slope, inplace=False)
+    if entry.name == "linear":
+        return _identity
+    raise ValueError(f"the torch backend has no activation {entry.name!r}")
+
+
+class Activation(nn.Module):
+    """An elementwise catalog activation."""
+
+    def __init__(self, entry):
+        super().__init__()
+        self.name = entry.name
+        self.function = activation_function(entry)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+
+class Conv2D(nn.Conv2d):
+    """Stride-1 convolution with TF/Keras padding: "same" pads k - 1 in total, the extra pixel at the end.
+
+    Odd kernels use Conv2d's symmetric padding; even kernels pad (lo, lo + 1) explicitly, which
+    is what torch's padding="same" does too (with a warning), and "valid" pads nothing.
+    """
+
+    def __init__(self, layer: P.Conv2D, dtype: torch.dtype):
+        k = layer.kernel_size
+        lo, hi = same_padding(layer.input_shape[0], k, 1) if layer.padding == "same" else (0, 0)
+        super().__init__(
+            layer.input_shape[-1], layer.filters, k, stride=1, padding=lo if lo == hi else 0,
+            dilation=1, groups=1, bias=True, padding_mode="zeros", device="meta", dtype=dtype,
+        )
+        self.asymmetric = (lo, hi, lo, hi) if lo != hi else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
+        if self.asymmetric is not None:
+            x = F.pad(x, self.asymmetric, mode="constant", value=0.0)
+        return super().forward(x)
+
+
+class MaxPool2D(nn.Module):
+    """Max pooling with TF padding: "same" pads with -inf, the extra pixel at the end.
+
+    torch's MaxPool2d has no "same"; it pads symmetrically. This module pads explicitly with
+    F.pad(-inf) (max ignores it) and pools with padding 0, so any size/stride is exact.
+    (MaxPool2d(2, 2, ceil_mode=True) would also be exact for k=2, s=2, but not in general.)
+    """
+
+    def __init__(self, layer: P.MaxPool2D):
+        super().__init__()
+        self.size, self.stride = layer.size, layer.stride
+        height, width, _ = layer.input_shape
+        if layer.padding == "same":
+            (top, bottom), (left, right) = same_padding(height, self.size, self.stride), same_padding(width, self.size, self.stride)
+        else:
+            top = bottom = left = right = 0
+        self.pad = (left, right, top, bottom) if any((top, bottom, left, right)) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
+        if self.pad is not None:
+            x = F.pad(x, self.pad, mode="constant", value=-math.inf)
+        return F.max_pool2d(x, self.size, self.stride, padding=0, dilation=1, ceil_mode=False, return_indices=False)
+
+
+class BatchNorm(nn.Module):
+    """Batch norm over the channel axis (dim 1) with the suite's formula (experiments.spec.model.BatchNorm).
+
+    torch's BatchNorm uses momentum' = 1 - momentum and updates running_var with the unbiased
+    variance var_B * n / (n - 1). Here F.batch_norm normalises (train: batch mean and biased
+    variance; eval: running statistics) and, given fresh buffers and momentum 1, hands back the
+    batch mean and var_B * n / (n - 1), from which r <- momentum * r + (1 - momentum) * stat is
+    applied with the biased var_B, under no_grad. One pass over x for statistics, as torch's own.
+    """
+
+    def __init__(self, layer: P.BatchNormalization, dtype: torch.dtype):
+        super().__init__()
+        features = layer.input_shape[-1]
+        self.momentum, self.epsilon = layer.momentum, layer.epsilon
+        self.weight = nn.Parameter(torch.ones(features, dtype=dtype))  # canonical "scale"
+        self.bias = nn.Parameter(torch.zeros(features, dtype=dtype))  # canonical "offset"
+        self.register_buffer("running_mean", torch.zeros(features, dtype=dtype))
+        self.register_buffer("running_var", torch.ones(features, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C) or (N, C, H, W)
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                training=False, momentum=0.0, eps=self.epsilon)
+        n = x.numel() // x.shape[1]  # samples per channel
+        if n == 1:  # F.batch_norm refuses one value per channel: the formula written out (var_B = 0)
+            dims = [0, *range(2, x.dim())]
+            mean = x.mean(dim=dims, keepdim=True)
+            var = (x - mean).square().mean(dim=dims, keepdim=True)
+            y = (x - mean) / torch.sqrt(var + self.epsilon) * self.weight.reshape(mean.shape) + self.bias.reshape(mean.shape)
+        else:  # with momentum 1, torch stores the batch mean and the unbiased variance in the buffers passed
+            mean, unbiased = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)
+            y = F.batch_norm(x, mean, unbiased, self.weight, self.bias, training=True, momentum=1.0, eps=self.epsilon)
+            var = unbiased * ((n - 1) / n)  # the biased var_B (not in place: autograd saved `unbiased`)
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(m).add_((1.0 - m) * mean.detach().reshape(-1))
+            self.running_var.mul_(m).add_((1.0 - m) * var.detach().reshape(-1))
+        return y
+
+
+class Dropout(nn.Module):
+    """Inverted dropout, x * mask / (1 - rate), mask ~ Bernoulli(1 - rate) from the trainer's Generator.
+
+    Same formula as F.dropout, but the masks come from the trainer's own seeded Generator (two
+    trainers in one process do not share a stream), drawn as uniform < keep: on the CPU that is
+    about 3x faster than torch's bernoulli_, which F.dropout uses.
+    """
+
+    def __init__(self, layer: P.Dropout, generator: torch.Generator):
+        super().__init__()
+        self.rate, self.generator = layer.rate, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = 1.0 - self.rate
+        mask = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) < keep  # Bernoulli(keep)
+        return x * mask.to(x.dtype).div_(keep)
+
+
+def build_module(layer: P.Layer, dtype: torch.dtype, generator: torch.Generator) -> nn.Module:
+    """The torch module of one plan layer; dense/conv weights are left uninitialised (see weights.py)."""
+    if isinstance(layer, P.Dense):  # built on "meta", then given storage: torch's default init never runs
+        return nn.Linear(layer.input_shape[-1], layer.units, bias=True, device="meta", dtype=dtype).to_empty(device="cpu")
+    if isinstance(layer, P.Conv2D):
+        return Conv2D(layer, dtype).to_empty(device="cpu")
+    if isinstance(layer, P.Activation):
+        return Activation(layer.activation)
+    if isinstance(layer, P.BatchNormalization):
+        return BatchNorm(layer, dtype)
+    if isinstance(layer, P.MaxPool2D):
+        return MaxPool2D(layer)
+    if isinstance(layer, P.Dropout):
+        return Dropout(layer, generator)
+    if isinstance(layer, P.Flatten):
+        return nn.Flatten(start_dim=1, end_dim=-1)  # (C, H, W) order; weights.py maps to (H, W, C)
+    raise ValueError(f"the torch backend cannot build layer {layer.name} ({type(layer).__name__})")
+
+
+class PlanModel(nn.Module):
+    """The plan's layers in order, one module per plan layer keyed by its name; NCHW (contiguous) input.
+
+    Contiguous NCHW rather than channels_last on purpose: torch's CPU channels-last (and 2-D)
+    batch-norm kernels accumulate float32 statistics in float32 (7.6e-4 error on the normalised
+    output of a 64x32x28x28 batch here, against 5e-7 for NCHW), although channels_last made a
+    seed-cnn step about 25% faster.
+    """
+
+    def __init__(self, plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: torch.Generator):
+        super().__init__()
+        self.plan = plan
+        self.layers = nn.ModuleDict({layer.name: build_module(layer, dtype, generator) for layer in plan})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+        for module in self.layers.values():
+            x = module(x)
+        return x

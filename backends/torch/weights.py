@@ -1,0 +1,133 @@
+"""Canonical weights <-> torch tensors (layouts, flatten order) and the seeded initial draw.
+
+Layouts (canonical <- torch):
+- dense kernel (in, out) <- Linear.weight (out, in) transposed;
+- the first dense after a flatten: torch flattens (C, H, W), the canonical kernel rows are in
+  (H, W, C) order: W_torch.reshape(out, C, H, W).permute(2, 3, 1, 0).reshape(H*W*C, out);
+- conv kernel (kh, kw, in, out) <- Conv2d.weight (out, in, kh, kw).permute(2, 3, 1, 0);
+- batch norm scale/offset/mean/variance <- weight/bias/running_mean/running_var.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from experiments.spec import plan as P
+
+Layout = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One canonical parameter or buffer: its name, shape, torch tensor and the two layout maps."""
+
+    name: str
+    shape: tuple[int, ...]
+    tensor: torch.Tensor
+    to_canonical: Layout
+    from_canonical: Layout
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _dense_layouts(units: int, flattened: tuple[int, int, int] | None) -> tuple[Layout, Layout]:
+    """Dense kernel maps; `flattened` is the (H, W, C) input of a preceding flatten, else None."""
+    if flattened is None:
+        return (lambda w: w.t()), (lambda k: k.t())
+    h, w_, c = flattened
+    to_canonical = lambda w: w.reshape(units, c, h, w_).permute(2, 3, 1, 0).reshape(h * w_ * c, units)  # noqa: E731
+    from_canonical = lambda k: k.reshape(h, w_, c, units).permute(3, 2, 0, 1).reshape(units, c * h * w_)  # noqa: E731
+    return to_canonical, from_canonical
+
+
+def weight_slots(plan: tuple[P.Layer, ...], modules) -> list[Slot]:
+    """Every canonical parameter/buffer of the plan, bound to the module (by plan layer name) holding it."""
+    slots: list[Slot] = []
+    flattened = None
+    for layer in plan:
+        module = modules[layer.name]
+        if isinstance(layer, P.Flatten):
+            shape = layer.input_shape
+            flattened = (shape[0], shape[1], shape[2]) if len(shape) == 3 else None
+        elif isinstance(layer, P.Dense):
+            to_c, from_c = _dense_layouts(layer.units, flattened)
+            flattened = None
+            slots.append(Slot(f"{layer.name}/kernel", (layer.input_shape[-1], layer.units), module.weight, to_c, from_c))
+            slots.append(Slot(f"{layer.name}/bias", (layer.units,), module.bias, _same, _same))
+        elif isinstance(layer, P.Conv2D):
+            shape = (layer.kernel_size, layer.kernel_size, layer.input_shape[-1], layer.filters)
+            slots.append(Slot(f"{layer.name}/kernel", shape, module.weight,
+                              lambda w: w.permute(2, 3, 1, 0), lambda k: k.permute(3, 2, 0, 1)))
+            slots.append(Slot(f"{layer.name}/bias", (layer.filters,), module.bias, _same, _same))
+        elif isinstance(layer, P.BatchNormalization):
+            features = (layer.input_shape[-1],)
+            for key, tensor in (("scale", module.weight), ("offset", module.bias),
+                                ("mean", module.running_mean), ("variance", module.running_var)):
+                slots.append(Slot(f"{layer.name}/{key}", features, tensor, _same, _same))
+    return slots
+
+
+def get_weights(slots: list[Slot]) -> dict[str, np.ndarray]:
+    """Fresh NumPy copies of every slot in canonical layout."""
+    with torch.no_grad():
+        return {s.name: s.to_canonical(s.tensor.detach()).contiguous().numpy().copy() for s in slots}
+
+
+def set_weights(slots: list[Slot], weights: dict[str, np.ndarray], dtype: torch.dtype) -> None:
+    """Copy canonical arrays into the slots; names and shapes are all checked before anything is copied."""
+    expected = {s.name: s.shape for s in slots}
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"set_weights: missing {missing}, unexpected {unexpected}")
+    arrays = {name: np.asarray(weights[name]) for name in expected}
+    wrong = {name: a.shape for name, a in arrays.items() if tuple(a.shape) != expected[name]}
+    if wrong:
+        raise ValueError("set_weights: wrong shapes " + ", ".join(f"{n} {s} (expected {expected[n]})" for n, s in wrong.items()))
+    tensors = {name: torch.tensor(a, dtype=dtype) for name, a in arrays.items()}  # converted before any copy
+    with torch.no_grad():
+        for s in slots:
+            s.tensor.copy_(s.from_canonical(tensors[s.name]))
+
+
+def draw(shape: tuple[int, ...], distribution, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    """One tensor drawn from a catalog Distribution with the given Generator.
+
+    truncated_normal is torch's trunc_normal_ (inverse-CDF sampling) cut at mean +- 2 std.
+    """
+    t = torch.empty(shape, dtype=dtype)
+    a, b = distribution.a, distribution.b
+    if distribution.kind == "constant":
+        return t.fill_(a)
+    if distribution.kind == "uniform":
+        return t.uniform_(a, b, generator=generator)
+    if distribution.kind == "normal":
+        return t.normal_(a, b, generator=generator)
+    if distribution.kind == "truncated_normal":
+        return torch.nn.init.trunc_normal_(t, mean=a, std=b, a=a - 2.0 * b, b=a + 2.0 * b, generator=generator)
+    raise ValueError(f"the torch backend cannot draw a {distribution.kind!r} distribution")
+
+
+def initial_weights(plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Canonical initial values, drawn in plan order (kernel then bias) in canonical layout.
+
+    Kernel and bias draw from layer.kernel_init / bias_init at the kernel's fans; batch norm
+    starts at scale 1, offset 0, mean 0, variance 1.
+    """
+    info = P.parameter_info(plan)
+    layers = {layer.name: layer for layer in plan}
+    values: dict[str, torch.Tensor] = {}
+    for name, parameter in info.items():
+        layer_name, key = name.split("/")
+        layer = layers[layer_name]
+        if isinstance(layer, (P.Dense, P.Conv2D)):
+            entry = layer.kernel_init if key == "kernel" else layer.bias_init
+            fans = P.fans(info[f"{layer_name}/kernel"].shape)
+            values[name] = draw(parameter.shape, entry.distribution(*fans), dtype, generator)
+        else:
+            fill = 1.0 if key in ("scale", "variance") else 0.0
+            values[name] = torch.full(parameter.shape, fill, dtype=dtype)
+    return values

@@ -1,0 +1,437 @@
+"""The PyTorch backend against the plan, the catalog's formulas and the NumPy float64 oracle, step by step."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends.numpy.forward import forward as oracle_forward  # noqa: E402
+from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
+from backends.torch import SUPPORTED  # noqa: E402
+from backends.torch.layers import same_padding  # noqa: E402
+from backends.torch.losses import make_loss  # noqa: E402
+from backends.torch.trainer import Trainer  # noqa: E402
+from backends.torch.weights import draw  # noqa: E402
+from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
+from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
+from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
+from experiments.catalog.initializers import Distribution  # noqa: E402
+from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError  # noqa: E402
+from experiments.data import load_dataset, to_model_inputs  # noqa: E402
+from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
+from experiments.spec import plan as P  # noqa: E402
+from experiments.spec.plan import fans  # noqa: E402
+
+PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
+DTYPES = ["float32", "float64"]
+# max|a - r| / max(max|r|, 1): float64 must agree with the oracle to rounding; float32 is
+# checked against the float64 oracle run on the same float32-rounded weights and inputs.
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+TINY_MLP = ['model.hidden=[{units=12, activation="relu"}]']
+# Every padding path: even kernel 'same' (pad 1 before, 2 after), 'valid' convs, 'same' pools
+# with the extra -inf pixel at the end (28 -> 14 with 3/2, 13 -> 7 with 2/2), a symmetric 3/1
+# 'same' pool, a 'valid' pool, BN on conv and dense, every hidden activation; flatten (1, 1, 4).
+GEOMETRY_CNN = [
+    'model.conv=[{filters=3, kernel_size=4, padding="same", activation="tanh", pool={size=3, stride=2, padding="same"}},'
+    ' {filters=4, kernel_size=2, padding="valid", activation={name="leaky_relu", negative_slope=0.2},'
+    ' batch_norm={momentum=0.9, epsilon=1e-3}, pool={size=2, stride=2, padding="same"}},'
+    ' {filters=5, kernel_size=3, padding="same", activation="sigmoid", batch_norm={momentum=0.8, epsilon=1e-5},'
+    ' post_activation="relu", pool={size=3, stride=1, padding="same"}},'
+    ' {filters=4, kernel_size=5, padding="valid", activation="linear", pool={size=2, stride=2, padding="valid"}}]',
+    'model.hidden=[{units=6, activation="relu", batch_norm={momentum=0.8, epsilon=1e-5}}]',
+]
+TINY_CNN = [  # the flatten of a (3, 3, 4) map: the (H, W, C) permutation is not trivial
+    'model.conv=[{filters=3, kernel_size=3, padding="same", activation="relu", batch_norm={momentum=0.9, epsilon=1e-3},'
+    ' post_activation={name="leaky_relu", negative_slope=0.1}, pool={size=2, stride=2, padding="same"}},'
+    ' {filters=4, kernel_size=3, padding="valid", activation="tanh", pool={size=2, stride=2, padding="same"}},'
+    ' {filters=4, kernel_size=2, padding="same", activation="sigmoid", pool={size=3, stride=2, padding="same"}}]',
+    'model.hidden=[{units=6, activation="relu", batch_norm={momentum=0.8, epsilon=1e-5}}]',
+]
+# name -> (preset, overrides): each runs three steps against the oracle with a changing rate.
+TRAINING_CASES = {
+    "sgd": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1}']),
+    "sgd-nesterov-no-momentum": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, nesterov=true}']),
+    "sgd-momentum": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.9}']),
+    "sgd-nesterov": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.9, nesterov=true}']),
+    "adam": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="adam", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7}']),
+    "sigmoid-ce-smoothing": ("seed-mlp-sigmoid", ['model.hidden=[{units=7, activation="tanh"}]',
+                                                   'loss={name="categorical_crossentropy", label_smoothing=0.1}']),
+    "softmax-mse": ("mlp-relu-adam", ['model.hidden=[{units=7, activation={name="leaky_relu", negative_slope=0.2}}]', 'loss="mse"']),
+    # SGD here: a bias before a batch norm has a zero gradient up to rounding, which Adam would
+    # normalise to an O(lr) step; the Adam formula is checked on the MLP above.
+    "cnn-batch-norm": ("seed-cnn", TINY_CNN + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.5}']),
+    "cnn-geometry": ("seed-cnn", GEOMETRY_CNN + ['optimizer={name="sgd", learning_rate=0.1}']),
+}
+LEARNING_RATES = [0.1, 0.03, 0.07]
+# One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other at every
+# barrier (a seed-cnn step then varies from 0.1 s to 1 s); the provenance test checks threads=2.
+THREADS = 1
+
+
+def make(preset: str, dtype: str, overrides=(), threads: int = THREADS) -> tuple[Trainer, object, tuple]:
+    spec = load_spec(preset, [*overrides, f'dtype="{dtype}"'])
+    plan = build_plan(spec.model, (28, 28, 1), 10)
+    return Trainer(spec, plan, threads=threads), spec, plan
+
+
+def error(actual, reference) -> float:
+    """max|actual - reference| / max(max|reference|, 1), in float64."""
+    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
+    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
+    return float(np.max(np.abs(actual - reference), initial=0.0) / max(np.max(np.abs(reference), initial=0.0), 1.0))
+
+
+def random_weights(plan, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Canonical weights of moderate scale with non-trivial batch-norm statistics."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, info in parameter_info(plan).items():
+        kind = name.split("/")[1]
+        if kind == "kernel":
+            value = rng.uniform(-1.0, 1.0, info.shape) * np.sqrt(3.0 / fans(info.shape)[0])
+        elif kind in ("scale", "variance"):
+            value = rng.uniform(0.5, 1.5, info.shape)
+        else:  # bias, offset, mean
+            value = rng.normal(0.0, 0.1, info.shape)
+        weights[name] = value.astype(dtype)
+    return weights
+
+
+def data(count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 28, 28, 1)), np.eye(10)[rng.integers(0, 10, count)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """512 real MNIST digits (x (N, 28, 28, 1), one-hot y) in float64."""
+    dataset = load_dataset("mnist-subset")
+    return to_model_inputs(dataset.x_test[:512], dataset.y_test[:512], 10, "float64")
+
+
+def test_supported_is_the_whole_catalog():
+    assert SUPPORTED["activations"] == set(ACTIVATIONS)
+    assert SUPPORTED["output_activations"] == set(OUTPUT_ACTIVATIONS)
+    assert SUPPORTED["losses"] == set(LOSSES)
+    assert SUPPORTED["optimizers"] == set(OPTIMIZERS)
+    kinds = {INITIALIZERS[name](name=name).distribution(4, 4).kind for name in ("zeros", "glorot_uniform", "he_normal")}
+    assert kinds <= SUPPORTED["initializer_distributions"] == set(Distribution.__annotations__["kind"].__args__)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_parameters_match_the_plan(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    info = parameter_info(plan)
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    weights = trainer.get_weights()
+    assert list(weights) == list(info)
+    assert {k: v.shape for k, v in weights.items()} == {k: i.shape for k, i in info.items()}
+    assert {v.dtype for v in weights.values()} == {np.dtype(dtype)}
+    tensors = [*trainer.model.parameters(), *trainer.model.buffers()]
+    assert {t.dtype for t in tensors} == {trainer.dtype}, "every parameter and buffer is spec.dtype"
+    assert torch.get_default_dtype() == torch.float32, "no process-global dtype"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_initial_weights_follow_the_catalog(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    weights = trainer.get_weights()
+    for layer in plan:
+        if isinstance(layer, P.BatchNormalization):
+            for parameter, value in (("scale", 1.0), ("offset", 0.0), ("mean", 0.0), ("variance", 1.0)):
+                assert np.all(weights[f"{layer.name}/{parameter}"] == value), f"{layer.name}/{parameter}"
+        if not isinstance(layer, (P.Dense, P.Conv2D)):
+            continue
+        kernel_fans = fans(weights[f"{layer.name}/kernel"].shape)
+        for parameter, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
+            w = weights[f"{layer.name}/{parameter}"].astype(np.float64)
+            check_sample(w, entry.distribution(*kernel_fans), f"{layer.name}/{parameter} ({entry.name})")
+
+
+def check_sample(w: np.ndarray, d: Distribution, where: str) -> None:
+    """w looks like a draw from d: support, and sample moments within ~6 standard errors."""
+    if d.kind == "constant":
+        assert np.all(w == d.a), where
+        return
+    if d.kind == "uniform":
+        assert d.a <= w.min() and w.max() < d.b, where
+        mean, std = (d.a + d.b) / 2, (d.b - d.a) / np.sqrt(12.0)
+    else:
+        mean, std = d.a, d.b * (0.87962566103423978 if d.kind == "truncated_normal" else 1.0)
+        if d.kind == "truncated_normal":
+            assert np.all(np.abs(w - d.a) <= 2 * d.b * (1 + 1e-6)), where
+    if w.size >= 256:
+        assert abs(w.mean() - mean) < 6 * std / np.sqrt(w.size), where
+        assert abs(w.std() / std - 1) < 0.15, where
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "distribution",
+    [Distribution("constant", 0.25), Distribution("uniform", -0.3, 0.1), Distribution("normal", 0.5, 0.2),
+     Distribution("truncated_normal", -0.1, 0.05)],
+    ids=lambda d: d.kind,
+)
+def test_draw_realises_each_distribution(distribution, dtype):
+    generator = torch.Generator().manual_seed(0)
+    dt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    sample = draw((100, 100), distribution, dt, generator)
+    assert sample.dtype == dt
+    check_sample(sample.double().numpy(), distribution, distribution.kind)
+
+
+def test_initialisation_and_dropout_are_seeded():
+    """Same seed: identical weights and identical training with dropout; another seed: other weights."""
+    overrides = ['model.hidden=[{units=12, activation="relu", dropout=0.5}]']
+    (a, _, _), (b, _, _) = make("mlp-relu-adam", "float32", overrides), make("mlp-relu-adam", "float32", overrides)
+    c, _, _ = make("mlp-relu-adam", "float32", overrides + ["seed=1"])
+    wa, wc = a.get_weights(), c.get_weights()
+    assert all(np.array_equal(wa[k], v) for k, v in b.get_weights().items())
+    assert not np.array_equal(wa["dense_0/kernel"], wc["dense_0/kernel"])
+    x, y = data(16)
+    stats = []
+    for trainer in (a, b):
+        trainer.load_training_data(x, y)
+        stats.append(trainer.train_epoch([np.arange(8), np.arange(8, 16)], np.array([0.01, 0.01])))
+    assert np.array_equal(stats[0].loss, stats[1].loss)
+    assert all(np.array_equal(a.get_weights()[k], v) for k, v in b.get_weights().items())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_set_get_round_trip_is_bit_exact(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    x = data(3)[0].astype(dtype)
+    weights = random_weights(plan, dtype)
+    trainer.set_weights(weights)
+    back = trainer.get_weights()
+    for name, value in weights.items():
+        assert back[name].dtype == np.dtype(dtype) and np.array_equal(back[name], value), name
+    logits = trainer.predict_logits(x, 3)
+    trainer.set_weights(back)
+    assert np.array_equal(trainer.predict_logits(x, 3), logits)
+    back[next(iter(back))][...] = 7.0  # get_weights hands out copies
+    weights[next(iter(weights))][...] = 7.0  # and set_weights keeps its own
+    assert not np.any(trainer.get_weights()[next(iter(back))] == 7.0)
+    for name in (f"{plan[-1].name}/bias", next(n for n in weights if n.endswith("/kernel"))):
+        changed = dict(trainer.get_weights())
+        changed[name] = changed[name] + np.asarray(0.25, dtype)
+        trainer.set_weights(changed)
+        assert not np.array_equal(trainer.predict_logits(x, 3), logits), f"changing {name} changes nothing"
+        trainer.set_weights(back)
+
+
+@pytest.mark.parametrize("fault", ["missing", "unknown", "shape"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_set_weights_rejects_before_copying(preset, dtype, fault):
+    trainer, _, plan = make(preset, dtype)
+    before = trainer.get_weights()
+    bad = random_weights(plan, dtype)
+    last = list(bad)[-1]
+    if fault == "missing":
+        del bad[last]
+    elif fault == "unknown":
+        bad["extra/kernel"] = np.zeros((1, 1), dtype)
+    else:
+        bad[last] = np.zeros(bad[last].shape + (1,), dtype)
+    with pytest.raises(ValueError, match=last if fault != "unknown" else "extra/kernel"):
+        trainer.set_weights(bad)
+    after = trainer.get_weights()
+    assert all(np.array_equal(after[name], before[name]) for name in before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS + ["cnn-geometry"])
+def test_forward_and_evaluate_match_the_oracle(preset, dtype, digits):
+    """Eval-mode logits of real digits against backends/numpy/forward.py; float32 really computes in float32."""
+    base, overrides = ("seed-cnn", GEOMETRY_CNN) if preset == "cnn-geometry" else (preset, ())
+    trainer, spec, plan = make(base, dtype, overrides)
+    weights = random_weights(plan, dtype)
+    trainer.set_weights(weights)
+    x, y = digits[0][:10].astype(dtype), digits[1][:10]
+    logits = trainer.predict_logits(x, 4)
+    reference = oracle_forward(plan, weights, x)
+    assert logits.dtype == np.dtype(dtype) and logits.shape == (10, 10)
+    assert error(logits, reference) <= TOLERANCE[dtype], f"torch {preset} {dtype}: {error(logits, reference):.2e}"
+    if dtype == "float32":  # rounding visible at float32 level means the math was not done in float64
+        assert 1e-9 < error(logits, reference), "float32 trainer computed like float64"
+    oracle = OracleTrainer(spec, plan, 1)
+    oracle.set_weights(weights)
+    (loss, accuracy), (ref_loss, ref_accuracy) = trainer.evaluate(x, y, 4), oracle.evaluate(x, y, 4)
+    assert error(loss, ref_loss) <= TOLERANCE[dtype] and accuracy == ref_accuracy
+
+
+@pytest.mark.parametrize("size, window, stride", [(7, 2, 2), (28, 3, 2), (13, 2, 2), (7, 3, 1), (5, 4, 1), (14, 2, 2)])
+def test_same_padding_is_tf_rule(size, window, stride):
+    """out = ceil(n / s); pad_total = (out - 1) s + k - n, the odd pixel at the end."""
+    before, after = same_padding(size, window, stride)
+    out = -(-size // stride)
+    assert before + after == max((out - 1) * stride + window - size, 0) and after - before in (0, 1)
+    assert (size + before + after - window) // stride + 1 == out
+
+
+LOSS_CASES = [
+    (CategoricalCrossentropy(name="categorical_crossentropy"), Softmax(name="softmax")),
+    (CategoricalCrossentropy(name="categorical_crossentropy", label_smoothing=0.2), Linear(name="linear")),
+    (CategoricalCrossentropy(name="categorical_crossentropy", label_smoothing=0.1), Sigmoid(name="sigmoid")),
+    (MeanSquaredError(name="mse"), Softmax(name="softmax")),
+    (MeanSquaredError(name="mse"), Sigmoid(name="sigmoid")),
+    (MeanSquaredError(name="mse"), Linear(name="linear")),
+]
+
+
+@pytest.mark.parametrize("loss, output", LOSS_CASES, ids=["ce-softmax", "ce-smooth0.2-linear", "ce-smooth0.1-sigmoid",
+                                                          "mse-softmax", "mse-sigmoid", "mse-linear"])
+def test_losses_and_their_gradients_match_the_catalog(loss, output):
+    rng = np.random.default_rng(3)
+    z, y = rng.normal(0.0, 3.0, (6, 10)), np.eye(10)[rng.integers(0, 10, 6)]
+    zt = torch.tensor(z, requires_grad=True)
+    per_example = make_loss(loss, output)(zt, torch.tensor(y))
+    per_example.mean().backward()
+    ref_per_example, ref_gradient = oracle_loss(loss, output.name, z, y)
+    assert per_example.dtype == torch.float64
+    assert error(per_example.detach().numpy(), ref_per_example) <= 1e-13
+    assert error(zt.grad.numpy(), ref_gradient) <= 1e-13
+
+
+@pytest.mark.parametrize("case", TRAINING_CASES)
+def test_training_steps_match_the_oracle(case):
+    """Three float64 steps, rate changing every step: per-step loss, correct count, every weight and
+    running statistic after every step equal the NumPy oracle's (catalog formulas) to 1e-12."""
+    preset, overrides = TRAINING_CASES[case]
+    trainer, spec, plan = make(preset, "float64", overrides)
+    oracle = OracleTrainer(spec, plan, 1)
+    weights = random_weights(plan, "float64")
+    trainer.set_weights(weights)
+    oracle.set_weights(weights)
+    x, y = data(12)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    batches = [np.arange(0, 8), np.arange(4, 12), np.array([11, 0, 5, 3, 2, 9, 8, 1])]
+    for step, (batch, rate) in enumerate(zip(batches, LEARNING_RATES), start=1):
+        stats = trainer.train_epoch([batch], np.array([rate]))
+        expected = oracle.train_epoch([batch], np.array([rate]))
+        assert error(stats.loss, expected.loss) <= 1e-12, f"{case} step {step}: loss"
+        assert np.array_equal(stats.correct, expected.correct), f"{case} step {step}: correct"
+        got, want = trainer.get_weights(), oracle.get_weights()
+        for name in want:
+            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name} off by {error(got[name], want[name]):.2e}"
+        moved = max(error(got[name], weights[name]) for name in want if parameter_info(plan)[name].trainable)
+        assert moved > 1e-6, "the step changed nothing"
+
+
+@pytest.mark.parametrize("batch_size", [64, 1])
+def test_batch_norm_running_statistics_use_the_biased_variance(batch_size):
+    """After one train step each running statistic is m * r + (1 - m) * batch statistic (biased
+    variance, computed here in NumPy from the layer's captured input), and the train-mode output is
+    scale * (x - mean) / sqrt(var + eps) + offset. torch's own BatchNorm would fail both (1 - m, n / (n - 1)).
+    A batch of one (F.batch_norm refuses it) gives var_B = 0."""
+    trainer, _, plan = make("seed-cnn", "float64")
+    weights = random_weights(plan, "float64")
+    trainer.set_weights(weights)
+    seen = {}
+
+    def capture(name):
+        def hook(module, args, out):
+            seen[name] = (args[0].detach().numpy().copy(), out.detach().numpy().copy())
+
+        return hook
+
+    hooks = [trainer.model.layers[layer.name].register_forward_hook(capture(layer.name))
+             for layer in plan if isinstance(layer, P.BatchNormalization)]
+    x, y = data(batch_size)
+    trainer.load_training_data(x, y)
+    stats = trainer.train_epoch([np.arange(batch_size)], np.array([1e-3]))
+    for hook in hooks:
+        hook.remove()
+    assert np.all(np.isfinite(stats.loss))
+    got = trainer.get_weights()
+    for layer in plan:
+        if not isinstance(layer, P.BatchNormalization):
+            continue
+        inputs, outputs = seen[layer.name]  # (N, C) or (N, C, H, W)
+        axes = (0,) if inputs.ndim == 2 else (0, 2, 3)
+        mean, var = inputs.mean(axis=axes), ((inputs - inputs.mean(axis=axes, keepdims=True)) ** 2).mean(axis=axes)
+        m, name = layer.momentum, layer.name
+        assert error(got[f"{name}/mean"], m * weights[f"{name}/mean"] + (1 - m) * mean) <= 1e-12, f"{name}/mean"
+        assert error(got[f"{name}/variance"], m * weights[f"{name}/variance"] + (1 - m) * var) <= 1e-12, f"{name}/variance"
+        shape = (1, -1) + (1,) * (inputs.ndim - 2)
+        r = lambda v: v.reshape(shape)  # noqa: E731
+        expected = r(weights[f"{name}/scale"]) * (inputs - r(mean)) / np.sqrt(r(var) + layer.epsilon) + r(weights[f"{name}/offset"])
+        assert error(outputs, expected) <= 1e-12, f"{name} train-mode output"
+
+
+def test_zero_learning_rate_keeps_weights_and_dropout_masks_change_per_step():
+    trainer, _, plan = make("seed-cnn", "float32")
+    x, y = data(16)
+    trainer.load_training_data(x, y)
+    before = trainer.get_weights()
+    batch = np.arange(8)
+    stats = trainer.train_epoch([batch, batch, batch], np.zeros(3))
+    after = trainer.get_weights()
+    for name, info in parameter_info(plan).items():
+        changed = not np.array_equal(after[name], before[name])
+        assert changed == (not info.trainable), f"{name}: trainable weights stay, running statistics move"
+    assert np.all(np.isfinite(stats.loss))
+    assert len(set(stats.loss.tolist())) == 3, "same batch and weights: only fresh dropout masks change the loss"
+
+
+def test_each_step_uses_its_own_learning_rate():
+    """[lr, 0, 0] in one epoch ends where [lr] does, and [0, 0, lr] does not: rate i drives step i."""
+    x, y = data(24)
+    batches = [np.arange(0, 8), np.arange(8, 16), np.arange(16, 24)]
+    results = {}
+    for label, rates, steps in (("first", [0.05, 0.0, 0.0], batches), ("alone", [0.05], batches[:1]), ("last", [0.0, 0.0, 0.05], batches)):
+        trainer, _, _ = make("mlp-relu-adam", "float64", TINY_MLP)
+        trainer.load_training_data(x, y)
+        trainer.train_epoch(steps, np.array(rates))
+        results[label] = trainer.get_weights()
+    assert all(np.array_equal(results["first"][k], v) for k, v in results["alone"].items())
+    assert not np.array_equal(results["first"]["dense_0/kernel"], results["last"]["dense_0/kernel"])
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_nan_inputs_give_a_non_finite_loss(preset):
+    trainer, _, _ = make(preset, "float32")
+    x, y = data(8)
+    x[3, 10, 10, 0] = np.nan
+    trainer.load_training_data(x, y)
+    stats = trainer.train_epoch([np.arange(8)], np.array([1e-3]))
+    assert stats.loss.dtype == np.float64 and stats.correct.dtype == np.int64
+    assert not np.all(np.isfinite(stats.loss))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_short_training_lowers_the_loss(preset, digits):
+    """Twenty steps on one random batch, then three epochs over 256 real digits: the train loss falls."""
+    trainer, _, _ = make(preset, "float32")
+    x, y = data(32)
+    trainer.load_training_data(x.astype(np.float32), y.astype(np.float32))
+    fixed = trainer.train_epoch([np.arange(32)] * 20, np.full(20, 1e-3))
+    assert fixed.loss[-5:].mean() < fixed.loss[:5].mean(), f"{preset}: {fixed.loss}"
+    x, y = digits[0][:256].astype(np.float32), digits[1][:256].astype(np.float32)
+    trainer.load_training_data(x, y)
+    order = np.random.default_rng(0).permutation(256)
+    batches = [order[i : i + 32] for i in range(0, 256, 32)]
+    epochs = [trainer.train_epoch(batches, np.full(len(batches), 1e-3)) for _ in range(3)]
+    assert epochs[-1].loss.mean() < epochs[0].loss.mean(), f"{preset}: {[e.loss.mean() for e in epochs]}"
+    assert epochs[-1].correct.sum() > epochs[0].correct.sum()
+    assert all(e.correct.dtype == np.int64 and e.correct.max() <= 32 for e in epochs)
+
+
+def test_two_dtypes_in_one_process_and_provenance():
+    t64, _, _ = make("mlp-relu-adam", "float64", TINY_MLP)
+    t32, _, plan = make("mlp-relu-adam", "float32", TINY_MLP, threads=2)
+    weights = random_weights(plan, "float32")
+    t32.set_weights(weights)
+    t64.set_weights(weights)
+    x = data(4)[0].astype(np.float32)
+    assert t32.predict_logits(x, 4).dtype == np.float32 and t64.predict_logits(x, 4).dtype == np.float64
+    settings = t32.settings()
+    assert settings["threads"] == settings["threads_requested"] == 2 and settings["deterministic"] is True and settings["device"] == "cpu"
+    assert settings["dtype"] == "float32" and settings["float32_matmul_precision"] == "highest"
+    assert t32.versions() == {"torch": torch.__version__}
