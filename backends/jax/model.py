@@ -1,0 +1,127 @@
+"""The layer plan as a Flax linen Module (NHWC), every layer argument explicit, catalog initialisers."""
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from jax import lax
+
+from experiments.catalog.initializers import Distribution
+from experiments.spec import plan as P
+from experiments.spec.plan import fans
+
+PRECISION = lax.Precision.HIGHEST
+"""Full-precision matmuls and convolutions (no TF32/bf16 passes on any device)."""
+
+
+def draw(distribution: Distribution, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """One draw from a catalog distribution, computed in dtype.
+
+    truncated_normal is jax.random.truncated_normal on [-2, 2] scaled by b and shifted by a,
+    i.e. cut at a +- 2b and not rescaled (the catalog's convention, same as Keras and jax.nn).
+    """
+    a, b = distribution.a, distribution.b
+    if distribution.kind == "constant":
+        return jnp.full(shape, a, dtype)
+    if distribution.kind == "uniform":
+        return jax.random.uniform(key, shape, dtype, minval=a, maxval=b)
+    if distribution.kind == "normal":
+        return jax.random.normal(key, shape, dtype) * b + a
+    if distribution.kind == "truncated_normal":
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * b + a
+    raise ValueError(f"unsupported initializer distribution {distribution.kind!r}")
+
+
+def initializer(entry, kernel_shape: tuple[int, ...], shape: tuple[int, ...]) -> Callable:
+    """A Flax init function drawing `shape` from entry's distribution at the fans of kernel_shape.
+
+    The bias uses the fans of its own layer's kernel (the suite's convention); the shape
+    Flax asks for is checked against the plan's canonical shape.
+    """
+    distribution = entry.distribution(*fans(kernel_shape))
+
+    def init(key: jax.Array, requested: tuple[int, ...], dtype: Any) -> jax.Array:
+        if tuple(requested) != tuple(shape):
+            raise ValueError(f"Flax asked for a parameter of shape {tuple(requested)}; the plan says {tuple(shape)}")
+        return draw(distribution, key, tuple(shape), dtype)
+
+    return init
+
+
+def activation_fn(entry) -> Callable[[jax.Array], jax.Array]:
+    """The hidden activation of a catalog entry; leaky_relu gets the spec's slope (jax's default is 0.01)."""
+    if entry.name == "relu":
+        return jax.nn.relu
+    if entry.name == "sigmoid":
+        return jax.nn.sigmoid
+    if entry.name == "tanh":
+        return jnp.tanh
+    if entry.name == "leaky_relu":
+        return functools.partial(jax.nn.leaky_relu, negative_slope=entry.negative_slope)
+    if entry.name == "linear":
+        return lambda x: x
+    raise ValueError(f"unsupported activation {entry.name!r}")
+
+
+class PlanModel(nn.Module):
+    """The plan's layers in order; returns the logits. Submodules are named after the plan's layers.
+
+    Flax defaults that differ from the suite are all overridden: Conv padding (Flax: SAME),
+    max_pool strides (Flax: 1), BatchNorm momentum/epsilon and its float32 statistics
+    (force_float32_reductions=False keeps running statistics in param_dtype), param_dtype
+    (Flax: float32 even under x64).
+    """
+
+    plan: tuple
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = jnp.asarray(x, self.dtype)  # (N, H, W, C)
+        for layer in self.plan:
+            x = self._layer(layer, x, train)
+            if x.shape[1:] != tuple(layer.output_shape):
+                raise ValueError(f"{layer.name}: Flax produced shape {x.shape[1:]}, the plan says {layer.output_shape}")
+        return x
+
+    def _layer(self, layer: P.Layer, x: jax.Array, train: bool) -> jax.Array:
+        if isinstance(layer, P.Dense):
+            kernel = (layer.input_shape[-1], layer.units)
+            return nn.Dense(
+                features=layer.units, use_bias=True, dtype=self.dtype, param_dtype=self.dtype, precision=PRECISION,
+                kernel_init=initializer(layer.kernel_init, kernel, kernel),
+                bias_init=initializer(layer.bias_init, kernel, (layer.units,)), name=layer.name,
+            )(x)
+        if isinstance(layer, P.Conv2D):
+            k = layer.kernel_size
+            kernel = (k, k, layer.input_shape[-1], layer.filters)
+            return nn.Conv(
+                features=layer.filters, kernel_size=(k, k), strides=(1, 1), padding=layer.padding.upper(),
+                input_dilation=(1, 1), kernel_dilation=(1, 1), feature_group_count=1, use_bias=True, mask=None,
+                dtype=self.dtype, param_dtype=self.dtype, precision=PRECISION,
+                kernel_init=initializer(layer.kernel_init, kernel, kernel),
+                bias_init=initializer(layer.bias_init, kernel, (layer.filters,)), name=layer.name,
+            )(x)
+        if isinstance(layer, P.Activation):
+            return activation_fn(layer.activation)(x)
+        if isinstance(layer, P.BatchNormalization):
+            # Two-pass biased variance (x - mean)^2, as TF; running r <- m r + (1 - m) batch.
+            return nn.BatchNorm(
+                use_running_average=not train, axis=-1, momentum=layer.momentum, epsilon=layer.epsilon,
+                dtype=self.dtype, param_dtype=self.dtype, use_bias=True, use_scale=True,
+                bias_init=jax.nn.initializers.zeros, scale_init=jax.nn.initializers.ones, axis_name=None,
+                use_fast_variance=False, force_float32_reductions=False, name=layer.name,
+            )(x)
+        if isinstance(layer, P.MaxPool2D):
+            # lax SAME: out = ceil(n / s), the extra padding at the end, padded with -inf.
+            window = (layer.size, layer.size)
+            return nn.max_pool(x, window, strides=(layer.stride, layer.stride), padding=layer.padding.upper())
+        if isinstance(layer, P.Dropout):
+            return nn.Dropout(
+                rate=layer.rate, broadcast_dims=(), deterministic=not train, rng_collection="dropout", name=layer.name
+            )(x)
+        if isinstance(layer, P.Flatten):
+            return x.reshape((x.shape[0], -1))  # row-major NHWC: the canonical (H, W, C) order
+        raise ValueError(f"{layer.name}: unsupported layer type {type(layer).__name__}")

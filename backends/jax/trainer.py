@@ -1,0 +1,252 @@
+"""The JAX backend's Trainer: a Flax linen model and an Optax transform, each epoch one jitted lax.scan."""
+
+import os
+
+# XLA reads XLA_FLAGS once, when its backend starts: ask for deterministic GPU kernels before
+# jax is imported (no effect if some other module already ran a JAX computation).
+_GPU_DETERMINISM = "--xla_gpu_deterministic_ops=true"
+if "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_GPU_DETERMINISM}".strip()
+
+import functools  # noqa: E402
+import math  # noqa: E402
+from collections import Counter  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+from typing import Any, Sequence  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from backends.base import StepStats  # noqa: E402
+from backends.jax import losses, optimizers, weights  # noqa: E402
+from backends.jax.model import PlanModel  # noqa: E402
+from experiments.spec.plan import Conv2D, parameter_info  # noqa: E402
+
+# Process-wide, set once: float64 becomes possible (every array still gets an explicit dtype,
+# so float32 trainers stay float32), and matmuls/convs run at full precision on every device.
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_default_matmul_precision", "highest")
+
+
+@functools.cache
+def _initializer(plan: tuple, dtype_name: str):
+    """PlanModel.init compiled once per plan and dtype: rngs -> variables (run on a zero sample).
+
+    Compiled at XLA's optimisation level 0: it runs once, and compiles ~5x faster (threefry
+    dominates). The draws can differ from an -O3 or eager build in the last bit (FMA
+    contraction), which is still a draw from the same distribution with the same seed.
+    """
+    dtype = np.dtype(dtype_name)
+    sample = jnp.zeros((1, *plan[0].input_shape), dtype)
+    init = jax.jit(PlanModel(plan=plan, dtype=dtype).init, static_argnames="train")
+    lowered = init.lower({"params": jax.random.key(0)}, sample, train=False)
+    compiled = lowered.compile({"xla_backend_optimization_level": 0})
+    return lambda rngs: compiled(rngs, sample)
+
+
+def _split(array: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Array (N, ...) as [(N // B, B, ...), (1, N % B, ...)], the second only when N % B > 0."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    full = len(array) // batch_size * batch_size
+    parts = [array[:full].reshape(full // batch_size, batch_size, *array.shape[1:])] if full else []
+    if full < len(array):
+        parts.append(array[full:][None])
+    return parts
+
+
+class Trainer:
+    """One Flax model (from the plan) and its Optax state; the contract in backends.base.
+
+    Dtypes are explicit everywhere (Flax dtype and param_dtype, inputs, rates), so float32 and
+    float64 trainers coexist in one process under jax_enable_x64. State is one pytree
+    (params, batch_stats, opt_state); the training set stays on the device and each step
+    gathers its batch there. Per-step rates and dropout keys (fold_in(key, global step)) are
+    data, so nothing retraces across epochs; `trace_counts` counts traces (for tests).
+
+    An epoch's full-size batches run as one jitted lax.scan over stacked indices (S, B), the
+    last partial batch as a scan of length 1. Exception: on CPU, a plan with convolutions
+    steps through one jitted step per batch instead, because XLA:CPU leaves convolutions
+    inside a loop body (a scan) on a slow generic path: the seed CNN trains ~8x slower in a
+    scan (jax-ml/jax#12868, measured with jax 0.10.2).
+    """
+
+    def __init__(self, spec, plan, threads: int) -> None:
+        self._spec, self._plan, self._threads = spec, tuple(plan), threads
+        self._dtype = np.dtype(spec.dtype)
+        self._info = parameter_info(self._plan)
+        self._model = PlanModel(plan=self._plan, dtype=self._dtype)
+        init_key, self._dropout_key = jax.random.split(jax.random.key(spec.seed))
+        variables = _initializer(self._plan, self._dtype.name)({"params": init_key})
+        weights.check_layout(variables, self._info, self._dtype)
+        self._loss = losses.per_example_loss(spec.loss, spec.model.output_activation)
+        self._tx = optimizers.direction(spec.optimizer, self._dtype)
+        params = variables["params"]
+        self._state = (params, variables.get("batch_stats", {}), self._tx.init(params))
+        self._steps_done = 0
+        self._x = self._y = None
+        self.trace_counts: Counter[str] = Counter()
+        self._scan = jax.default_backend() != "cpu" or not any(isinstance(layer, Conv2D) for layer in self._plan)
+        self._epoch = jax.jit(self._epoch_fn)
+        self._step = jax.jit(self._step_fn)
+        self._evaluate = jax.jit(self._evaluate_fn)
+        self._logits = jax.jit(self._logits_fn)
+
+    # -- compiled functions --------------------------------------------------------------
+    def _train_step(self, state, x, y, learning_rate, key):
+        """One optimizer step on a batch; returns the new state, the batch's mean loss and correct count."""
+        params, batch_stats, opt_state = state
+
+        def objective(params):
+            logits, updated = self._model.apply(
+                {"params": params, "batch_stats": batch_stats}, x, train=True,
+                rngs={"dropout": key}, mutable=["batch_stats"],
+            )
+            return jnp.mean(self._loss(logits, y)), (logits, updated.get("batch_stats", {}))
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        step_direction, opt_state = self._tx.update(grads, opt_state, params)
+        params = optimizers.apply(params, step_direction, learning_rate)
+        correct = jnp.sum(jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1))
+        return (params, batch_stats, opt_state), (loss, correct)
+
+    def _indexed_step(self, state, data_x, data_y, idx, learning_rate, step, dropout_key):
+        """One step on the training-set rows idx (B,), with the dropout key of global step `step`."""
+        key = jax.random.fold_in(dropout_key, step)
+        return self._train_step(state, data_x[idx], data_y[idx], learning_rate, key)
+
+    def _epoch_fn(self, state, data_x, data_y, indices, learning_rates, steps, dropout_key):
+        """Steps over indices (S, B), learning_rates (S,), global step numbers (S,), as one lax.scan."""
+        self.trace_counts["train"] += 1
+
+        def body(state, inputs):
+            return self._indexed_step(state, data_x, data_y, *inputs, dropout_key)
+
+        return lax.scan(body, state, (indices, learning_rates, steps))
+
+    def _step_fn(self, state, data_x, data_y, idx, learning_rate, step, dropout_key):
+        """One step, compiled on its own (the CPU convolution path, see the class docstring)."""
+        self.trace_counts["step"] += 1
+        return self._indexed_step(state, data_x, data_y, idx, learning_rate, step, dropout_key)
+
+    def _evaluate_fn(self, variables, xb, yb):
+        """Per-sample eval-mode loss and correctness for batches xb (S, B, ...) and yb (S, B, C)."""
+        self.trace_counts["evaluate"] += 1
+
+        def batch(xy):
+            logits = self._model.apply(variables, xy[0], train=False)
+            return self._loss(logits, xy[1]), jnp.argmax(logits, axis=-1) == jnp.argmax(xy[1], axis=-1)
+
+        return lax.map(batch, (xb, yb))
+
+    def _logits_fn(self, variables, xb):
+        """Eval-mode logits (S, B, C) for batches xb (S, B, ...)."""
+        self.trace_counts["logits"] += 1
+        return lax.map(lambda x: self._model.apply(variables, x, train=False), xb)
+
+    # -- the contract --------------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        return {name: version(name) for name in ("jax", "jaxlib", "flax", "optax")}
+
+    def settings(self) -> dict[str, object]:
+        """Threads cannot be set here: XLA's CPU thread pool is fixed when its backend starts."""
+        device = jax.devices()[0]
+        return {
+            "threads_requested": self._threads,
+            "threads_applied": "not settable after XLA starts; see xla_flags and cpu_count",
+            "cpu_count": os.cpu_count(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
+            "jax_enable_x64": bool(jax.config.jax_enable_x64),
+            "layer_precision": "HIGHEST",
+            "platform": device.platform,
+            "device": device.device_kind,
+            "dtype": self._dtype.name,
+            "batch_norm_variance": "two-pass (use_fast_variance=False)",
+            "train_loop": "lax.scan per epoch" if self._scan else "one jitted step per batch (XLA:CPU convolutions)",
+        }
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(self._state[0]))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        params, batch_stats, _ = self._state
+        return weights.to_canonical({"params": params, "batch_stats": batch_stats}, self._info)
+
+    def set_weights(self, canonical: dict[str, np.ndarray]) -> None:
+        """Replace parameters and running statistics; the optimizer state is kept (as torch and Keras do)."""
+        variables = weights.from_canonical(canonical, self._info, self._dtype)
+        params = jax.device_put(variables["params"])
+        batch_stats = jax.device_put(variables.get("batch_stats", {}))
+        self._state = (params, batch_stats, self._state[2])
+
+    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self._x, self._y = (jax.device_put(a) for a in self._inputs(x, y))
+
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+        if self._x is None:
+            raise RuntimeError("call load_training_data before train_epoch")
+        batches = [np.asarray(batch) for batch in batches]
+        rates = np.asarray(learning_rates, dtype=np.float64)
+        if rates.shape != (len(batches),):
+            raise ValueError(f"{len(batches)} batches but learning_rates has shape {rates.shape}")
+        if not batches:
+            return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
+        size = len(batches[0])
+        full = len(batches) if len(batches[-1]) == size else len(batches) - 1
+        for batch in batches:
+            if batch.ndim != 1 or len(batch) == 0 or not np.issubdtype(batch.dtype, np.integer) \
+                    or batch.min() < 0 or batch.max() >= len(self._x):
+                raise ValueError(f"a batch must be a non-empty 1-d integer array of indices into the {len(self._x)} samples")
+        if any(len(batch) != size for batch in batches[:full]):
+            raise ValueError("all batches but the last must have the same length")
+        indices = [batch.astype(np.int32) for batch in batches]
+        rates = rates.astype(self._dtype)
+        steps = np.arange(self._steps_done, self._steps_done + len(batches), dtype=np.uint32)
+        results = []
+        if self._scan:
+            for part in (slice(0, full), slice(full, len(batches))):
+                if part.start < part.stop:
+                    inputs = np.stack(indices[part]), rates[part], steps[part]
+                    self._state, result = self._epoch(self._state, self._x, self._y, *inputs, self._dropout_key)
+                    results.append(result)
+        else:
+            for inputs in zip(indices, rates, steps):
+                self._state, result = self._step(self._state, self._x, self._y, *inputs, self._dropout_key)
+                results.append(result)
+        self._steps_done += len(batches)
+        loss = np.concatenate([np.ravel(r[0]) for r in results]).astype(np.float64)
+        correct = np.concatenate([np.ravel(r[1]) for r in results]).astype(np.int64)
+        return StepStats(loss, correct)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        x, y = self._inputs(x, y)
+        variables = self._variables()
+        outputs = [self._evaluate(variables, xb, yb) for xb, yb in zip(_split(x, batch_size), _split(y, batch_size))]
+        loss = np.concatenate([np.asarray(o[0], np.float64).ravel() for o in outputs])
+        correct = np.concatenate([np.asarray(o[1]).ravel() for o in outputs])
+        return float(loss.mean()), float(correct.mean())
+
+    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        x = self._inputs(x)[0]
+        variables = self._variables()
+        outputs = [self._logits(variables, xb) for xb in _split(x, batch_size)]
+        return np.concatenate([np.asarray(o).reshape(-1, o.shape[-1]) for o in outputs])
+
+    # -- helpers -------------------------------------------------------------------------
+    def _variables(self) -> dict[str, Any]:
+        return {"params": self._state[0], "batch_stats": self._state[1]}
+
+    def _inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """x (N, H, W, C) and one-hot y (N, C) as spec.dtype NumPy arrays, shapes checked."""
+        x = np.asarray(x, dtype=self._dtype)
+        if x.ndim != 4 or x.shape[1:] != tuple(self._plan[0].input_shape) or len(x) == 0:
+            raise ValueError(f"x must have shape (N>0, {', '.join(map(str, self._plan[0].input_shape))}), got {x.shape}")
+        if y is None:
+            return (x,)
+        y = np.asarray(y, dtype=self._dtype)
+        if y.shape != (len(x), self._plan[-1].units):
+            raise ValueError(f"y must be one-hot with shape ({len(x)}, {self._plan[-1].units}), got {y.shape}")
+        return x, y

@@ -1,0 +1,318 @@
+"""The JAX backend against the plan, the catalog's formulas and the NumPy float64 oracle, step by step."""
+
+from typing import get_args
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("flax")
+pytest.importorskip("optax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from backends.jax import SUPPORTED  # noqa: E402
+from backends.jax import losses as jax_losses  # noqa: E402
+from backends.jax.trainer import Trainer  # noqa: E402
+from backends.numpy.forward import forward as oracle_forward  # noqa: E402
+from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
+from backends.numpy import SUPPORTED as ORACLE_SUPPORTED  # noqa: E402
+from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
+from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
+from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
+from experiments.catalog.initializers import Distribution  # noqa: E402
+from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError  # noqa: E402
+from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
+from experiments.spec import plan as P  # noqa: E402
+from experiments.spec.plan import fans  # noqa: E402
+
+PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
+DTYPES = ["float32", "float64"]
+# max|a - r| / max(max|r|, 1): float64 must agree with the oracle to rounding; float32 is
+# checked against the float64 oracle run on the same float32-rounded weights and inputs.
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+TINY_MLP = ['model.hidden=[{units=12, activation="relu"}]']
+TINY_CNN = [  # 'same' conv + BN + leaky_relu + pool 28 -> 14, 'valid' convs, a 3x3 stride-2 'same' pool 5 -> 3, dense + BN
+    'model.conv=[{filters=3, kernel_size=3, padding="same", activation="relu", batch_norm={momentum=0.9, epsilon=1e-3},'
+    ' post_activation={name="leaky_relu", negative_slope=0.1}, pool={size=2, stride=2, padding="same"}},'
+    ' {filters=4, kernel_size=3, padding="valid", activation="tanh", pool={size=2, stride=2, padding="same"}},'
+    ' {filters=2, kernel_size=2, padding="valid", activation="sigmoid", pool={size=3, stride=2, padding="same"}}]',
+    'model.hidden=[{units=6, activation="relu", batch_norm={momentum=0.8, epsilon=1e-5}}]',
+]
+# name -> (preset, overrides): each runs three steps against the oracle with a changing rate.
+TRAINING_CASES = {
+    "sgd": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1}']),
+    "sgd-momentum": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.9}']),
+    "sgd-nesterov": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.9, nesterov=true}']),
+    "adam": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="adam", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7}']),
+    "sigmoid-ce-smoothing": ("seed-mlp-sigmoid", ['model.hidden=[{units=7, activation="tanh"}]',
+                                                   'loss={name="categorical_crossentropy", label_smoothing=0.1}']),
+    "softmax-mse": ("mlp-relu-adam", ['model.hidden=[{units=7, activation={name="leaky_relu", negative_slope=0.2}}]', 'loss="mse"']),
+    # SGD here: a bias before a batch norm has a zero gradient up to rounding, which Adam would
+    # normalise to an O(lr) step; the Adam formula is checked on the MLP above.
+    "cnn-batch-norm": ("seed-cnn", TINY_CNN + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.5}']),
+}
+LEARNING_RATES = [0.1, 0.03, 0.07]
+
+
+def make(preset: str, dtype: str, overrides=()) -> tuple[Trainer, object, tuple]:
+    spec = load_spec(preset, [*overrides, f'dtype="{dtype}"'])
+    plan = build_plan(spec.model, (28, 28, 1), 10)
+    return Trainer(spec, plan, threads=2), spec, plan
+
+
+def error(actual, reference) -> float:
+    """max|actual - reference| / max(max|reference|, 1), in float64."""
+    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
+    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
+    return float(np.max(np.abs(actual - reference), initial=0.0) / max(np.max(np.abs(reference), initial=0.0), 1.0))
+
+
+def random_weights(plan, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Canonical weights of moderate scale with non-trivial batch-norm statistics."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, info in parameter_info(plan).items():
+        kind = name.split("/")[1]
+        if kind == "kernel":
+            value = rng.uniform(-1.0, 1.0, info.shape) * np.sqrt(3.0 / fans(info.shape)[0])
+        elif kind in ("scale", "variance"):
+            value = rng.uniform(0.5, 1.5, info.shape)
+        else:  # bias, offset, mean
+            value = rng.normal(0.0, 0.1, info.shape)
+        weights[name] = value.astype(dtype)
+    return weights
+
+
+def data(count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 28, 28, 1)), np.eye(10)[rng.integers(0, 10, count)]
+
+
+def test_supported_is_the_whole_catalog():
+    assert SUPPORTED["activations"] == set(ACTIVATIONS)
+    assert SUPPORTED["output_activations"] == set(OUTPUT_ACTIVATIONS)
+    assert SUPPORTED["losses"] == set(LOSSES)
+    assert SUPPORTED["optimizers"] == set(OPTIMIZERS)
+    assert SUPPORTED["initializer_distributions"] == set(get_args(Distribution.__annotations__["kind"]))
+    assert SUPPORTED == ORACLE_SUPPORTED  # the oracle implements every layer of the plan, too
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_parameters_match_the_plan(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    info = parameter_info(plan)
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    weights = trainer.get_weights()
+    assert list(weights) == list(info)
+    assert {k: v.shape for k, v in weights.items()} == {k: i.shape for k, i in info.items()}
+    assert {v.dtype for v in weights.values()} == {np.dtype(dtype)}
+    floats = [leaf for leaf in jax.tree.leaves(trainer._state) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    assert {leaf.dtype for leaf in floats} == {np.dtype(dtype)}, "params, batch_stats and optimizer state are spec.dtype"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_initial_weights_follow_the_catalog(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    weights = trainer.get_weights()
+    for layer in plan:
+        if isinstance(layer, P.BatchNormalization):
+            for parameter, value in (("scale", 1.0), ("offset", 0.0), ("mean", 0.0), ("variance", 1.0)):
+                assert np.all(weights[f"{layer.name}/{parameter}"] == value), f"{layer.name}/{parameter}"
+        if not isinstance(layer, (P.Dense, P.Conv2D)):
+            continue
+        kernel_fans = fans(weights[f"{layer.name}/kernel"].shape)
+        for parameter, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
+            w = weights[f"{layer.name}/{parameter}"].astype(np.float64)
+            d, where = entry.distribution(*kernel_fans), f"{layer.name}/{parameter} ({entry.name})"
+            if d.kind == "constant":
+                assert np.all(w == d.a), where
+                continue
+            if d.kind == "uniform":
+                assert d.a <= w.min() and w.max() < d.b, where
+                mean, std = (d.a + d.b) / 2, (d.b - d.a) / np.sqrt(12.0)
+            else:
+                mean, std = d.a, d.b * (0.87962566103423978 if d.kind == "truncated_normal" else 1.0)
+                if d.kind == "truncated_normal":
+                    assert np.all(np.abs(w - d.a) <= 2 * d.b * (1 + 1e-6)), where
+            if w.size >= 256:  # sample moments within ~6 standard errors
+                assert abs(w.mean() - mean) < 6 * std / np.sqrt(w.size), where
+                assert abs(w.std() / std - 1) < 0.15, where
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_set_get_round_trip_is_bit_exact(preset, dtype):
+    trainer, _, plan = make(preset, dtype)
+    weights = random_weights(plan, dtype)
+    trainer.set_weights(weights)
+    back = trainer.get_weights()
+    for name, value in weights.items():
+        assert back[name].dtype == np.dtype(dtype) and np.array_equal(back[name], value), name
+    back[next(iter(back))][...] = 7.0  # get_weights hands out copies
+    weights[next(iter(weights))][...] = 7.0  # and set_weights keeps its own
+    assert not np.any(trainer.get_weights()[next(iter(back))] == 7.0)
+
+
+@pytest.mark.parametrize("fault", ["missing", "unknown", "shape"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_set_weights_rejects_before_copying(preset, dtype, fault):
+    trainer, _, plan = make(preset, dtype)
+    before = trainer.get_weights()
+    bad = random_weights(plan, dtype)
+    last = list(bad)[-1]
+    if fault == "missing":
+        del bad[last]
+    elif fault == "unknown":
+        bad["extra/kernel"] = np.zeros((1, 1), dtype)
+    else:
+        bad[last] = np.zeros(bad[last].shape + (1,), dtype)
+    with pytest.raises(ValueError, match=last if fault != "unknown" else "extra/kernel"):
+        trainer.set_weights(bad)
+    after = trainer.get_weights()
+    assert all(np.array_equal(after[name], before[name]) for name in before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_forward_and_evaluate_match_the_oracle(preset, dtype):
+    """Eval-mode logits against backends/numpy/forward.py; float32 must really compute in float32."""
+    trainer, spec, plan = make(preset, dtype)
+    weights = random_weights(plan, dtype)
+    trainer.set_weights(weights)
+    x, y = data(8)
+    x = x.astype(dtype)
+    logits = trainer.predict_logits(x, 4)
+    reference = oracle_forward(plan, weights, x)
+    assert logits.dtype == np.dtype(dtype)
+    assert error(logits, reference) <= TOLERANCE[dtype], f"jax {preset} {dtype}: {error(logits, reference):.2e}"
+    if dtype == "float32":  # rounding visible at float32 level means the math was not done in float64
+        assert 1e-9 < error(logits, reference), "float32 trainer computed like float64"
+    if dtype == "float64":  # evaluate's loss and accuracy (the same code in float32)
+        oracle = OracleTrainer(spec, plan, 1)
+        oracle.set_weights(weights)
+        (loss, accuracy), (ref_loss, ref_accuracy) = trainer.evaluate(x, y, 4), oracle.evaluate(x, y, 4)
+        assert error(loss, ref_loss) <= TOLERANCE[dtype] and accuracy == ref_accuracy
+
+
+LOSS_CASES = [
+    (CategoricalCrossentropy(name="categorical_crossentropy"), Softmax(name="softmax")),
+    (CategoricalCrossentropy(name="categorical_crossentropy", label_smoothing=0.2), Linear(name="linear")),
+    (CategoricalCrossentropy(name="categorical_crossentropy", label_smoothing=0.1), Sigmoid(name="sigmoid")),
+    (MeanSquaredError(name="mse"), Softmax(name="softmax")),
+    (MeanSquaredError(name="mse"), Sigmoid(name="sigmoid")),
+    (MeanSquaredError(name="mse"), Linear(name="linear")),
+]
+
+
+@pytest.mark.parametrize("loss, output", LOSS_CASES, ids=lambda e: getattr(e, "label_smoothing", e.name))
+def test_losses_and_their_gradients_match_the_catalog(loss, output):
+    rng = np.random.default_rng(3)
+    z, y = rng.normal(0.0, 3.0, (6, 10)), np.eye(10)[rng.integers(0, 10, 6)]
+    fn = jax_losses.per_example_loss(loss, output)
+    per_example, gradient = jax.jit(lambda z, y: (fn(z, y), jax.grad(lambda z: jnp.mean(fn(z, y)))(z)))(z, y)
+    ref_per_example, ref_gradient = oracle_loss(loss, output.name, z, y)
+    assert per_example.dtype == jnp.float64
+    assert error(per_example, ref_per_example) <= 1e-13
+    assert error(gradient, ref_gradient) <= 1e-13
+
+
+@pytest.mark.parametrize("case", TRAINING_CASES)
+def test_training_steps_match_the_oracle(case):
+    """Three float64 steps, rate changing every step: per-step loss, correct count, every weight and
+    running statistic after every step equal the NumPy oracle's (catalog formulas) to 1e-12."""
+    preset, overrides = TRAINING_CASES[case]
+    trainer, spec, plan = make(preset, "float64", overrides)
+    oracle = OracleTrainer(spec, plan, 1)
+    weights = random_weights(plan, "float64")
+    trainer.set_weights(weights)
+    oracle.set_weights(weights)
+    x, y = data(12)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    batches = [np.arange(0, 8), np.arange(4, 12), np.array([11, 0, 5, 3, 2, 9, 8, 1])]
+    for step, (batch, rate) in enumerate(zip(batches, LEARNING_RATES), start=1):
+        stats = trainer.train_epoch([batch], np.array([rate]))
+        expected = oracle.train_epoch([batch], np.array([rate]))
+        assert error(stats.loss, expected.loss) <= 1e-12, f"{case} step {step}: loss"
+        assert np.array_equal(stats.correct, expected.correct), f"{case} step {step}: correct"
+        got, want = trainer.get_weights(), oracle.get_weights()
+        for name in want:
+            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name} off by {error(got[name], want[name]):.2e}"
+        moved = max(error(got[name], weights[name]) for name in want if parameter_info(plan)[name].trainable)
+        assert moved > 1e-6, "the step changed nothing"
+
+
+MLP_BN_DROPOUT = ['model.hidden=[{units=12, activation="relu", batch_norm={momentum=0.9, epsilon=1e-3}, dropout=0.25}]']
+SMALL_CNN = ['model.conv=[{filters=3, kernel_size=3, padding="same", activation="relu", batch_norm={momentum=0.9, epsilon=1e-3},'
+             ' pool={size=2, stride=2, padding="same"}, dropout=0.3}]', 'model.hidden=[]']
+
+
+def test_zero_learning_rate_keeps_weights_and_dropout_masks_change_per_step():
+    trainer, _, plan = make("mlp-relu-adam", "float32", MLP_BN_DROPOUT)  # Adam
+    x, y = data(16)
+    trainer.load_training_data(x, y)
+    before = trainer.get_weights()
+    batch = np.arange(8)
+    stats = trainer.train_epoch([batch, batch, batch], np.zeros(3))
+    after = trainer.get_weights()
+    for name, info in parameter_info(plan).items():
+        changed = not np.array_equal(after[name], before[name])
+        assert changed == (not info.trainable), f"{name}: trainable weights stay, running statistics move"
+    assert np.all(np.isfinite(stats.loss))
+    assert len(set(stats.loss.tolist())) == 3, "same batch and weights: only fresh dropout masks change the loss"
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_no_recompilation_across_epochs(model):
+    """Epochs with new rates, a new order, a partial last batch, evaluation and set_weights compile nothing.
+
+    On CPU the MLP runs its epochs as a scan and the CNN one jitted step per batch."""
+    trainer, _, _ = make("mlp-relu-adam", "float32", MLP_BN_DROPOUT) if model == "mlp" else make("seed-cnn", "float32", SMALL_CNN)
+    x, y = data(21)
+    trainer.load_training_data(x, y)
+    compiles = []
+
+    def listener(event, seconds, **kwargs):
+        if "backend_compile" in event:
+            compiles.append(kwargs.get("fun_name"))
+
+    rng = np.random.default_rng(0)
+
+    def epoch(rates):
+        order = rng.permutation(21)
+        trainer.train_epoch([order[:8], order[8:16], order[16:]], rates)  # two full batches, one of 5
+        trainer.evaluate(x, y, 7)
+        trainer.predict_logits(x[:14], 7)
+
+    epoch(np.array([0.1, 0.1, 0.1]))
+    traces = dict(trainer.trace_counts)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        epoch(np.array([0.05, 0.04, 0.03]))
+        trainer.set_weights(trainer.get_weights())
+        epoch(np.array([1e-3, 1e-4, 0.0]))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    training = {"train": 2} if trainer._scan else {"step": 2}  # full batches + the partial one
+    assert dict(trainer.trace_counts) == traces == {**training, "evaluate": 1, "logits": 1}
+    assert compiles == [], f"recompiled: {compiles}"
+
+
+def test_two_dtypes_in_one_process_and_provenance():
+    t32, _, plan = make("mlp-relu-adam", "float32", TINY_MLP)
+    t64, _, _ = make("mlp-relu-adam", "float64", TINY_MLP)
+    weights = random_weights(plan, "float32")
+    t32.set_weights(weights)
+    t64.set_weights(weights)
+    x = data(4)[0].astype(np.float32)
+    assert t32.predict_logits(x, 4).dtype == np.float32 and t64.predict_logits(x, 4).dtype == np.float64
+    settings = t32.settings()
+    assert settings["jax_enable_x64"] is True and settings["jax_default_matmul_precision"] == "highest"
+    assert settings["threads_requested"] == 2 and "xla_flags" in settings
+    assert set(t32.versions()) == {"jax", "jaxlib", "flax", "optax"}
