@@ -1,0 +1,143 @@
+"""Build a channels-last Keras model from the layer plan, every argument explicit, and map its variables to canonical names."""
+
+import numpy as np
+
+from backends.keras.framework import keras, tf
+from experiments.catalog.initializers import Distribution
+from experiments.spec import plan as P
+
+# Streams derived from spec.seed, one per (layer index, purpose).
+KERNEL_STREAM, BIAS_STREAM, DROPOUT_STREAM = 0, 1, 2
+
+# Keras' BatchNormalization weight names -> the suite's canonical names.
+BATCH_NORM_NAMES = {"gamma": "scale", "beta": "offset", "moving_mean": "mean", "moving_variance": "variance"}
+
+
+def derived_seed(seed: int, layer_index: int, stream: int) -> int:
+    """A 31-bit seed for one random stream (a kernel, a bias, a dropout mask) derived from spec.seed."""
+    return int(np.random.SeedSequence([seed, layer_index, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def initializer(distribution: Distribution, seed: int) -> keras.initializers.Initializer:
+    """The Keras initialiser drawing from a catalog distribution.
+
+    Keras' TruncatedNormal (TF: stateless_truncated_normal) re-draws values beyond 2 stddev
+    and does not rescale, which is the catalog's truncated_normal.
+    """
+    kind, a, b = distribution.kind, distribution.a, distribution.b
+    if kind == "constant":
+        return keras.initializers.Constant(value=a)
+    if kind == "uniform":
+        return keras.initializers.RandomUniform(minval=a, maxval=b, seed=seed)
+    if kind == "normal":
+        return keras.initializers.RandomNormal(mean=a, stddev=b, seed=seed)
+    if kind == "truncated_normal":
+        return keras.initializers.TruncatedNormal(mean=a, stddev=b, seed=seed)
+    raise KeyError(f"the Keras backend has no initializer distribution {kind!r}")
+
+
+def _initializers(layer: P.Dense | P.Conv2D, kernel_shape: tuple[int, ...], seed: int, index: int):
+    """(kernel, bias) initialisers of a dense or conv layer; the bias uses the kernel's fans."""
+    fan_in, fan_out = P.fans(kernel_shape)
+    kernel = initializer(layer.kernel_init.distribution(fan_in, fan_out), derived_seed(seed, index, KERNEL_STREAM))
+    bias = initializer(layer.bias_init.distribution(fan_in, fan_out), derived_seed(seed, index, BIAS_STREAM))
+    return kernel, bias
+
+
+def leaky_relu(negative_slope: float):
+    """x if x > 0 else negative_slope * x, with the slope in x's dtype (derivative at 0: the slope, as torch and TF).
+
+    Not keras.layers.LeakyReLU: on TF it runs tf.nn.leaky_relu, whose `alpha` is a float32 op
+    attribute, so a float64 model gets float32(0.1) = 0.10000000149 as its slope.
+    """
+    return lambda x: tf.where(x > 0, x, x * negative_slope)
+
+
+def activation_layer(layer: P.Activation, dtype: str) -> keras.layers.Layer:
+    """A hidden activation layer (catalog formulas; the LeakyReLU slope is the spec's, never Keras' 0.3).
+
+    Plain TF ops: the backend is TF only, and Keras' TF sigmoid also attaches cached logits to
+    its output (harmless here: the losses take logits, never probabilities).
+    """
+    entry = layer.activation
+    functions = {"relu": tf.nn.relu, "sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh, "linear": tf.identity}
+    if entry.name == "leaky_relu":
+        function = leaky_relu(entry.negative_slope)
+    elif entry.name in functions:
+        function = functions[entry.name]
+    else:
+        raise KeyError(f"the Keras backend has no activation {entry.name!r}")
+    return keras.layers.Activation(function, name=layer.name, dtype=dtype)
+
+
+def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.layers.Layer:
+    """The Keras layer of one plan layer, named like it, in `dtype`."""
+    if isinstance(layer, P.Dense):
+        kernel, bias = _initializers(layer, (layer.input_shape[-1], layer.units), seed, index)
+        return keras.layers.Dense(
+            units=layer.units, activation=None, use_bias=True,
+            kernel_initializer=kernel, bias_initializer=bias, name=layer.name, dtype=dtype,
+        )
+    if isinstance(layer, P.Conv2D):
+        k = layer.kernel_size
+        kernel, bias = _initializers(layer, (k, k, layer.input_shape[-1], layer.filters), seed, index)
+        return keras.layers.Conv2D(
+            filters=layer.filters, kernel_size=(k, k), strides=(1, 1), padding=layer.padding,
+            data_format="channels_last", dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+            kernel_initializer=kernel, bias_initializer=bias, name=layer.name, dtype=dtype,
+        )
+    if isinstance(layer, P.Activation):
+        return activation_layer(layer, dtype)
+    if isinstance(layer, P.BatchNormalization):
+        # Keras BN is the suite's formula: r <- m r + (1 - m) batch, biased batch variance.
+        return keras.layers.BatchNormalization(
+            axis=-1, momentum=layer.momentum, epsilon=layer.epsilon, center=True, scale=True,
+            beta_initializer=keras.initializers.Zeros(), gamma_initializer=keras.initializers.Ones(),
+            moving_mean_initializer=keras.initializers.Zeros(), moving_variance_initializer=keras.initializers.Ones(),
+            renorm=False, synchronized=False, name=layer.name, dtype=dtype,
+        )
+    if isinstance(layer, P.MaxPool2D):
+        return keras.layers.MaxPooling2D(
+            pool_size=(layer.size, layer.size), strides=(layer.stride, layer.stride), padding=layer.padding,
+            data_format="channels_last", name=layer.name, dtype=dtype,
+        )
+    if isinstance(layer, P.Dropout):
+        return keras.layers.Dropout(
+            rate=layer.rate, noise_shape=None, seed=derived_seed(seed, index, DROPOUT_STREAM), name=layer.name, dtype=dtype
+        )
+    if isinstance(layer, P.Flatten):
+        return keras.layers.Flatten(data_format="channels_last", name=layer.name, dtype=dtype)  # (H, W, C) order
+    raise TypeError(f"the Keras backend cannot build layer {layer.name} ({type(layer).__name__})")
+
+
+def canonical_variables(plan: tuple[P.Layer, ...], model: keras.Model) -> dict[str, keras.Variable]:
+    """Canonical name -> Keras variable. Keras layouts are already canonical: (in, out), (kh, kw, in, out)."""
+    variables = {}
+    for layer in plan:
+        built = model.get_layer(layer.name)
+        if isinstance(layer, (P.Dense, P.Conv2D)):
+            variables[f"{layer.name}/kernel"] = built.kernel
+            variables[f"{layer.name}/bias"] = built.bias
+        elif isinstance(layer, P.BatchNormalization):
+            for keras_name, name in BATCH_NORM_NAMES.items():
+                variables[f"{layer.name}/{name}"] = getattr(built, keras_name)
+    info = P.parameter_info(plan)
+    shapes = {name: tuple(v.shape) for name, v in variables.items()}
+    expected = {name: p.shape for name, p in info.items()}
+    if shapes != expected:
+        raise AssertionError(f"Keras variables {shapes} differ from the plan's parameters {expected}")
+    return variables
+
+
+def build_model(plan: tuple[P.Layer, ...], dtype: str, seed: int) -> keras.Sequential:
+    """The plan as a Sequential model taking (N, H, W, C) inputs in `dtype` and returning logits.
+
+    Every layer gets dtype= explicitly; keras.config.set_floatx is never called (it is
+    process-global). Each layer's output shape is checked against the plan.
+    """
+    layers = [keras_layer(layer, index, dtype, seed) for index, layer in enumerate(plan)]
+    model = keras.Sequential([keras.Input(shape=plan[0].input_shape, dtype=dtype), *layers], name="mnist_parity")
+    for layer, built in zip(plan, layers):
+        if tuple(built.output.shape[1:]) != layer.output_shape:
+            raise AssertionError(f"Keras layer {layer.name} outputs {built.output.shape[1:]}, the plan {layer.output_shape}")
+    return model

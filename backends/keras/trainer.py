@@ -1,0 +1,214 @@
+"""Keras 3 (TensorFlow backend) Trainer: the plan as a Keras model, trained by a tf.function epoch loop."""
+
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported (backends.keras.framework checks it)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import warnings  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from backends.base import StepStats  # noqa: E402
+from backends.keras.framework import keras, tf  # noqa: E402
+from backends.keras.losses import make_loss  # noqa: E402
+from backends.keras.model import build_model, canonical_variables  # noqa: E402
+from backends.keras.optimizers import make_optimizer  # noqa: E402
+from experiments.spec import parameter_info  # noqa: E402
+from experiments.spec import plan as P  # noqa: E402
+
+
+def configure_threads(threads: int) -> dict[str, object]:
+    """Set TF's intra- and inter-op thread pools and op determinism; returns what is in effect.
+
+    The pools can only be sized before TF's runtime starts; a later Trainer in the same process
+    asking for other sizes gets a warning and the sizes already in effect (reported here).
+    TF32 is turned off too (it only exists on Ampere+ GPUs, where TF enables it by default).
+    """
+    applied = True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as error:  # "cannot be modified after initialization"
+        applied = False
+        warnings.warn(f"TensorFlow thread pools were already initialised ({error}); keeping the sizes in effect")
+    tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return {
+        "threads_requested": threads,
+        "threads_applied": applied,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "op_determinism": True,
+        "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
+    }
+
+
+class Trainer:
+    """One Keras model and its optimizer, built from a spec and its layer plan (see backends.base).
+
+    A whole epoch is one call of a tf.function: a tf.while_loop that gathers each batch from
+    the training set (held as tensors) and calls the step function, itself a tf.function.
+    Input signatures have open dimensions, so each is traced once. The step is XLA-compiled
+    (jit_compile; one compilation per batch size) only for plans without convolutions: on
+    CPU, XLA fuses an MLP's many small ops (about 2x faster) but runs the CNN ~25x slower.
+    """
+
+    def __init__(self, spec, plan, threads: int) -> None:
+        self.spec, self.plan = spec, plan
+        self.dtype = tf.as_dtype(spec.dtype)
+        self._settings = configure_threads(threads)
+        self.model = build_model(plan, spec.dtype, spec.seed)
+        self._variables = canonical_variables(plan, self.model)
+        self._info = parameter_info(plan)
+        self.num_classes = plan[-1].units
+        self.optimizer = make_optimizer(spec.optimizer)
+        self.optimizer.build(self.model.trainable_variables)
+        self._loss = make_loss(spec.loss, spec.model.output_activation, self.num_classes)
+        self._x = self._y = None
+        self.trace_counts = {"train": 0, "step": 0, "evaluate": 0, "predict": 0}
+        images = tf.TensorSpec((None, *plan[0].input_shape), self.dtype)
+        labels = tf.TensorSpec((None, self.num_classes), self.dtype)
+        self.jit_compile = not any(isinstance(layer, P.Conv2D) for layer in plan)
+        self._step = tf.function(
+            self._train_step, autograph=False, jit_compile=self.jit_compile,
+            input_signature=[images, labels, tf.TensorSpec((), tf.float64)],
+        )
+        self._train = tf.function(
+            self._train_steps, autograph=False, jit_compile=False,
+            input_signature=[images, labels, tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.int64),
+                             tf.TensorSpec((None,), tf.float64)],
+        )
+        self._evaluate = tf.function(self._evaluate_batch, autograph=False, jit_compile=False, input_signature=[images, labels])
+        self._predict = tf.function(self._predict_batch, autograph=False, jit_compile=False, input_signature=[images])
+
+    # Provenance -----------------------------------------------------------------------------------
+
+    def versions(self) -> dict[str, str]:
+        return {"keras": keras.__version__, "tensorflow": tf.__version__}
+
+    def settings(self) -> dict[str, object]:
+        return {
+            **self._settings,
+            "device": self.model.trainable_variables[0].value.device,
+            "dtype": self.spec.dtype,
+            "compiled": "tf.function epoch loop (tf.while_loop) calling a tf.function step; evaluate/predict per batch",
+            "jit_compile": self.jit_compile,
+        }
+
+    # Parameters ------------------------------------------------------------------------------------
+
+    def parameter_count(self) -> int:
+        return int(sum(np.prod(v.shape, dtype=np.int64) for v in self.model.trainable_weights))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {name: np.array(v.numpy(), copy=True) for name, v in self._variables.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        missing = sorted(set(self._info) - set(weights))
+        unknown = sorted(set(weights) - set(self._info))
+        if missing or unknown:
+            raise ValueError(f"set_weights: missing {missing}, unknown {unknown} (no weight was changed)")
+        arrays = {}
+        for name, info in self._info.items():
+            array = np.asarray(weights[name])
+            if array.shape != info.shape:
+                raise ValueError(f"set_weights: {name} has shape {array.shape}, expected {info.shape} (no weight was changed)")
+            arrays[name] = array.astype(self.spec.dtype)
+        for name, array in arrays.items():
+            self._variables[name].assign(array)
+
+    # Training ----------------------------------------------------------------------------------------
+
+    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep the training set as tensors (passed to the compiled loop as arguments, not captured)."""
+        self._x = self._images(x)
+        self._y = self._labels(y)
+        if self._x.shape[0] != self._y.shape[0]:
+            raise ValueError(f"load_training_data: {self._x.shape[0]} images but {self._y.shape[0]} labels")
+
+    def _images(self, x: np.ndarray) -> tf.Tensor:
+        x = np.asarray(x)
+        if x.shape[1:] != self.plan[0].input_shape:
+            raise ValueError(f"images have shape {x.shape}, expected (N, {', '.join(map(str, self.plan[0].input_shape))})")
+        return tf.constant(x, dtype=self.dtype)
+
+    def _labels(self, y: np.ndarray) -> tf.Tensor:
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape[1] != self.num_classes:
+            raise ValueError(f"labels have shape {y.shape}, expected one-hot (N, {self.num_classes})")
+        return tf.constant(y, dtype=self.dtype)
+
+    def _batch_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """(per-sample losses (N,), number of samples with argmax(logits) == argmax(y))."""
+        logits = self.model(x, training=training)  # (N, C)
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1), tf.argmax(y, axis=-1)), tf.int64))
+        return self._loss(logits, y), hits
+
+    def _train_step(self, x, y, rate):
+        """One optimizer step on the batch x (B, H, W, C), y (B, C); returns (batch mean loss, hits)."""
+        self.trace_counts["step"] += 1  # runs only while tracing
+        variables = self.model.trainable_variables
+        self.optimizer.rate.assign(rate)
+        with tf.GradientTape() as tape:
+            per_sample, hits = self._batch_loss(x, y, training=True)
+            loss = tf.reduce_mean(per_sample)
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss, hits
+
+    def _train_steps(self, x, y, order, bounds, rates):
+        """Step i trains on x[order[bounds[i]:bounds[i+1]]] at rates[i]; returns the (S,) losses and hits."""
+        self.trace_counts["train"] += 1
+        steps = tf.size(rates)
+
+        def step(i, losses, hits):
+            batch = order[bounds[i] : bounds[i + 1]]  # (B,)
+            loss, correct = self._step(tf.gather(x, batch), tf.gather(y, batch), rates[i])
+            return i + 1, losses.write(i, loss), hits.write(i, correct)
+
+        arrays = (tf.TensorArray(self.dtype, size=steps), tf.TensorArray(tf.int64, size=steps))
+        _, losses, hits = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), *arrays), parallel_iterations=1)
+        return losses.stack(), hits.stack()
+
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+        if self._x is None:
+            raise RuntimeError("train_epoch: call load_training_data first")
+        rates = np.asarray(learning_rates, dtype=np.float64)
+        if rates.shape != (len(batches),):
+            raise ValueError(f"train_epoch: {len(batches)} batches but learning_rates has shape {rates.shape}")
+        if not batches:
+            return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
+        order = np.concatenate([np.asarray(b, dtype=np.int64).ravel() for b in batches])
+        bounds = np.concatenate([[0], np.cumsum([len(b) for b in batches])]).astype(np.int64)
+        losses, hits = self._train(self._x, self._y, tf.constant(order), tf.constant(bounds), tf.constant(rates))
+        return StepStats(losses.numpy().astype(np.float64), hits.numpy().astype(np.int64))
+
+    # Evaluation -------------------------------------------------------------------------------------
+
+    def _evaluate_batch(self, x, y):
+        self.trace_counts["evaluate"] += 1
+        per_sample, hits = self._batch_loss(x, y, training=False)
+        return tf.reduce_sum(per_sample), hits
+
+    def _predict_batch(self, x):
+        self.trace_counts["predict"] += 1
+        return self.model(x, training=False)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        x, y = self._images(x), self._labels(y)
+        n = int(x.shape[0])
+        if n == 0 or n != int(y.shape[0]):
+            raise ValueError(f"evaluate: {n} images and {int(y.shape[0])} labels; need the same, nonzero number")
+        total, correct = 0.0, 0
+        for start in range(0, n, batch_size):
+            loss_sum, hits = self._evaluate(x[start : start + batch_size], y[start : start + batch_size])
+            total += float(loss_sum.numpy())
+            correct += int(hits.numpy())
+        return total / n, correct / n
+
+    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        x = self._images(x)
+        n = int(x.shape[0])
+        parts = [self._predict(x[start : start + batch_size]).numpy() for start in range(0, n, batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), self.spec.dtype)
