@@ -75,7 +75,7 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title)
     headers = {
         "backend": "backend", "status": "status", "test_accuracy": "test acc", "test_loss": "test loss",
-        "train_time_s": "train time (s)", "samples_per_s": "samples/s", "parameters": "params", "framework": "framework",
+        "train_time_s": "train time (s)", "samples_per_s": "samples/s (steady)", "parameters": "params", "framework": "framework",
     }
     for column in frame.columns:
         table.add_column(headers.get(column, column), justify="left" if column in ("backend", "status", "framework") else "right")

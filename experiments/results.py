@@ -73,7 +73,7 @@ def summary_frame(result: RunResult) -> pd.DataFrame:
             "test_accuracy": m.get("test_accuracy"),
             "test_loss": m.get("test_loss"),
             "train_time_s": m.get("train_time_s"),
-            "samples_per_s": m.get("samples_per_s"),
+            "samples_per_s": m.get("steady_samples_per_s"),
             "parameters": o.parameter_count,
             "framework": o.framework_version,
         })

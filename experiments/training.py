@@ -51,6 +51,7 @@ class TrainingResult:
     test_accuracy: float
     train_time_s: float
     samples_per_s: float
+    steady_samples_per_s: float
     history: list[EpochRecord]
 
     def metrics(self) -> dict:
@@ -63,7 +64,8 @@ def train(trainer, spec: ExperimentSpec, data: SplitData, on_epoch: Callable[[Ep
     """Train for spec.training.epochs epochs, evaluating on validation each epoch and on test at the end.
 
     train_time_s counts only the optimizer steps (compilation included); samples_per_s is
-    the number of training samples processed divided by it.
+    the number of training samples processed divided by it. steady_samples_per_s leaves out
+    the first epoch (where jit/tf.function compile) when there is more than one.
     """
     n = len(data.x_train)
     batch_size, drop_last = spec.training.batch_size, spec.training.drop_last
@@ -105,4 +107,17 @@ def train(trainer, spec: ExperimentSpec, data: SplitData, on_epoch: Callable[[Ep
     test_loss, test_accuracy = trainer.evaluate(data.x_test, data.y_test, EVAL_BATCH_SIZE)
     if not np.isfinite(test_loss):
         raise NonFiniteLoss(f"test loss is {test_loss}")
-    return TrainingResult(test_loss, test_accuracy, train_time, samples / train_time if train_time else 0.0, history)
+    return TrainingResult(
+        test_loss, test_accuracy, train_time, _rate(samples, train_time), _steady_rate(history, n, drop_last, batch_size), history
+    )
+
+
+def _rate(samples: float, seconds: float) -> float:
+    return samples / seconds if seconds > 0 else 0.0
+
+
+def _steady_rate(history: list[EpochRecord], n: int, drop_last: bool, batch_size: int) -> float:
+    """Samples per second over epochs 2.. (all epochs when there is only one)."""
+    per_epoch = steps_per_epoch(n, batch_size, drop_last) * batch_size if drop_last else n
+    epochs = history[1:] or history
+    return _rate(per_epoch * len(epochs), sum(record.epoch_time_s for record in epochs))

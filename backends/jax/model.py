@@ -50,6 +50,11 @@ def initializer(entry, kernel_shape: tuple[int, ...], shape: tuple[int, ...]) ->
     return init
 
 
+def leaky_relu(x: jax.Array, negative_slope: float) -> jax.Array:
+    """x if x > 0 else slope * x: the derivative at 0 is the slope (torch, TF); jax.nn.leaky_relu gives 1 there."""
+    return jnp.where(x > 0, x, jnp.asarray(negative_slope, x.dtype) * x)
+
+
 def activation_fn(entry) -> Callable[[jax.Array], jax.Array]:
     """The hidden activation of a catalog entry; leaky_relu gets the spec's slope (jax's default is 0.01)."""
     if entry.name == "relu":
@@ -59,7 +64,7 @@ def activation_fn(entry) -> Callable[[jax.Array], jax.Array]:
     if entry.name == "tanh":
         return jnp.tanh
     if entry.name == "leaky_relu":
-        return functools.partial(jax.nn.leaky_relu, negative_slope=entry.negative_slope)
+        return functools.partial(leaky_relu, negative_slope=entry.negative_slope)
     if entry.name == "linear":
         return lambda x: x
     raise ValueError(f"unsupported activation {entry.name!r}")

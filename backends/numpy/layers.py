@@ -39,8 +39,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-# Activations: value and derivative (the derivative at a kink is the right-hand one for
-# leaky_relu and 0 for relu at 0, as torch, TF and jax.nn define them).
+# Activations: value and derivative. At the kink x = 0 the derivative is the left-hand one,
+# 0 for relu and the slope for leaky_relu, as torch and TF define them (see the catalog).
 def activation_value(name: str, x: np.ndarray, p: dict) -> np.ndarray:
     if name == "relu":
         return np.maximum(x, 0.0)
@@ -63,7 +63,7 @@ def activation_derivative(name: str, x: np.ndarray, y: np.ndarray, p: dict) -> n
     if name == "tanh":
         return 1.0 - y * y
     if name == "leaky_relu":
-        return np.where(x >= 0, 1.0, p["negative_slope"]).astype(x.dtype)
+        return np.where(x > 0, 1.0, p["negative_slope"]).astype(x.dtype)
     if name == "linear":
         return np.ones_like(x)
     raise KeyError(f"the NumPy backend has no activation {name!r}")

@@ -29,7 +29,10 @@ class Tanh(Entry):
 
 
 class LeakyRelu(Entry):
-    """leaky_relu(x) = x if x >= 0 else negative_slope * x.
+    """leaky_relu(x) = x if x > 0 else negative_slope * x; the derivative at 0 is negative_slope.
+
+    The derivative at the kink follows torch and TF (`jax.nn.leaky_relu` gives 1 there, so the
+    JAX backend writes the function itself).
 
     The slope has no suite default on purpose: torch and Flax default to 0.01, the Keras
     layer to 0.3 and the Keras function to 0.2 (PARITY_CANON section 1). Every backend
