@@ -24,6 +24,27 @@ Conventions every backend follows (the suite's canon; see ../shared/PARITY_CANON
   the (H, W, C) flatten order.
 - Steps are compiled the way the framework is meant to be used (jit / tf.function; no per-step
   Python overhead in torch beyond the step itself).
+- Tasks: with C = 10 outputs, y is one-hot and a sample is correct when argmax(logits) ==
+  argmax(y). A binary task has C = 1 output, y is (N, 1) of 0/1, and a sample is correct when
+  (logit > 0) == (y > 0.5).
+- Activations with state: prelu's alpha is a trainable parameter (canonical `<layer>/alpha`,
+  (1,) or (C,)); rrelu draws a fresh slope per element and step in training with the
+  framework's own RNG (seeded from spec.seed) and uses (lower + upper) / 2 in eval mode;
+  maxout reduces groups of consecutive features of the last axis, gradient to the first max.
+- Gradient clipping (optimizer.clip_global_norm) and every optimizer formula are the catalog's,
+  written by hand where a built-in differs.
+
+Besides the Trainer, each backend has `ops.py` (imports its framework) with the op-level
+functions the parity tests call. They must reuse the very code the Trainer trains with:
+    activation_vjp(entry, x, cotangent, dtype, params=None, training=False, seed=0)
+        -> (y, dx, dparams)    # y = act(x); dx = J^T cotangent; dparams e.g. {"alpha": ...} for prelu
+    loss_vjp(loss, output_activation, z, y, dtype) -> (loss_value: float, dz)   # mean over the batch
+    optimizer_steps(optimizer, params, grads, learning_rates, dtype) -> list of params dicts
+        # params: name -> array; grads: one dict per step; returns the params after each step
+and `defaults.py` with `framework_defaults() -> list[dict]`, rows of
+{"entry", "parameter", "value", "source"} read from the installed framework (inspect.signature,
+class attributes) so a version change shows up; `python -m backends.<name>.defaults` prints
+them as JSON.
 """
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from experiments.data import Dataset, split_train_validation
+from experiments.data.tasks import task_labels
 from experiments.outcome import BackendOutcome
 from experiments.protocol import Job, parse_event
 from experiments.spec import ExperimentSpec, build_plan
@@ -39,9 +40,10 @@ def write_split(spec: ExperimentSpec, dataset: Dataset, path: Path) -> dict[str,
     x_train, y_train, x_val, y_val = split_train_validation(
         dataset.x_train, dataset.y_train, spec.data.validation_fraction, spec.seed
     )
+    task = spec.data.task
     np.savez(
-        path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-        x_test=dataset.x_test, y_test=dataset.y_test, num_classes=dataset.num_classes,
+        path, x_train=x_train, y_train=task_labels(y_train, task), x_val=x_val, y_val=task_labels(y_val, task),
+        x_test=dataset.x_test, y_test=task_labels(dataset.y_test, task), num_outputs=spec.data.num_outputs,
     )
     return {"train": len(x_train), "validation": len(x_val), "test": len(dataset.x_test)}
 
@@ -75,11 +77,11 @@ def run_backend(job: Job, job_path: Path, log_path: Path, display: Display) -> B
     return outcome
 
 
-def write_initial_weights(spec: ExperimentSpec, num_classes: int, path: Path) -> None:
+def write_initial_weights(spec: ExperimentSpec, path: Path) -> None:
     """One float64 draw of every parameter from the spec's initialisers (seeded by spec.seed), canonical layout."""
     from backends.numpy.trainer import initial_weights  # NumPy only
 
-    np.savez(path, **initial_weights(build_plan(spec.model, (28, 28, 1), num_classes), spec.seed))
+    np.savez(path, **initial_weights(build_plan(spec.model, (28, 28, 1), spec.data.num_outputs), spec.seed))
 
 
 def run_experiment(
@@ -99,7 +101,7 @@ def run_experiment(
         sizes = write_split(spec, dataset, data_path)
         init_path = Path(scratch) / "initial_weights.npz" if same_init else None
         if init_path is not None:
-            write_initial_weights(spec, dataset.num_classes, init_path)
+            write_initial_weights(spec, init_path)
         for backend in backends:
             display.backend_started(backend, spec.training.epochs)
             job = Job(backend, spec.to_dict(), str(data_path), threads, str(init_path) if init_path else None)

@@ -25,13 +25,20 @@ def _event_stream():
     return events
 
 
-def _load_split(path: str, dtype: str, num_classes: int) -> SplitData:
+def _load_split(path: str, dtype: str, num_outputs: int) -> SplitData:
+    """Model inputs in dtype: one-hot targets for 10 outputs, (N, 1) 0/1 targets for one."""
     from experiments.data import to_model_inputs
+    from experiments.data.tasks import binary_targets
 
     arrays = np.load(path)
     parts = {}
     for part in ("train", "val", "test"):
-        parts[f"x_{part}"], parts[f"y_{part}"] = to_model_inputs(arrays[f"x_{part}"], arrays[f"y_{part}"], num_classes, dtype)
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if num_outputs == 1:
+            parts[f"x_{part}"], _ = to_model_inputs(x, np.zeros(len(y), dtype=np.int64), 2, dtype)
+            parts[f"y_{part}"] = binary_targets(y, dtype)
+        else:
+            parts[f"x_{part}"], parts[f"y_{part}"] = to_model_inputs(x, y, num_outputs, dtype)
     return SplitData(**parts)
 
 
@@ -41,9 +48,9 @@ def run_job(job: Job, events) -> int:
         from backends import load_trainer
 
         spec = ExperimentSpec.model_validate(job.spec)
-        num_classes = int(np.load(job.data_path)["num_classes"])
-        plan = build_plan(spec.model, (28, 28, 1), num_classes)
-        data = _load_split(job.data_path, spec.dtype, num_classes)
+        num_outputs = spec.data.num_outputs
+        plan = build_plan(spec.model, (28, 28, 1), num_outputs)
+        data = _load_split(job.data_path, spec.dtype, num_outputs)
         tick = time.perf_counter()
         trainer = load_trainer(job.backend)(spec, plan, job.threads)
         if job.init_path is not None:

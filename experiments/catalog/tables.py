@@ -5,14 +5,22 @@ from typing import Annotated, Any, Union
 from pydantic import BeforeValidator, Field
 
 
-def _name_to_table(value: Any) -> Any:
-    """Accept `"relu"` as shorthand for `{name = "relu"}`."""
-    return {"name": value} if isinstance(value, str) else value
+def _normaliser(aliases: dict[str, str]):
+    """Accept `"relu"` as shorthand for `{name = "relu"}`, and map alias names to their entry."""
+
+    def normalise(value: Any) -> Any:
+        if isinstance(value, str):
+            value = {"name": value}
+        if isinstance(value, dict) and value.get("name") in aliases:
+            value = {**value, "name": aliases[value["name"]]}
+        return value
+
+    return normalise
 
 
-def tagged_union(*entries: type) -> Any:
+def tagged_union(*entries: type, aliases: dict[str, str] | None = None) -> Any:
     """A pydantic type choosing among `entries` by their `name` field; a bare string is a name."""
-    return Annotated[Union[entries], Field(discriminator="name"), BeforeValidator(_name_to_table)]
+    return Annotated[Union[entries], Field(discriminator="name"), BeforeValidator(_normaliser(aliases or {}))]
 
 
 def registry(*entries: type) -> dict[str, type]:

@@ -14,6 +14,7 @@ from experiments.progress import TerminalDisplay, summary_table
 from experiments.results import new_run_dir, summary_frame, write_results
 from experiments.runner import RunResult, run_experiment
 from experiments.spec import build_plan, load_spec
+from experiments.spec.loading import require_trainable
 from experiments.support import missing_support
 
 
@@ -46,7 +47,8 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     if dataset.record.note:
         console.print(Panel(dataset.record.note, title="dataset", style="bold yellow"), highlight=False)
-    plan = build_plan(spec.model, (28, 28, 1), dataset.num_classes)
+    require_trainable(spec)
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     runnable = [b for b in backends if not missing_support(b, spec, plan)]
 
     run_dir = new_run_dir(args.out, spec.name, spec.spec_hash())

@@ -74,6 +74,9 @@ def format_validation_error(root: type, error: ValidationError, source: str) -> 
         message = f"{path}.{key}: {first['ctx']['tag']!r} is not known; allowed: {tags}"
     elif kind == "union_tag_not_found":
         message = f"{path}: a table here needs a 'name' (or 'kind') key"
+    elif kind == "value_error":  # a cross-field check; its text names the field when at top level
+        text = first["msg"].removeprefix("Value error, ")
+        message = text if not parts else f"{path}: {text}"
     elif kind == "missing":
         message = f"{path}: missing; this field has no default and must be given"
     else:

@@ -4,7 +4,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from experiments.catalog import Loss, Optimizer, Schedule
 from experiments.catalog.schedules import Constant
@@ -12,8 +12,14 @@ from experiments.catalog.base import Entry
 from experiments.spec.model import Model
 
 
+Task = Literal["digits", "even_odd", *[f"digit_{k}" for k in range(10)]]  # type: ignore[misc]
+
+
 class DataSpec(Entry):
-    """Which dataset to use and how much of its training part to hold out for validation.
+    """Which dataset, how much of its training part to hold out for validation, and the task.
+
+    task "digits": the 10-class problem. Binary tasks (one sigmoid output, targets 0/1, as in
+    the seed's sigmoid classifier): "even_odd" (1 = odd digit) and "digit_k" (1 = the digit k).
 
     dataset: a name from `mnist-parity list datasets`, or "auto": full MNIST when it is
     found locally, else the embedded 5,000-digit subset (announced loudly).
@@ -22,6 +28,12 @@ class DataSpec(Entry):
 
     dataset: str = "auto"
     validation_fraction: Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)] = 0.1
+    task: Task = "digits"
+
+    @property
+    def num_outputs(self) -> int:
+        """10 logits for the digit task, 1 for a binary task."""
+        return 10 if self.task == "digits" else 1
 
 
 class TrainingSpec(Entry):
@@ -46,9 +58,20 @@ class ExperimentSpec(Entry):
     seed: Annotated[int, Field(ge=0, lt=2**31)]
     dtype: Literal["float32", "float64"]
 
+    @model_validator(mode="after")
+    def _task_fits(self) -> "ExperimentSpec":
+        output, loss = self.model.output_activation.name, self.loss.name
+        if self.data.task != "digits" and output == "softmax":
+            raise ValueError(f"model.output_activation: softmax over the single output of task {self.data.task!r} is always 1; use sigmoid")
+        if self.data.task != "digits" and loss in ("categorical_crossentropy", "kl_divergence"):
+            raise ValueError(f"loss: {loss} needs several classes; task {self.data.task!r} has one output: use binary_crossentropy or mse")
+        if loss == "binary_crossentropy" and output not in ("sigmoid", "linear"):
+            raise ValueError(f"loss: binary_crossentropy takes sigmoid (or linear) outputs, not {output}")
+        return self
+
     def to_dict(self) -> dict:
         """The fully resolved spec as plain data (every default written out)."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     def spec_hash(self) -> str:
         """A short stable hash of the resolved spec (name and description excluded)."""

@@ -127,8 +127,32 @@ def validate_spec(table: dict[str, Any], source: str) -> ExperimentSpec:
         spec = ExperimentSpec.model_validate(table)
     except ValidationError as error:
         raise format_validation_error(ExperimentSpec, error, source) from None
-    build_plan(spec.model, (28, 28, 1), 10)  # raises SpecError naming the block that cannot work
+    build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)  # raises SpecError naming the block that cannot work
     return spec
+
+
+def forward_only_fields(spec: ExperimentSpec) -> list[str]:
+    """Spec fields that use a forward-only activation (step, sign): such a model cannot be trained."""
+    fields = [
+        f"model.{group}[{i}].{key}"
+        for group in ("conv", "hidden")
+        for i, block in enumerate(getattr(spec.model, group, ()))
+        for key in ("activation", "post_activation")
+        if getattr(block, key) is not None and getattr(block, key).forward_only
+    ]
+    if spec.model.output_activation.forward_only:
+        fields.append("model.output_activation")
+    return fields
+
+
+def require_trainable(spec: ExperimentSpec) -> None:
+    """Refuse to train through step or sign, with the reason."""
+    fields = forward_only_fields(spec)
+    if fields:
+        raise SpecError(
+            f"{fields[0]}: a forward-only activation cannot be trained: its derivative is 0 almost everywhere, "
+            "so no weight below it would ever change; use it in forward checks only"
+        )
 
 
 def load_spec(name_or_path: str, overrides: Iterable[str] = ()) -> ExperimentSpec:

@@ -2,7 +2,8 @@
 
 Shapes are per sample and channels-last: (H, W, C) for images, (F,) for features.
 Canonical parameter names are `<layer name>/<parameter>`, e.g. `conv2d_0/kernel`; canonical
-layouts: dense kernel (in, out), conv kernel (kh, kw, in, out), vectors (features,).
+layouts: dense kernel (in, out), conv kernel (kh, kw, in, out), vectors (features,), PReLU
+`alpha` (1,) shared or (C,) per channel of the last axis.
 """
 
 import math
@@ -102,8 +103,16 @@ class _Builder:
         self.shape = tuple(output_shape)
 
     def activation(self, activation: Entry | None, where: str) -> None:
-        if activation is not None and activation.name != "linear":
-            self.add(Activation, "activation", self.shape, where, activation=activation)
+        if activation is None or activation.name == "linear":
+            return
+        features = self.shape[-1]
+        if activation.name == "maxout" and features % activation.pieces:
+            raise SpecError(
+                f"{where}.pieces: {activation.pieces} does not divide the {features} features of its input; "
+                f"use a layer width that is a multiple of {activation.pieces}"
+            )
+        output = (*self.shape[:-1], activation.output_features(features))
+        self.add(Activation, "activation", output, where, activation=activation)
 
     def batch_norm(self, spec: BatchNorm | None, where: str) -> None:
         if spec is not None:
@@ -189,6 +198,9 @@ def parameter_info(plan: tuple[Layer, ...]) -> dict[str, ParameterInfo]:
             k = layer.kernel_size
             info[f"{layer.name}/kernel"] = ParameterInfo((k, k, layer.input_shape[-1], layer.filters), True)
             info[f"{layer.name}/bias"] = ParameterInfo((layer.filters,), True)
+        elif isinstance(layer, Activation) and layer.activation.has_parameters:  # prelu
+            alpha_shape = (layer.input_shape[-1],) if layer.activation.per_channel else (1,)
+            info[f"{layer.name}/alpha"] = ParameterInfo(alpha_shape, True)
         elif isinstance(layer, BatchNormalization):
             features = (layer.input_shape[-1],)
             info[f"{layer.name}/scale"] = ParameterInfo(features, True)
