@@ -68,3 +68,76 @@ def test_max_pool_same_with_odd_size_routes_gradient_once():
     x = np.random.default_rng(2).random((2, 28, 28, 1))
     _, _, grads, _ = trainer.loss_and_gradients(x, np.eye(10)[[1, 2]], {})
     assert all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+from backends.numpy import ops as oracle_ops  # noqa: E402
+from experiments.catalog import Activation, Loss, OutputActivation  # noqa: E402
+from tests.op_cases import ACTIVATION_CASES, LOSS_CASES, entry, loss_inputs, prelu_params  # noqa: E402
+
+KINKS = (0.0, -3.0, 3.0)
+FORWARD_ONLY = {"step", "sign"}
+
+
+def _away_from_kinks(rng, shape):
+    x = rng.normal(0, 3, shape)
+    for kink in KINKS:
+        x = np.where(np.abs(x - kink) < 1e-2, x + 0.05, x)
+    return x
+
+
+@pytest.mark.parametrize("case", [c for c in ACTIVATION_CASES if ACTIVATION_CASES[c]["name"] not in FORWARD_ONLY])
+def test_activation_gradient_matches_finite_differences(case):
+    act = entry(Activation, ACTIVATION_CASES[case])
+    rng = np.random.default_rng(4)
+    x = _away_from_kinks(rng, (3, 12))
+    params = prelu_params(case, 12)
+    out_features = 12 // act.pieces if act.name == "maxout" else 12
+    cot = rng.normal(0, 1, (3, out_features))
+    _, dx, dparams = oracle_ops.activation_vjp(act, x, cot, "float64", params=params)
+    f = lambda x_, p_=params: float(np.sum(oracle_ops.activation_vjp(act, x_, cot, "float64", params=p_)[0] * cot))  # noqa: E731
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += STEP
+        down[index] -= STEP
+        numeric[index] = (f(up) - f(down)) / (2 * STEP)
+    assert relative_error(dx, numeric) <= FINITE_DIFFERENCE_RTOL, case
+    for name, value in (params or {}).items():
+        numeric_p = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            up, down = dict(params), dict(params)
+            up[name], down[name] = value.copy(), value.copy()
+            up[name][index] += STEP
+            down[name][index] -= STEP
+            numeric_p[index] = (f(x, up) - f(x, down)) / (2 * STEP)
+        assert relative_error(dparams[name], numeric_p) <= FINITE_DIFFERENCE_RTOL, f"{case} d{name}"
+
+
+@pytest.mark.parametrize("case", LOSS_CASES)
+def test_loss_gradient_matches_finite_differences(case):
+    table, output, classes = LOSS_CASES[case]
+    loss, out = entry(Loss, table), entry(OutputActivation, output)
+    z, y = loss_inputs(classes)
+    z[0, 0] = 3.0  # keep every probability well away from 0 and 1 for the difference quotient
+    _, dz = oracle_ops.loss_vjp(loss, out, z, y, "float64")
+    numeric = np.zeros_like(z)
+    for index in np.ndindex(z.shape):
+        up, down = z.copy(), z.copy()
+        up[index] += STEP
+        down[index] -= STEP
+        numeric[index] = (oracle_ops.loss_vjp(loss, out, up, y, "float64")[0] - oracle_ops.loss_vjp(loss, out, down, y, "float64")[0]) / (2 * STEP)
+    assert relative_error(dz, numeric) <= FINITE_DIFFERENCE_RTOL, case
+
+
+def test_seed_softmax_vector():
+    """Seed article 004: softmax([1, 2, 5, 3]) = [0.0152, 0.0414, 0.8310, 0.1125] (4 decimals)."""
+    from backends.numpy.losses import output_activation
+
+    np.testing.assert_allclose(output_activation("softmax", np.array([[1.0, 2.0, 5.0, 3.0]]))[0], [0.0152, 0.0414, 0.8310, 0.1125], atol=5e-5)
+
+
+def test_kl_equals_cross_entropy_for_one_hot_targets():
+    z, y = loss_inputs(10)
+    kl = oracle_ops.loss_vjp(entry(Loss, "kl_divergence"), entry(OutputActivation, "softmax"), z, y, "float64")
+    ce = oracle_ops.loss_vjp(entry(Loss, "categorical_crossentropy"), entry(OutputActivation, "softmax"), z, y, "float64")
+    assert abs(kl[0] - ce[0]) <= 1e-15 * abs(ce[0]) and relative_error(kl[1], ce[1]) == 0.0

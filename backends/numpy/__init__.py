@@ -1,10 +1,12 @@
-"""NumPy float64 reference backend: hand-written forward, backward and optimizers (the oracle)."""
+"""NumPy reference backend: hand-written forward, backward and optimizers (the float64 oracle)."""
+
+from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS
 
 SUPPORTED = {
     "layers": frozenset({"dense", "conv2d", "activation", "batch_norm", "max_pool", "dropout", "flatten"}),
-    "activations": frozenset({"relu", "sigmoid", "tanh", "leaky_relu", "linear"}),
-    "output_activations": frozenset({"softmax", "sigmoid", "linear"}),
-    "losses": frozenset({"categorical_crossentropy", "mse"}),
-    "optimizers": frozenset({"sgd", "adam"}),
+    "activations": frozenset(ACTIVATIONS),
+    "output_activations": frozenset(OUTPUT_ACTIVATIONS),
+    "losses": frozenset(LOSSES),
+    "optimizers": frozenset(OPTIMIZERS),
     "initializer_distributions": frozenset({"constant", "uniform", "normal", "truncated_normal"}),
 }

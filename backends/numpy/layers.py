@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from backends.numpy.activations import activation_vjp
 from experiments.spec import plan as P
 
 
@@ -33,42 +34,6 @@ def _windows(xp: np.ndarray, window: int, stride: int) -> np.ndarray:
     return sliding_window_view(xp, (window, window), axis=(1, 2))[:, ::stride, ::stride]
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) without overflow for large |x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-# Activations: value and derivative. At the kink x = 0 the derivative is the left-hand one,
-# 0 for relu and the slope for leaky_relu, as torch and TF define them (see the catalog).
-def activation_value(name: str, x: np.ndarray, p: dict) -> np.ndarray:
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    if name == "sigmoid":
-        return sigmoid(x)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "leaky_relu":
-        return np.where(x >= 0, x, x.dtype.type(p["negative_slope"]) * x)
-    if name == "linear":
-        return x
-    raise KeyError(f"the NumPy backend has no activation {name!r}")
-
-
-def activation_derivative(name: str, x: np.ndarray, y: np.ndarray, p: dict) -> np.ndarray:
-    if name == "relu":
-        return (x > 0).astype(x.dtype)
-    if name == "sigmoid":
-        return y * (1.0 - y)
-    if name == "tanh":
-        return 1.0 - y * y
-    if name == "leaky_relu":
-        return np.where(x > 0, 1.0, p["negative_slope"]).astype(x.dtype)
-    if name == "linear":
-        return np.ones_like(x)
-    raise KeyError(f"the NumPy backend has no activation {name!r}")
-
-
 def forward(layer: P.Layer, params: dict, x: np.ndarray, train: bool, noise: dict) -> tuple[np.ndarray, object]:
     """One layer forward. noise holds the dropout masks drawn by the trainer (keyed by layer name)."""
     if isinstance(layer, P.Flatten):
@@ -81,9 +46,11 @@ def forward(layer: P.Layer, params: dict, x: np.ndarray, train: bool, noise: dic
         y = np.einsum("nhwcij,ijcf->nhwf", patches, params["kernel"], optimize=True) + params["bias"]
         return y, (x.shape, xp.shape, patches)
     if isinstance(layer, P.Activation):
-        p = layer.activation.model_dump(exclude={"name"})
-        y = activation_value(layer.activation.name, x, p)
-        return y, (x, y, p)
+        slopes = None
+        if train and layer.activation.name == "rrelu":
+            slopes = noise[layer.name]  # per-element slopes drawn by the trainer
+        y, _, _ = activation_vjp(layer.activation, x, np.zeros((), dtype=x.dtype), params, slopes)
+        return y, (x, slopes)
     if isinstance(layer, P.BatchNormalization):
         return _batch_norm_forward(layer, params, x, train)
     if isinstance(layer, P.MaxPool2D):
@@ -129,8 +96,9 @@ def backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tup
     if isinstance(layer, P.Conv2D):
         return _conv_backward(layer, params, cache, dy)
     if isinstance(layer, P.Activation):
-        x, y, p = cache
-        return dy * activation_derivative(layer.activation.name, x, y, p), {}
+        x, slopes = cache
+        _, dx, dparams = activation_vjp(layer.activation, x, dy, params, slopes)
+        return dx, dparams
     if isinstance(layer, P.BatchNormalization):
         x_hat, inv_std, axes, _ = cache
         count = math.prod(dy.shape[:-1])

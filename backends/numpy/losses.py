@@ -1,8 +1,8 @@
-"""Losses and their gradients with respect to the logits, in NumPy float64 (formulas in experiments.catalog.losses)."""
+"""Losses and their gradients with respect to the logits, in NumPy (formulas in experiments.catalog.losses)."""
 
 import numpy as np
 
-from backends.numpy.layers import sigmoid
+from backends.numpy.activations import sigmoid
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -10,38 +10,55 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(z))
-
-
 def log_sigmoid(z: np.ndarray) -> np.ndarray:
     """log(sigmoid(z)) = -softplus(-z), stable for large |z|."""
-    return -np.logaddexp(0.0, -z)
+    return -np.logaddexp(z.dtype.type(0.0), -z)
 
 
 def output_activation(name: str, z: np.ndarray) -> np.ndarray:
+    """The output activation applied to logits (step and sign: forward only)."""
     if name == "softmax":
-        return softmax(z)
+        return np.exp(log_softmax(z))
     if name == "sigmoid":
         return sigmoid(z)
     if name == "linear":
         return z
+    if name == "step":
+        return (z > 0).astype(z.dtype)
+    if name == "sign":
+        return np.sign(z)
     raise KeyError(f"the NumPy backend has no output activation {name!r}")
+
+
+def log_probabilities(output: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log p, d log p / dz applied later): returns log p and the per-element factor of the chain rule.
+
+    softmax/linear: log p = log_softmax(z); sigmoid: log p = log_softmax(log_sigmoid(z)), whose
+    derivative brings the extra factor 1 - sigmoid(z).
+    """
+    if output in ("softmax", "linear"):
+        return log_softmax(z), np.ones_like(z)
+    if output == "sigmoid":
+        return log_softmax(log_sigmoid(z)), 1.0 - sigmoid(z)
+    raise KeyError(f"categorical losses need a softmax, sigmoid or linear output, not {output!r}")
 
 
 def loss_and_gradient(loss, output: str, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-example losses (N,) and d(mean loss)/dz (N, C)."""
     n, classes = z.shape
-    if loss.name == "categorical_crossentropy":
+    if loss.name in ("categorical_crossentropy", "kl_divergence"):
         target = (1.0 - loss.label_smoothing) * y + loss.label_smoothing / classes
-        if output in ("softmax", "linear"):
-            log_p = log_softmax(z)
-            return -(target * log_p).sum(axis=-1), (np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target) / n
-        # sigmoid: s = log sigmoid(z), log p = s - logsumexp(s); ds/dz = 1 - sigmoid(z)
-        s = log_sigmoid(z)
-        log_p = log_softmax(s)
-        dl_ds = np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target
-        return -(target * log_p).sum(axis=-1), dl_ds * (1.0 - sigmoid(z)) / n
+        log_p, factor = log_probabilities(output, z)
+        per_example = -(target * log_p).sum(axis=-1)
+        if loss.name == "kl_divergence":  # + sum y' log y', with 0 log 0 = 0
+            safe = np.where(target > 0, target, 1.0)
+            per_example = per_example + (target * np.log(safe)).sum(axis=-1)
+        gradient = (np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target) * factor / n
+        return per_example, gradient
+    if loss.name == "binary_crossentropy":
+        target = (1.0 - loss.label_smoothing) * y + loss.label_smoothing / 2.0
+        per_example = (np.logaddexp(z.dtype.type(0.0), z) - target * z).mean(axis=-1)
+        return per_example, (sigmoid(z) - target) / (classes * n)
     if loss.name == "mse":
         a = output_activation(output, z)
         per_example = ((a - y) ** 2).mean(axis=-1)
@@ -50,5 +67,14 @@ def loss_and_gradient(loss, output: str, z: np.ndarray, y: np.ndarray) -> tuple[
             return per_example, a * (g - (g * a).sum(axis=-1, keepdims=True))
         if output == "sigmoid":
             return per_example, g * a * (1.0 - a)
-        return per_example, g
+        if output == "linear":
+            return per_example, g
+        raise KeyError(f"mse cannot train through the forward-only output {output!r}")
     raise KeyError(f"the NumPy backend has no loss {loss.name!r}")
+
+
+def correct_count(logits: np.ndarray, y: np.ndarray) -> int:
+    """argmax agreement for several outputs; (logit > 0) == (y > 0.5) for a single output."""
+    if logits.shape[-1] == 1:
+        return int(np.sum((logits > 0) == (y > 0.5)))
+    return int(np.sum(logits.argmax(-1) == y.argmax(-1)))

@@ -7,7 +7,7 @@ import numpy as np
 from backends.base import StepStats
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
-from backends.numpy.losses import loss_and_gradient
+from backends.numpy.losses import correct_count, loss_and_gradient
 from backends.numpy.optimizers import OPTIMIZERS
 from experiments.spec import parameter_info
 from experiments.spec import plan as P
@@ -44,6 +44,9 @@ def initial_weights(plan, seed: int) -> dict[str, np.ndarray]:
             features = layer.input_shape[-1:]
             weights.update({f"{layer.name}/scale": np.ones(features), f"{layer.name}/offset": np.zeros(features),
                             f"{layer.name}/mean": np.zeros(features), f"{layer.name}/variance": np.ones(features)})
+        elif isinstance(layer, P.Activation) and layer.activation.name == "prelu":
+            shape = parameter_info((layer,))[f"{layer.name}/alpha"].shape
+            weights[f"{layer.name}/alpha"] = np.full(shape, layer.activation.initial_value)
     return weights
 
 
@@ -83,14 +86,18 @@ class Trainer:
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x, self.y = np.asarray(x, self.dtype), np.asarray(y, self.dtype)
 
-    def dropout_masks(self, batch: int) -> dict[str, np.ndarray]:
-        """Inverted-dropout masks for one step: keep / (1 - rate), drawn in plan order."""
-        masks = {}
+    def training_noise(self, batch: int) -> dict[str, np.ndarray]:
+        """One step's noise, drawn in plan order: inverted-dropout masks keep / (1 - rate), and
+        rrelu slopes a ~ U(lower, upper) per element."""
+        noise = {}
         for layer in self.plan:
             if isinstance(layer, P.Dropout):
                 keep = self.noise_rng.random((batch, *layer.input_shape)) >= layer.rate
-                masks[layer.name] = (keep / (1.0 - layer.rate)).astype(self.dtype)
-        return masks
+                noise[layer.name] = (keep / (1.0 - layer.rate)).astype(self.dtype)
+            elif isinstance(layer, P.Activation) and layer.activation.name == "rrelu":
+                entry = layer.activation
+                noise[layer.name] = self.noise_rng.uniform(entry.lower, entry.upper, (batch, *layer.input_shape)).astype(self.dtype)
+        return noise
 
     def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         """Train-mode per-example losses, logits, gradients of the mean loss, and new running statistics."""
@@ -111,13 +118,13 @@ class Trainer:
         losses, correct = [], []
         for index, lr in zip(batches, learning_rates):
             x, y = self.x[index], self.y[index]
-            per_example, logits, grads, running = self.loss_and_gradients(x, y, self.dropout_masks(len(index)))
+            per_example, logits, grads, running = self.loss_and_gradients(x, y, self.training_noise(len(index)))
             self.weights.update(running)
             trainable = {k: self.weights[k] for k in self.trainable}
             self.optimizer.step(trainable, grads, float(lr))
             self.weights.update(trainable)
             losses.append(per_example.mean())
-            correct.append(int(np.sum(logits.argmax(-1) == y.argmax(-1))))
+            correct.append(correct_count(logits, y))
         return StepStats(np.array(losses, dtype=np.float64), np.array(correct, dtype=np.int64))
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -130,4 +137,4 @@ class Trainer:
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
         logits = self.predict_logits(x, batch_size)
         per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, self.dtype))
-        return float(per_example.mean()), float(np.mean(logits.argmax(-1) == np.asarray(y).argmax(-1)))
+        return float(per_example.mean()), correct_count(logits, np.asarray(y)) / len(logits)
