@@ -43,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
+    commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
+
     listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
     listing.add_argument("what", nargs="?", default="all",
-                         choices=["all", "presets", "datasets", "backends", "activations", "output_activations", "losses", "optimizers"])
+                         choices=["all", "presets", "datasets", "backends", "activations", "output_activations", "losses", "optimizers", "schedules", "initializers"])
     return parser
 
 
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.run import run_command
 
             return run_command(args, console)
+        if args.command == "defaults":
+            from experiments.commands.defaults import defaults_command
+
+            return defaults_command(console)
         from experiments.commands.listing import list_command
 
         return list_command(args.what, console)

@@ -10,7 +10,11 @@ CATEGORIES = {
     "output_activations": catalog.OUTPUT_ACTIVATIONS,
     "losses": catalog.LOSSES,
     "optimizers": catalog.OPTIMIZERS,
+    "schedules": catalog.SCHEDULES,
+    "initializers": catalog.INITIALIZERS,
 }
+RUNNER_REALISED = {"schedules"}
+"""Schedules are closed forms the runner evaluates per step; a backend supports them all by taking per-step rates."""
 _LAYER_KINDS = {
     P.Dense: "dense", P.Conv2D: "conv2d", P.Activation: "activation", P.BatchNormalization: "batch_norm",
     P.MaxPool2D: "max_pool", P.Dropout: "dropout", P.Flatten: "flatten",
@@ -22,11 +26,19 @@ def supported(backend: str) -> dict[str, frozenset]:
     return backend_package(backend).SUPPORTED
 
 
+def _supports(table: dict, category: str, entry: str) -> bool:
+    if category in RUNNER_REALISED:
+        return True
+    if category == "initializers":  # each initialiser reduces to one of four sampling distributions
+        return {"constant", "uniform", "normal", "truncated_normal"} <= set(table.get("initializer_distributions", ()))
+    return entry in table.get(category, ())
+
+
 def support_matrix(category: str) -> list[dict]:
     """One row per catalog entry of the category, one boolean column per backend."""
     tables = {name: supported(name) for name in BACKENDS}
     return [
-        {"name": entry, **{backend: entry in tables[backend].get(category, ()) for backend in BACKENDS}}
+        {"name": entry, **{backend: _supports(tables[backend], category, entry) for backend in BACKENDS}}
         for entry in CATEGORIES[category]
     ]
 

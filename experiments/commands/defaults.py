@@ -1,0 +1,76 @@
+"""`mnist-parity defaults`: each framework's own default next to the value the suite pins, read live.
+
+Framework values come from `python -m backends.<name>.defaults` run in a subprocess per
+backend (each imports its framework there, so a version change shows up here). Suite values
+come from the catalog and model specs: a default when the suite has one, "required" when the
+frameworks disagree and the spec must choose.
+"""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+from pydantic_core import PydanticUndefined
+from rich.console import Console
+from rich.table import Table
+
+from experiments import catalog
+from experiments.spec import model as model_spec
+
+FRAMEWORK_BACKENDS = ("torch", "keras", "jax")
+LAYER_SPECS = {"batch_norm": model_spec.BatchNorm, "max_pool": model_spec.MaxPool, "conv2d": model_spec.ConvBlock, "dense": model_spec.DenseBlock}
+
+
+def suite_values() -> pd.DataFrame:
+    """(entry, parameter, suite) for every hyperparameter of every catalog entry and layer spec."""
+    rows = []
+    tables = {**catalog.ACTIVATIONS, **catalog.OUTPUT_ACTIVATIONS, **catalog.LOSSES, **catalog.OPTIMIZERS, **LAYER_SPECS}
+    for entry, cls in tables.items():
+        for parameter, field in cls.model_fields.items():
+            if parameter == "name":
+                continue
+            value = "required" if field.default is PydanticUndefined else field.default
+            rows.append({"entry": entry, "parameter": field.alias or parameter, "suite": "from spec: required" if value == "required" else repr(value)})
+    rows.append({"entry": "dense", "parameter": "kernel_init", "suite": "from spec: model.kernel_init"})
+    rows.append({"entry": "conv2d", "parameter": "kernel_init", "suite": "from spec: model.kernel_init"})
+    return pd.DataFrame(rows).drop_duplicates(["entry", "parameter"])
+
+
+def framework_values(backend: str) -> tuple[pd.DataFrame, str | None]:
+    """The backend's rows (entry, parameter, value, source), or an empty frame and the reason it failed."""
+    result = subprocess.run([sys.executable, "-m", f"backends.{backend}.defaults"], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return pd.DataFrame(columns=["entry", "parameter", "value", "source"]), f"{backend}: {last}"
+    return pd.DataFrame(json.loads(result.stdout)), None
+
+
+def defaults_frame(backends=FRAMEWORK_BACKENDS) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (entry, parameter): the suite's value and each framework's default(s) with sources."""
+    table, problems = suite_values(), []
+    for backend in backends:
+        rows, problem = framework_values(backend)
+        if problem:
+            problems.append(problem)
+        if rows.empty:
+            table[backend] = None
+            continue
+        rows["cell"] = rows["value"].map(repr) + " (" + rows["source"] + ")"
+        joined = rows.groupby(["entry", "parameter"])["cell"].agg("; ".join).rename(backend).reset_index()
+        table = table.merge(joined, on=["entry", "parameter"], how="outer")
+    table["suite"] = table["suite"].fillna("-")
+    return table.sort_values(["entry", "parameter"]).reset_index(drop=True), problems
+
+
+def defaults_command(console: Console) -> int:
+    frame, problems = defaults_frame()
+    table = Table(title="framework defaults vs the suite's pinned values", show_lines=True)
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*("-" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value) for value in row))
+    console.print(table)
+    for problem in problems:
+        console.print(f"could not read defaults from {problem}", style="red", markup=False)
+    return 1 if problems else 0
