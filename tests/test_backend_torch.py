@@ -8,12 +8,17 @@ torch = pytest.importorskip("torch")
 from backends.numpy.forward import forward as oracle_forward  # noqa: E402
 from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
 from backends.torch import SUPPORTED  # noqa: E402
-from backends.torch.layers import same_padding  # noqa: E402
+from backends.torch import ops  # noqa: E402
+from backends.torch.defaults import framework_defaults, main as defaults_main  # noqa: E402
+from backends.torch.layers import RReLU, same_padding  # noqa: E402
 from backends.torch.losses import make_loss  # noqa: E402
 from backends.torch.trainer import Trainer  # noqa: E402
+from backends.torch.optimizers import NAdam, make_optimizer  # noqa: E402
 from backends.torch.weights import draw  # noqa: E402
+from backends.numpy import ops as oracle_ops  # noqa: E402
 from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
-from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
+from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, Activation, Optimizer  # noqa: E402
+from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE  # noqa: E402
 from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
 from experiments.catalog.initializers import Distribution  # noqa: E402
 from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError  # noqa: E402
@@ -21,6 +26,7 @@ from experiments.data import load_dataset, to_model_inputs  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 from experiments.spec.plan import fans  # noqa: E402
+from pydantic import TypeAdapter  # noqa: E402
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -48,6 +54,23 @@ TINY_CNN = [  # the flatten of a (3, 3, 4) map: the (H, W, C) permutation is not
     ' {filters=4, kernel_size=2, padding="same", activation="sigmoid", pool={size=3, stride=2, padding="same"}}]',
     'model.hidden=[{units=6, activation="relu", batch_norm={momentum=0.8, epsilon=1e-5}}]',
 ]
+# The catalog's layout-sensitive activations in a CNN: maxout over consecutive channels (conv
+# activation and post-activation, then a flatten of 2 channels), per-channel prelu after a batch
+# norm, and the elementwise ones in both NCHW and (N, F) layouts.
+CATALOG_CNN = [
+    'model.conv=[{filters=6, kernel_size=3, padding="same", activation={name="maxout", pieces=2},'
+    ' batch_norm={momentum=0.9, epsilon=1e-3}, post_activation={name="prelu", initial_value=0.2, per_channel=true},'
+    ' pool={size=2, stride=2, padding="same"}},'
+    ' {filters=4, kernel_size=3, padding="valid", activation="selu", post_activation={name="elu", alpha=0.5},'
+    ' pool={size=2, stride=2, padding="same"}},'
+    ' {filters=6, kernel_size=2, padding="same", activation={name="softplus", beta=2.0},'
+    ' post_activation={name="maxout", pieces=3}, pool={size=3, stride=2, padding="same"}}]',
+    'model.hidden=[{units=8, activation={name="gelu", approximate="tanh"}, post_activation={name="maxout", pieces=2}},'
+    ' {units=6, activation="hard_sigmoid", post_activation="silu"},'
+    ' {units=5, activation={name="prelu", initial_value=0.1, per_channel=false}}]',
+]
+PRELU_MLP = ['model.hidden=[{units=12, activation={name="prelu", initial_value=0.25, per_channel=true}}]']
+BINARY = ['data.task="digit_3"', 'model.output_activation="sigmoid"', 'loss={name="binary_crossentropy", label_smoothing=0.1}']
 # name -> (preset, overrides): each runs three steps against the oracle with a changing rate.
 TRAINING_CASES = {
     "sgd": ("mlp-relu-adam", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1}']),
@@ -62,6 +85,14 @@ TRAINING_CASES = {
     # normalise to an O(lr) step; the Adam formula is checked on the MLP above.
     "cnn-batch-norm": ("seed-cnn", TINY_CNN + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.5}']),
     "cnn-geometry": ("seed-cnn", GEOMETRY_CNN + ['optimizer={name="sgd", learning_rate=0.1}']),
+    "cnn-catalog-activations": ("seed-cnn", CATALOG_CNN + ['optimizer={name="sgd", learning_rate=0.1, momentum=0.5}']),
+    # epsilon 1e-4: Adam normalises a gradient entry near 0 to O(lr), so with 1e-8 one rounding-level
+    # difference in a tiny gradient entry shows at 1e-12 (the formula is the same either way).
+    "prelu-adamw": ("mlp-relu-adam", PRELU_MLP + ['optimizer={name="adamw", learning_rate=0.01, epsilon=1e-4, weight_decay=0.1}']),
+    "binary-bce-nadam-clipped": ("mlp-relu-adam", TINY_MLP + BINARY + [
+        'optimizer={name="nadam", learning_rate=0.01, epsilon=1e-8, momentum_decay=0.004, clip_global_norm=0.05}']),
+    "kl-rmsprop-centered": ("mlp-relu-adam", TINY_MLP + ['loss={name="kl_divergence", label_smoothing=0.1}',
+        'optimizer={name="rmsprop", learning_rate=0.01, rho=0.9, epsilon=1e-7, momentum=0.5, centered=true}']),
 }
 LEARNING_RATES = [0.1, 0.03, 0.07]
 # One intra-op thread: on a busy 2-core machine two OpenMP threads wait on each other at every
@@ -71,7 +102,7 @@ THREADS = 1
 
 def make(preset: str, dtype: str, overrides=(), threads: int = THREADS) -> tuple[Trainer, object, tuple]:
     spec = load_spec(preset, [*overrides, f'dtype="{dtype}"'])
-    plan = build_plan(spec.model, (28, 28, 1), 10)
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     return Trainer(spec, plan, threads=threads), spec, plan
 
 
@@ -92,15 +123,21 @@ def random_weights(plan, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
             value = rng.uniform(-1.0, 1.0, info.shape) * np.sqrt(3.0 / fans(info.shape)[0])
         elif kind in ("scale", "variance"):
             value = rng.uniform(0.5, 1.5, info.shape)
+        elif kind == "alpha":  # prelu: slopes of both signs
+            value = rng.uniform(-0.3, 0.6, info.shape)
         else:  # bias, offset, mean
             value = rng.normal(0.0, 0.1, info.shape)
         weights[name] = value.astype(dtype)
     return weights
 
 
-def data(count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def data(count: int, seed: int = 1, outputs: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Random images and targets: one-hot (count, 10), or (count, 1) of 0/1 for a binary task."""
     rng = np.random.default_rng(seed)
-    return rng.random((count, 28, 28, 1)), np.eye(10)[rng.integers(0, 10, count)]
+    x = rng.random((count, 28, 28, 1))
+    if outputs == 1:
+        return x, rng.integers(0, 2, (count, 1)).astype(np.float64)
+    return x, np.eye(outputs)[rng.integers(0, outputs, count)]
 
 
 @pytest.fixture(scope="module")
@@ -244,11 +281,17 @@ def test_set_weights_rejects_before_copying(preset, dtype, fault):
     assert all(np.array_equal(after[name], before[name]) for name in before)
 
 
+FORWARD_CASES = {"cnn-geometry": ("seed-cnn", GEOMETRY_CNN), "cnn-catalog-activations": ("seed-cnn", CATALOG_CNN)}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("preset", PRESETS + ["cnn-geometry"])
+@pytest.mark.parametrize("preset", PRESETS + list(FORWARD_CASES))
 def test_forward_and_evaluate_match_the_oracle(preset, dtype, digits):
-    """Eval-mode logits of real digits against backends/numpy/forward.py; float32 really computes in float32."""
-    base, overrides = ("seed-cnn", GEOMETRY_CNN) if preset == "cnn-geometry" else (preset, ())
+    """Eval-mode logits of real digits against backends/numpy/forward.py; float32 really computes in float32.
+
+    cnn-catalog-activations: maxout's groups are consecutive channels of NCHW dim 1, the canonical
+    (H, W, C) last axis; per-channel prelu alphas apply to the right channels."""
+    base, overrides = FORWARD_CASES.get(preset, (preset, ()))
     trainer, spec, plan = make(base, dtype, overrides)
     weights = random_weights(plan, dtype)
     trainer.set_weights(weights)
@@ -308,7 +351,7 @@ def test_training_steps_match_the_oracle(case):
     weights = random_weights(plan, "float64")
     trainer.set_weights(weights)
     oracle.set_weights(weights)
-    x, y = data(12)
+    x, y = data(12, outputs=spec.data.num_outputs)
     trainer.load_training_data(x, y)
     oracle.load_training_data(x, y)
     batches = [np.arange(0, 8), np.arange(4, 12), np.array([11, 0, 5, 3, 2, 9, 8, 1])]
@@ -435,3 +478,209 @@ def test_two_dtypes_in_one_process_and_provenance():
     assert settings["threads"] == settings["threads_requested"] == 2 and settings["deterministic"] is True and settings["device"] == "cpu"
     assert settings["dtype"] == "float32" and settings["float32_matmul_precision"] == "highest"
     assert t32.versions() == {"torch": torch.__version__}
+
+
+def entry(kind, table):
+    return TypeAdapter(kind).validate_python(table)
+
+
+def test_prelu_alpha_round_trips_and_is_trained():
+    """Per-channel alpha in a CNN (channel dim 1) and shared alpha in a dense block: canonical `<layer>/alpha`,
+    initial_value at construction, exact get/set, counted as trainable, moved by a step and used by the forward."""
+    trainer, _, plan = make("seed-cnn", "float64", CATALOG_CNN)
+    info = parameter_info(plan)
+    alphas = [name for name in info if name.endswith("/alpha")]
+    assert [info[name].shape for name in alphas] == [(3,), (1,)] and all(info[name].trainable for name in alphas)
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    initial = trainer.get_weights()
+    assert np.all(initial[alphas[0]] == 0.2) and np.all(initial[alphas[1]] == 0.1)
+    weights = random_weights(plan, "float64")
+    weights[alphas[0]] = np.array([-0.25, 0.0, 0.5])
+    trainer.set_weights(weights)
+    assert all(np.array_equal(trainer.get_weights()[name], weights[name]) for name in alphas)
+    x, y = data(8)
+    logits = trainer.predict_logits(x, 8)
+    changed = dict(weights, **{alphas[0]: np.array([-0.25, 0.3, 0.5])})  # only the second channel's slope
+    trainer.set_weights(changed)
+    assert not np.array_equal(trainer.predict_logits(x, 8), logits)
+    trainer.set_weights(weights)
+    trainer.load_training_data(x, y)
+    trainer.train_epoch([np.arange(8)], np.array([0.1]))
+    after = trainer.get_weights()
+    assert all(not np.array_equal(after[name], weights[name]) for name in alphas), "alpha is trained"
+
+
+def test_maxout_groups_consecutive_channels_and_sends_the_gradient_to_the_first_maximum():
+    """Canonical (N, H, W, C) input: groups are consecutive channels of the last axis (NCHW dim 1 inside);
+    ties (every group below has them) send the whole cotangent to the first maximum."""
+    act = entry(Activation, {"name": "maxout", "pieces": 3})
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 3, 4, 6)).astype(np.float64)  # small integers: many ties
+    cotangent = rng.normal(size=(2, 3, 4, 2))
+    for dtype in DTYPES:
+        y, dx, _ = ops.activation_vjp(act, x.astype(dtype), cotangent.astype(dtype), dtype)
+        groups = x.reshape(2, 3, 4, 2, 3)
+        first = groups.argmax(axis=-1)  # NumPy's argmax: the first maximum
+        expected = np.zeros_like(groups)
+        np.put_along_axis(expected, first[..., None], cotangent[..., None], axis=-1)
+        assert y.dtype == np.dtype(dtype) and np.array_equal(y, groups.max(axis=-1))
+        assert np.array_equal(dx, expected.reshape(x.shape).astype(dtype))
+
+
+def test_rrelu_draws_fresh_slopes_per_step_in_training_and_uses_the_mean_in_eval():
+    """In the Trainer: slopes of negative inputs lie in [lower, upper], differ between steps and come from
+    the trainer's seeded generator (same seed, same slopes); eval mode is leaky_relu with (lower + upper) / 2."""
+    overrides = ['model.hidden=[{units=64, activation={name="rrelu", lower=0.1, upper=0.3}}]', "seed=5"]
+    trainers = [make("mlp-relu-adam", "float64", overrides)[0] for _ in range(2)]
+    seen = {0: [], 1: []}
+    for index, trainer in enumerate(trainers):
+        module = trainer.model.layers["activation_0"]
+        assert isinstance(module, RReLU)
+        module.register_forward_hook(
+            lambda m, args, out, i=index: seen[i].append((args[0].detach().numpy().copy(), out.detach().numpy().copy())))
+        x, y = data(16)
+        trainer.load_training_data(x, y)
+        trainer.train_epoch([np.arange(16), np.arange(16)], np.array([0.0, 0.0]))
+        trainer.predict_logits(x, 16)
+    slopes = []
+    for inputs, outputs in seen[0][:2]:
+        negative = inputs < 0
+        assert np.array_equal(outputs[~negative], inputs[~negative])
+        slope = outputs[negative] / inputs[negative]
+        assert 0.1 <= slope.min() and slope.max() <= 0.3 and slope.std() > 0.03
+        slopes.append(slope)
+    assert not np.allclose(slopes[0], slopes[1]), "fresh slopes every step"
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(seen[0], seen[1])), "seeded from spec.seed"
+    inputs, outputs = seen[0][2]
+    np.testing.assert_array_equal(outputs, np.where(inputs > 0, inputs, 0.2 * inputs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_derivatives_at_the_kinks_are_the_catalogs(dtype):
+    """relu 0, leaky/prelu/rrelu (eval) the slope, elu alpha and selu scale * alpha at x = 0; hard_sigmoid
+    0 at +-3 and exactly 1/6 between (F.hardsigmoid uses a float32 1/6); softplus beta x > 20 is not x."""
+    x = np.array([[0.0, -3.0, 3.0, 1.0, 25.0]])
+    ones = np.ones_like(x)
+    expected = {
+        "relu": 0.0, "leaky_relu": 0.2, "rrelu": 0.2, "prelu": 0.3, "elu": 0.7, "selu": SELU_SCALE * SELU_ALPHA,
+    }
+    tables = {"relu": {}, "leaky_relu": {"negative_slope": 0.2}, "rrelu": {"lower": 0.1, "upper": 0.3},
+              "prelu": {"initial_value": 0.3, "per_channel": False}, "elu": {"alpha": 0.7}, "selu": {}}
+    for name, table in tables.items():
+        _, dx, _ = ops.activation_vjp(entry(Activation, {"name": name, **table}), x.astype(dtype), ones.astype(dtype), dtype)
+        assert dx[0, 0] == np.asarray(expected[name], dtype), name
+    _, dx, _ = ops.activation_vjp(entry(Activation, "hard_sigmoid"), x.astype(dtype), ones.astype(dtype), dtype)
+    assert dx[0, 1] == dx[0, 2] == 0.0 and dx[0, 0] == dx[0, 3] == np.asarray(1.0, dtype) / 6
+    y, _, _ = ops.activation_vjp(entry(Activation, "softplus"), x.astype(dtype), ones.astype(dtype), dtype)
+    if dtype == "float64":
+        assert y[0, 4] == np.logaddexp(25.0, 0.0) != 25.0
+
+
+def test_binary_task_counts_logit_sign_against_the_label():
+    """One output: correct = (logit > 0) == (y > 0.5) in train_epoch (pre-update logits) and evaluate."""
+    trainer, spec, plan = make("mlp-relu-adam", "float64", TINY_MLP + BINARY)
+    assert plan[-1].units == 1 and spec.data.num_outputs == 1
+    trainer.set_weights(random_weights(plan, "float64"))
+    x, y = data(32, outputs=1)
+    logits = trainer.predict_logits(x, 32)
+    assert logits.shape == (32, 1)
+    hits = (logits[:, 0] > 0) == (y[:, 0] > 0.5)
+    assert 0 < hits.sum() < 32, "the check needs both outcomes"
+    loss, accuracy = trainer.evaluate(x, y, 10)
+    assert accuracy == hits.mean()
+    z = logits[:, 0]
+    target = 0.9 * y[:, 0] + 0.05
+    assert error(loss, np.mean(np.logaddexp(z, 0.0) - target * z)) <= 1e-12
+    trainer.load_training_data(x, y)
+    stats = trainer.train_epoch([np.arange(16), np.arange(16, 32)], np.array([0.0, 0.0]))
+    assert stats.correct.tolist() == [hits[:16].sum(), hits[16:].sum()]
+    with pytest.raises(ValueError, match="0/1"):
+        trainer.load_training_data(x, np.eye(2)[y[:, 0].astype(int)])
+
+
+def test_clipping_scales_by_c_over_the_norm_without_torchs_epsilon():
+    """||g|| = 2 over two tensors, c = 1: the step uses exactly g / 2 (clip_grad_norm_ would use g / (2 + 1e-6));
+    c = 3 leaves g alone; a zero gradient stays zero (c / 0 clamps to 1)."""
+    params = {"a": np.array([[1.0, -1.0]]), "b": np.array([0.5])}
+    grads = [{"a": np.array([[1.2, 0.0]]), "b": np.array([-1.6])}, {"a": np.zeros((1, 2)), "b": np.zeros(1)}]
+    for c, scale in ((1.0, 0.5), (3.0, 1.0)):
+        optimizer = entry(Optimizer, {"name": "sgd", "learning_rate": 1.0, "clip_global_norm": c})
+        first, second = ops.optimizer_steps(optimizer, params, grads, [1.0, 1.0], "float64")
+        for name in params:
+            np.testing.assert_array_equal(first[name], params[name] - scale * grads[0][name])
+            np.testing.assert_array_equal(second[name], first[name])
+    assert grads[0]["b"][0] == -1.6, "the caller's gradients are not modified"
+    # In the Trainer, the pre-hook clips the very gradients the step uses: an SGD step with c = 1e-3
+    # moves the trainable weights by exactly lr * c in global norm.
+    trainer, _, plan = make("mlp-relu-adam", "float64", TINY_MLP + ['optimizer={name="sgd", learning_rate=0.1, clip_global_norm=1e-3}'])
+    x, y = data(8)
+    trainer.load_training_data(x, y)
+    before = trainer.get_weights()
+    trainer.train_epoch([np.arange(8)], np.array([0.5]))
+    after = trainer.get_weights()
+    moved = np.sqrt(sum(np.sum((after[k] - before[k]) ** 2) for k in before))
+    assert abs(moved - 0.5 * 1e-3) <= 1e-15
+
+
+def test_nadam_is_written_out_because_torch_keeps_its_momentum_product_in_float32():
+    """torch.optim.NAdam stores prod mu_t in a default-dtype (float32) tensor: 1e-10 off the catalog in float64;
+    the suite's NAdam matches the oracle to rounding."""
+    table = {"name": "nadam", "learning_rate": 0.01, "epsilon": 1e-8, "momentum_decay": 0.004}
+    rng = np.random.default_rng(2)
+    params = {"w": rng.normal(size=(4, 3))}
+    grads = [{"w": rng.normal(size=(4, 3))} for _ in range(6)]
+    rates = [0.01] * 6
+    want = oracle_ops.optimizer_steps(entry(Optimizer, table), params, grads, rates, "float64")
+    got = ops.optimizer_steps(entry(Optimizer, table), params, grads, rates, "float64")
+    assert max(error(g["w"], w["w"]) for g, w in zip(got, want)) <= 1e-14
+    assert isinstance(make_optimizer(entry(Optimizer, table), [torch.nn.Parameter(torch.zeros(1))]), NAdam)
+    w = torch.nn.Parameter(torch.tensor(params["w"]))
+    builtin = torch.optim.NAdam([w], lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=0.004, foreach=False)
+    errors = []
+    for g, reference in zip(grads, want):
+        w.grad = torch.tensor(g["w"])
+        builtin.step()
+        errors.append(error(w.detach().numpy(), reference["w"]))
+    assert builtin.state[w]["mu_product"].dtype == torch.float32 and max(errors) > 1e-12
+
+
+def test_forward_only_activations_build_and_predict():
+    """step and sign (hidden) and a step output: the model builds and predicts like the oracle; no
+    gradient flows through step; a categorical loss of a step output is refused when computed."""
+    overrides = ['model.hidden=[{units=12, activation="tanh", post_activation="sign"}, {units=8, activation="step"}]',
+                 'model.output_activation="step"']
+    trainer, _, plan = make("mlp-relu-adam", "float64", overrides)
+    weights = random_weights(plan, "float64")
+    trainer.set_weights(weights)
+    x, y = data(6)
+    assert error(trainer.predict_logits(x, 6), oracle_forward(plan, weights, x)) <= 1e-12
+    _, dx, _ = ops.activation_vjp(entry(Activation, "step"), x[:, :, 0, 0] - 0.5, np.ones((6, 28)), "float64")
+    assert not dx.any()
+    with pytest.raises(ValueError, match="forward-only"):
+        trainer.evaluate(x, y, 6)
+
+
+def test_framework_defaults_are_read_from_torch(capsys):
+    """Catalog names, torch's values (its own conventions, e.g. batch-norm momentum 0.1), JSON on stdout."""
+    import json
+
+    rows = framework_defaults()
+    table = {(r["entry"], r["parameter"]): r for r in rows}
+    assert all(set(r) == {"entry", "parameter", "value", "source"} for r in rows)
+    expected = {
+        ("leaky_relu", "negative_slope"): 0.01, ("prelu", "initial_value"): 0.25, ("prelu", "per_channel"): False,
+        ("rrelu", "lower"): 0.125, ("rrelu", "upper"): 1.0 / 3.0, ("elu", "alpha"): 1.0, ("softplus", "threshold"): 20.0,
+        ("gelu", "approximate"): "none", ("batch_norm", "momentum"): 0.1, ("batch_norm", "epsilon"): 1e-5,
+        ("conv2d", "padding"): 0, ("max_pool", "stride"): None, ("dense", "dropout"): 0.5,
+        ("rmsprop", "rho"): 0.99, ("adagrad", "initial_accumulator_value"): 0, ("adagrad", "epsilon"): 1e-10,
+        ("adamw", "weight_decay"): 0.01, ("nadam", "momentum_decay"): 0.004, ("adam", "beta_2"): 0.999,
+        ("kl_divergence", "reduction"): "mean", ("categorical_crossentropy", "label_smoothing"): 0.0,
+    }
+    assert {key: table[key]["value"] for key in expected} == expected
+    assert "alpha" in table[("rmsprop", "rho")]["source"]
+    assert table[("dense", "kernel_init")]["value"] == "kaiming_uniform_(a=math.sqrt(5))"
+    assert "1e-6" in table[("adam", "clip_global_norm")]["source"]
+    assert abs(table[("selu", "alpha")]["value"] - SELU_ALPHA) < 1e-15 and table[("selu", "scale")]["value"] == SELU_SCALE
+    assert {r["entry"] for r in rows} >= set(OPTIMIZERS) | set(LOSSES)
+    defaults_main()
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(rows))

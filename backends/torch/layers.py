@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE
 from experiments.spec import plan as P
 
 
@@ -21,23 +22,74 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _selu(x: torch.Tensor) -> torch.Tensor:
+    """scale * elu(x, alpha) with the catalog's constants; F.elu's derivative at 0 is alpha (the x <= 0 branch)."""
+    return F.elu(x, alpha=SELU_ALPHA, inplace=False) * SELU_SCALE
+
+
+def _softplus(beta: float):
+    """logaddexp(beta x, 0) / beta: F.softplus returns x itself above its threshold (2e-9 off at 20)."""
+
+    def softplus(x: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp(x * beta, x.new_zeros(())) / beta
+
+    return softplus
+
+
+def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """x / 6 + 1/2 on (-3, 3), else 0 or 1: derivative 1/6 inside and 0 at +-3 (the other branch is constant).
+
+    F.hardsigmoid's backward multiplies by the float32 constant 1/6 even in float64 (3e-8 off).
+    """
+    return torch.where((x > -3.0) & (x < 3.0), x / 6.0 + 0.5, (x >= 3.0).to(x.dtype))
+
+
+def _step(x: torch.Tensor) -> torch.Tensor:
+    """1 where x > 0, else 0 (forward only: no gradient flows through it)."""
+    return (x > 0.0).to(x.dtype)
+
+
 def activation_function(entry):
-    """The catalog activation as a tensor function; the leaky slope is always the spec's."""
-    if entry.name == "relu":
+    """The catalog's stateless elementwise activation as a tensor function, every argument from the entry.
+
+    Derivatives at 0 (checked in the tests): relu 0 and leaky_relu the slope (torch's kernels),
+    elu alpha and selu scale * alpha (F.elu takes the x <= 0 branch at 0), hard_sigmoid 0 at +-3.
+    Also the output activations (softmax over the class axis, dim 1).
+    """
+    name = entry.name
+    if name == "relu":
         return torch.relu
-    if entry.name == "sigmoid":
+    if name == "sigmoid":
         return torch.sigmoid
-    if entry.name == "tanh":
+    if name == "tanh":
         return torch.tanh
-    if entry.name == "leaky_relu":
+    if name == "leaky_relu":
         return functools.partial(F.leaky_relu, negative_slope=entry.negative_slope, inplace=False)
-    if entry.name == "linear":
+    if name == "elu":
+        return functools.partial(F.elu, alpha=entry.alpha, inplace=False)
+    if name == "selu":
+        return _selu
+    if name == "softplus":
+        return _softplus(entry.beta)
+    if name == "hard_sigmoid":
+        return _hard_sigmoid
+    if name == "silu":
+        return functools.partial(F.silu, inplace=False)
+    if name == "gelu":
+        return functools.partial(F.gelu, approximate=entry.approximate)
+    if name == "step":
+        return _step
+    if name == "sign":
+        return torch.sign
+    if name == "softmax":
+        return functools.partial(F.softmax, dim=1)
+    if name == "linear":
         return _identity
-    raise ValueError(f"the torch backend has no activation {entry.name!r}")
+    raise ValueError(f"the torch backend has no activation {name!r}")
 
 
 class Activation(nn.Module):
-    """An elementwise catalog activation."""
+    """A stateless elementwise catalog activation."""
 
     def __init__(self, entry):
         super().__init__()
@@ -46,6 +98,68 @@ class Activation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.function(x)
+
+
+class PReLU(nn.Module):
+    """x if x > 0 else alpha x with a trainable alpha: shape (1,) shared, or (C,) over the channel dim 1.
+
+    F.prelu's channel axis is dim 1, the canonical last axis in NCHW (and the features of (N, F)).
+    Its derivative is alpha at x = 0 (the catalog's) and d/dalpha = x where x <= 0.
+    `weight` starts at initial_value (torch's own default is 0.25); canonical `<layer>/alpha`.
+    """
+
+    def __init__(self, entry, channels: int, dtype: torch.dtype):
+        super().__init__()
+        shape = (channels,) if entry.per_channel else (1,)
+        self.weight = nn.Parameter(torch.full(shape, entry.initial_value, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, self.weight)
+
+
+class RReLU(nn.Module):
+    """Randomized leaky relu: slopes a ~ U(lower, upper), one per element and call, in training; (lower + upper) / 2 in eval.
+
+    The slopes come from the trainer's Generator (F.rrelu would draw from torch's global one).
+    torch.where(x > 0, x, a x) has derivative a at x = 0; eval is F.leaky_relu with the mean slope.
+    """
+
+    def __init__(self, entry, generator: torch.Generator):
+        super().__init__()
+        self.lower, self.upper, self.eval_slope = entry.lower, entry.upper, entry.eval_slope
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.leaky_relu(x, negative_slope=self.eval_slope, inplace=False)
+        slopes = torch.empty_like(x).uniform_(self.lower, self.upper, generator=self.generator)
+        return torch.where(x > 0.0, x, x * slopes)
+
+
+class Maxout(nn.Module):
+    """Max over groups of `pieces` consecutive features of dim 1 (channels in NCHW = the canonical last axis).
+
+    (N, C, ...) -> (N, C / pieces, pieces, ...) -> max over the pieces. torch.max(dim) returns the
+    index of the first maximum and its backward scatters the whole gradient there.
+    """
+
+    def __init__(self, entry):
+        super().__init__()
+        self.pieces = entry.pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(1, (x.shape[1] // self.pieces, self.pieces)).max(dim=2).values
+
+
+def activation_module(entry, channels: int, dtype: torch.dtype, generator: torch.Generator) -> nn.Module:
+    """The module of one catalog activation whose input has `channels` features on dim 1."""
+    if entry.name == "prelu":
+        return PReLU(entry, channels, dtype)
+    if entry.name == "rrelu":
+        return RReLU(entry, generator)
+    if entry.name == "maxout":
+        return Maxout(entry)
+    return Activation(entry)
 
 
 class Conv2D(nn.Conv2d):
@@ -161,7 +275,7 @@ def build_module(layer: P.Layer, dtype: torch.dtype, generator: torch.Generator)
     if isinstance(layer, P.Conv2D):
         return Conv2D(layer, dtype).to_empty(device="cpu")
     if isinstance(layer, P.Activation):
-        return Activation(layer.activation)
+        return activation_module(layer.activation, layer.input_shape[-1], dtype, generator)
     if isinstance(layer, P.BatchNormalization):
         return BatchNorm(layer, dtype)
     if isinstance(layer, P.MaxPool2D):

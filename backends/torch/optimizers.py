@@ -1,28 +1,126 @@
-"""torch.optim optimizers built with every argument explicit, matching experiments.catalog.optimizers."""
+"""Optimizers with every argument explicit, realising experiments.catalog.optimizers, and global-norm clipping.
+
+torch.optim built-ins where their single-tensor code (torch 2.13, read from its source) is the
+catalog formula once every argument is pinned; NAdam is written here (see `NAdam`).
+"""
 
 import torch
 
+# The single-tensor path of every built-in, no maximisation, no autograd through the step.
+_COMMON = dict(maximize=False, foreach=False, differentiable=False)
+
+
+def clip_global_norm(parameters, max_norm: float) -> None:
+    """g <- g * min(1, c / ||g||), ||g|| the L2 norm over every gradient, in place.
+
+    Not torch's clip_grad_norm_, which scales by c / (||g|| + 1e-6). A zero norm gives c / 0 = inf,
+    clamped to 1; a non-finite norm makes the gradients non-finite (the loss already is).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, ord=2) for g in grads]), ord=2)
+    scale = torch.clamp(max_norm / norm, max=1.0)
+    for g in grads:
+        g.mul_(scale)
+
+
+class NAdam(torch.optim.Optimizer):
+    """The catalog's NAdam (torch's formula with momentum_decay psi), written out.
+
+    torch.optim.NAdam keeps its running product of mu_t in a scalar tensor of the *default* dtype
+    (float32 in this suite, which never changes it), so float64 training would carry float32
+    rounding (~1e-7) in 1 / (1 - P_t). Here mu_t and P_t are Python floats (float64):
+    mu_t = beta_1 (1 - 0.5 * 0.96^(t psi)); P_t = prod mu_i; m = beta_1 m + (1 - beta_1) g;
+    v = beta_2 v + (1 - beta_2) g^2; denominator = sqrt(v / (1 - beta_2^t)) + epsilon;
+    p -= lr (1 - mu_t) / (1 - P_t) g / denominator + lr mu_{t+1} / (1 - P_t mu_{t+1}) m / denominator.
+    """
+
+    def __init__(self, params, lr: float, beta_1: float, beta_2: float, epsilon: float, momentum_decay: float):
+        defaults = dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, momentum_decay=momentum_decay)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None:
+            raise ValueError("NAdam.step takes no closure")
+        for group in self.param_groups:
+            lr, b1, b2, eps, psi = (group[k] for k in ("lr", "beta_1", "beta_2", "epsilon", "momentum_decay"))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state.update(step=0, mu_product=1.0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                state["step"] = t = state["step"] + 1
+                mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+                mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+                state["mu_product"] = product = state["mu_product"] * mu
+                m, v = state["m"], state["v"]
+                m.mul_(b1).add_(g, alpha=1.0 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                denominator = (v / (1.0 - b2**t)).sqrt_().add_(eps)
+                p.addcdiv_(g, denominator, value=-lr * (1.0 - mu) / (1.0 - product))
+                p.addcdiv_(m, denominator, value=-lr * mu_next / (1.0 - product * mu_next))
+        return None
+
+
+def _build(entry, parameters) -> torch.optim.Optimizer:
+    name, lr = entry.name, entry.learning_rate
+    if name in ("sgd", "momentum", "nesterov"):
+        # b_1 = g, b_t = momentum b_{t-1} + (1 - dampening) g with dampening 0; d = g + momentum b
+        # (nesterov) or b; p -= lr d. torch refuses nesterov=True with momentum 0, where the
+        # catalog's formula is plain SGD, so nesterov is passed only with a nonzero momentum.
+        nesterov = name == "nesterov" or (name == "sgd" and entry.nesterov)
+        return torch.optim.SGD(parameters, lr=lr, momentum=entry.momentum, dampening=0.0, weight_decay=0.0,
+                               nesterov=nesterov and entry.momentum > 0.0, fused=False, **_COMMON)
+    if name == "adagrad":
+        # s_0 = initial_accumulator_value; s += g^2; p -= lr / (1 + (t - 1) lr_decay) g / (sqrt(s) + eps),
+        # with lr_decay 0 exactly the catalog's.
+        return torch.optim.Adagrad(parameters, lr=lr, lr_decay=0.0, weight_decay=0.0,
+                                   initial_accumulator_value=entry.initial_accumulator_value, eps=entry.epsilon,
+                                   fused=False, **_COMMON)
+    if name == "rmsprop":
+        # v = alpha v + (1 - alpha) g^2 (alpha = rho); centered: gbar = lerp(gbar, g, 1 - alpha),
+        # avg = sqrt(v - gbar^2), else sqrt(v); avg += eps (outside the root); momentum > 0:
+        # b = momentum b + g / avg, p -= lr b, else p -= lr g / avg: the catalog's three forms.
+        return torch.optim.RMSprop(parameters, lr=lr, alpha=entry.rho, eps=entry.epsilon, weight_decay=0.0,
+                                   momentum=entry.momentum, centered=entry.centered, capturable=False, **_COMMON)
+    if name in ("adam", "adamw"):
+        # m = lerp(m, g, 1 - beta_1), v = beta_2 v + (1 - beta_2) g^2,
+        # p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps): epsilon outside the
+        # bias-corrected root (not Keras' "epsilon hat"). AdamW first p *= 1 - lr weight_decay, for
+        # every tensor of the group (the model's every trainable tensor).
+        decay = entry.weight_decay if name == "adamw" else 0.0
+        return torch.optim.Adam(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
+                                weight_decay=decay, amsgrad=False, capturable=False, decoupled_weight_decay=name == "adamw",
+                                fused=False, **_COMMON)
+    if name == "adadelta":
+        # v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d.
+        return torch.optim.Adadelta(parameters, lr=lr, rho=entry.rho, eps=entry.epsilon, weight_decay=0.0,
+                                    capturable=False, **_COMMON)
+    if name == "adamax":
+        # m = lerp(m, g, 1 - beta_1); u = max(beta_2 u, |g| + eps); p -= lr / (1 - beta_1^t) m / u.
+        return torch.optim.Adamax(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
+                                  weight_decay=0.0, capturable=False, **_COMMON)
+    if name == "nadam":
+        return NAdam(parameters, lr=lr, beta_1=entry.beta_1, beta_2=entry.beta_2, epsilon=entry.epsilon,
+                     momentum_decay=entry.momentum_decay)
+    raise ValueError(f"the torch backend has no optimizer {name!r}")
+
 
 def make_optimizer(entry, parameters) -> torch.optim.Optimizer:
-    """SGD or Adam from the catalog entry; the runner sets param_group["lr"] before every step.
+    """The catalog optimizer over `parameters`; the runner sets param_group["lr"] before every step.
 
-    SGD (torch's single-tensor path): b_1 = g, b_t = momentum * b_{t-1} + (1 - dampening) g with
-    dampening 0; d = g + momentum * b (nesterov) or b; p -= lr * d: the catalog formula.
-    torch refuses nesterov=True with momentum 0, where the catalog's formula is plain SGD, so
-    nesterov is passed only with a nonzero momentum.
-    Adam: m = lerp(m, g, 1 - beta_1), v = beta_2 v + (1 - beta_2) g^2,
-    p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps): the catalog formula
-    (epsilon outside the bias-corrected root), not Keras' "epsilon hat".
+    With entry.clip_global_norm set, a step pre-hook scales the gradients of every parameter the
+    optimizer holds by min(1, c / ||g||) before each update (`clip_global_norm`).
     """
-    common = dict(maximize=False, foreach=False, differentiable=False, fused=False)  # the single-tensor path
-    if entry.name == "sgd":
-        return torch.optim.SGD(
-            parameters, lr=entry.learning_rate, momentum=entry.momentum, dampening=0.0, weight_decay=0.0,
-            nesterov=entry.nesterov and entry.momentum > 0.0, **common,
-        )
-    if entry.name == "adam":
-        return torch.optim.Adam(
-            parameters, lr=entry.learning_rate, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
-            weight_decay=0.0, amsgrad=False, capturable=False, decoupled_weight_decay=False, **common,
-        )
-    raise ValueError(f"the torch backend has no optimizer {entry.name!r}")
+    optimizer = _build(entry, list(parameters))
+    if entry.clip_global_norm is not None:
+        c = entry.clip_global_norm
+
+        def clip(opt, args, kwargs):
+            clip_global_norm([p for group in opt.param_groups for p in group["params"]], c)
+
+        optimizer.register_step_pre_hook(clip)
+    return optimizer

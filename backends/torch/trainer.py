@@ -19,10 +19,12 @@ class Trainer:
 
     Process-wide torch settings applied here: set_num_threads(threads),
     use_deterministic_algorithms(True) (with fill_uninitialized_memory pinned on), float32 matmul
-    precision "highest", manual_seed(seed). Initial weights and then dropout masks come from the
+    precision "highest", manual_seed(seed). Initial weights, then dropout masks and rrelu slopes come from the
     trainer's own torch.Generator seeded by spec.seed, so trainers in one process are independent.
     Data is kept as NCHW tensors: (N, 28, 28, 1) inputs are permuted once on arrival; a step is
-    index_select, forward, loss, backward, optimizer step, with per-step stats kept in tensors.
+    index_select, forward, loss, backward, optimizer step (gradient clipping in its pre-hook), with
+    per-step stats kept in tensors. Binary tasks (one output): a sample is correct when
+    (logit > 0) == (y > 0.5), else when argmax(logits) == argmax(y).
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
@@ -38,6 +40,7 @@ class Trainer:
         self.slots = W.weight_slots(self.plan, self.model.layers)
         W.set_weights(self.slots, W.initial_weights(self.plan, self.dtype, self.generator), self.dtype)
         self.loss = make_loss(spec.loss, spec.model.output_activation)
+        self.binary = self.plan[-1].units == 1
         self.optimizer = make_optimizer(spec.optimizer, self.model.parameters())
         self._x = self._y = self._labels = None
 
@@ -75,13 +78,22 @@ class Trainer:
     def _targets(self, y: np.ndarray, n: int) -> torch.Tensor:
         y = np.asarray(y)
         if y.shape != (n, self.plan[-1].units):
-            raise ValueError(f"y must be one-hot ({n}, {self.plan[-1].units}), got {y.shape}")
+            kind = "0/1" if self.binary else "one-hot"
+            raise ValueError(f"y must be {kind} ({n}, {self.plan[-1].units}), got {y.shape}")
         return torch.tensor(y, dtype=self.dtype)
+
+    def _classes(self, y: torch.Tensor) -> torch.Tensor:
+        """The target class of each sample: y > 0.5 for a binary task, else argmax(y)."""
+        return y[:, 0] > 0.5 if self.binary else y.argmax(dim=1)
+
+    def _predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """The predicted class of each sample: logit > 0 for a binary task, else argmax(logits)."""
+        return logits[:, 0] > 0.0 if self.binary else logits.argmax(dim=1)
 
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self._x = self._inputs(x)  # (N, C, H, W)
         self._y = self._targets(y, self._x.shape[0])
-        self._labels = self._y.argmax(dim=1)
+        self._labels = self._classes(self._y)
 
     def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
         if self._x is None:
@@ -104,7 +116,7 @@ class Trainer:
             self.optimizer.step()
             with torch.no_grad():
                 losses[step] = loss
-                correct[step] = (logits.argmax(dim=1) == self._labels.index_select(0, index)).sum()
+                correct[step] = (self._predictions(logits) == self._labels.index_select(0, index)).sum()
         return StepStats(loss=losses.numpy(), correct=correct.numpy())
 
     def _eval_batches(self, x: np.ndarray, batch_size: int):
@@ -123,7 +135,7 @@ class Trainer:
         for start, logits in self._eval_batches(x, batch_size):
             t = targets[start : start + logits.shape[0]]
             total_loss += float(self.loss(logits, t).to(torch.float64).sum())
-            total_correct += int((logits.argmax(dim=1) == t.argmax(dim=1)).sum())
+            total_correct += int((self._predictions(logits) == self._classes(t)).sum())
         n = targets.shape[0]
         return total_loss / n, total_correct / n
 

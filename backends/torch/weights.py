@@ -5,7 +5,8 @@ Layouts (canonical <- torch):
 - the first dense after a flatten: torch flattens (C, H, W), the canonical kernel rows are in
   (H, W, C) order: W_torch.reshape(out, C, H, W).permute(2, 3, 1, 0).reshape(H*W*C, out);
 - conv kernel (kh, kw, in, out) <- Conv2d.weight (out, in, kh, kw).permute(2, 3, 1, 0);
-- batch norm scale/offset/mean/variance <- weight/bias/running_mean/running_var.
+- batch norm scale/offset/mean/variance <- weight/bias/running_mean/running_var;
+- prelu alpha (1,) or (C,) <- PReLU.weight as is (its channel axis is dim 1, the canonical last axis).
 """
 
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ def weight_slots(plan: tuple[P.Layer, ...], modules) -> list[Slot]:
             slots.append(Slot(f"{layer.name}/kernel", shape, module.weight,
                               lambda w: w.permute(2, 3, 1, 0), lambda k: k.permute(3, 2, 0, 1)))
             slots.append(Slot(f"{layer.name}/bias", (layer.filters,), module.bias, _same, _same))
+        elif isinstance(layer, P.Activation) and layer.activation.has_parameters:  # prelu
+            shape = (layer.input_shape[-1],) if layer.activation.per_channel else (1,)
+            slots.append(Slot(f"{layer.name}/alpha", shape, module.weight, _same, _same))
         elif isinstance(layer, P.BatchNormalization):
             features = (layer.input_shape[-1],)
             for key, tensor in (("scale", module.weight), ("offset", module.bias),
@@ -115,7 +119,7 @@ def initial_weights(plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: to
     """Canonical initial values, drawn in plan order (kernel then bias) in canonical layout.
 
     Kernel and bias draw from layer.kernel_init / bias_init at the kernel's fans; batch norm
-    starts at scale 1, offset 0, mean 0, variance 1.
+    starts at scale 1, offset 0, mean 0, variance 1; prelu alpha at the entry's initial_value.
     """
     info = P.parameter_info(plan)
     layers = {layer.name: layer for layer in plan}
@@ -127,6 +131,8 @@ def initial_weights(plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: to
             entry = layer.kernel_init if key == "kernel" else layer.bias_init
             fans = P.fans(info[f"{layer_name}/kernel"].shape)
             values[name] = draw(parameter.shape, entry.distribution(*fans), dtype, generator)
+        elif isinstance(layer, P.Activation):  # prelu alpha
+            values[name] = torch.full(parameter.shape, layer.activation.initial_value, dtype=dtype)
         else:
             fill = 1.0 if key in ("scale", "variance") else 0.0
             values[name] = torch.full(parameter.shape, fill, dtype=dtype)

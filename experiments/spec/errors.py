@@ -66,7 +66,8 @@ def format_validation_error(root: type, error: ValidationError, source: str) -> 
     path = "".join(parts) or "(top level)"
     if kind == "extra_forbidden":
         parent = _parent_model(root, loc)
-        allowed = ", ".join(parent.model_fields) if parent else "see the preset files"
+        fields = sorted(parent.model_fields, key=lambda f: f != "name") if parent else []  # name first
+        allowed = ", ".join(fields) if parent else "see the preset files"
         message = f"{path}: unknown key; allowed keys here: {allowed}"
     elif kind == "union_tag_invalid":
         tags = first["ctx"]["expected_tags"].replace("'", "")
