@@ -1,5 +1,7 @@
-"""Keras (TensorFlow) backend: structure, dtypes, forward, losses, optimizers, BatchNorm and compilation checks."""
+"""Keras (TensorFlow) backend: structure, dtypes, forward, losses, optimizers, BatchNorm, compilation,
+and the Keras/TF-specific parts of the catalog (prelu, rrelu, maxout, clipping, binary tasks, TF traps, defaults)."""
 
+import json
 import math
 import typing
 
@@ -9,12 +11,18 @@ import pytest
 pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
+from pydantic import TypeAdapter  # noqa: E402
+
 from backends.keras import SUPPORTED  # noqa: E402
-from backends.keras.trainer import Trainer  # noqa: E402
-from backends.keras.framework import tf  # noqa: E402
+from backends.keras.defaults import framework_defaults  # noqa: E402
+from backends.keras.framework import keras, tf  # noqa: E402
+from backends.keras.losses import make_loss  # noqa: E402
+from backends.keras.ops import activation_vjp, loss_vjp, optimizer_steps  # noqa: E402
 from backends.keras.optimizers import make_optimizer  # noqa: E402
+from backends.keras.trainer import Trainer  # noqa: E402
 from backends.numpy.forward import forward  # noqa: E402
 from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
+from experiments.catalog import Activation, Loss, Optimizer, OutputActivation  # noqa: E402
 from experiments.catalog.initializers import Distribution  # noqa: E402
 from experiments.catalog.optimizers import Adam, Sgd  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
@@ -39,7 +47,7 @@ def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
 def make(preset: str, dtype: str = "float64", overrides=()) -> tuple:
     """(spec, plan, Trainer) of a preset with overrides."""
     spec = load_spec(preset, [f"dtype={dtype}", *overrides])
-    plan = build_plan(spec.model, (28, 28, 1), 10)
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     return spec, plan, Trainer(spec, plan, threads=THREADS)
 
 
@@ -468,3 +476,197 @@ def test_settings_and_versions():
         other = Trainer(spec, plan, threads=THREADS + 1)
     assert other.settings()["threads_applied"] is False and other.settings()["intra_op_threads"] == THREADS
     assert set(trainer.versions()) == {"keras", "tensorflow"}
+
+
+# Catalog activations: prelu, rrelu, maxout, TF's own traps -------------------------------------------
+
+
+def entry_of(kind, table):
+    return TypeAdapter(kind).validate_python(table)
+
+
+PRELU_CNN = [
+    "model.conv=[{filters=4, kernel_size=3, padding='valid', activation={name='prelu', initial_value=0.1, per_channel=true},"
+    " pool={size=2, stride=2, padding='same'}}]",
+    "model.hidden=[{units=6, activation={name='prelu', initial_value=-0.3, per_channel=false}}]",
+    "optimizer={name='sgd', learning_rate=0.1}",
+]
+
+
+def test_prelu_alpha_is_canonical_exact_and_trained():
+    """alpha is `<layer>/alpha`, (C,) per channel or (1,), starts exactly at initial_value, round-trips and trains."""
+    spec, plan, trainer = make("seed-cnn", "float64", PRELU_CNN)
+    weights = trainer.get_weights()
+    assert weights["activation_0/alpha"].shape == (4,) and weights["activation_1/alpha"].shape == (1,)
+    np.testing.assert_array_equal(weights["activation_0/alpha"], 0.1)  # not float32(0.1) (Keras' Constant on TF)
+    np.testing.assert_array_equal(weights["activation_1/alpha"], -0.3)
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    rng = np.random.default_rng(12)
+    weights = random_weights(plan, rng)
+    weights["activation_0/alpha"], weights["activation_1/alpha"] = rng.uniform(-0.5, 0.5, 4), np.array([0.2])
+    trainer.set_weights(weights)
+    for name, values in trainer.get_weights().items():
+        np.testing.assert_array_equal(values, weights[name], err_msg=name)
+    x, y = random_data(6, rng)
+    assert relative_error(trainer.predict_logits(x, 6), forward(plan, weights, x)) <= TOL_FLOAT64
+    grads = gradients(trainer, weights, x, y)
+    assert np.any(grads["activation_0/alpha"] != 0) and np.all(grads["activation_1/alpha"] != 0)
+    trainer.load_training_data(x, y)
+    trainer.train_epoch([np.arange(6)], np.array([0.1]))
+    after = trainer.get_weights()
+    for name in ("activation_0/alpha", "activation_1/alpha"):  # one SGD step: alpha - lr * dL/dalpha
+        assert relative_error(after[name], weights[name] - 0.1 * grads[name]) <= TOL_FLOAT64, name
+
+
+RRELU = {"name": "rrelu", "lower": 0.1, "upper": 0.3}
+RRELU_MLP = [f"model.hidden=[{{units=16, activation={{name='rrelu', lower={RRELU['lower']}, upper={RRELU['upper']}}}}}]"]
+
+
+def test_rrelu_draws_fresh_slopes_every_step_in_the_compiled_loop():
+    """Each compiled step advances the layer's seed state once; eval mode is leaky_relu((l + u) / 2)."""
+    spec, plan, trainer = make("mlp-relu-adam", "float64", RRELU_MLP)
+    assert trainer.jit_compile
+    weights = random_weights(plan, np.random.default_rng(13))
+    trainer.set_weights(weights)
+    x, y = random_data(24, np.random.default_rng(14))
+    eval_slope = (RRELU["lower"] + RRELU["upper"]) / 2
+    _, _, leaky = make("mlp-relu-adam", "float64", [f"model.hidden=[{{units=16, activation={{name='leaky_relu', negative_slope={eval_slope}}}}}]"])
+    leaky.set_weights(weights)
+    np.testing.assert_array_equal(trainer.predict_logits(x, 8), leaky.predict_logits(x, 8))
+    assert relative_error(trainer.predict_logits(x, 8), forward(plan, weights, x)) <= TOL_FLOAT64
+    generator = trainer.model.get_layer("activation_0").seed_generator
+    before = generator.state.numpy().copy()
+    trainer.load_training_data(x, y)
+    trainer.train_epoch([np.arange(8), np.arange(8, 16), np.arange(16, 24)], np.zeros(3))  # lr 0: weights stay
+    np.testing.assert_array_equal(generator.state.numpy() - before, [0, 3])  # one fresh draw per step
+    first, second = (trainer._batch_loss(tf.constant(x), tf.constant(y), training=True)[0].numpy() for _ in range(2))
+    assert not np.array_equal(first, second), "two train-mode calls drew the same slopes"
+
+
+def test_rrelu_slopes_lie_within_the_exact_float64_bounds():
+    """lower = upper = 1/3: every float64 slope is exactly 1/3 (keras.random.uniform would use float32(1/3) bounds)."""
+    third = {"name": "rrelu", "lower": 1.0 / 3.0, "upper": 1.0 / 3.0}
+    x = -np.linspace(0.5, 2.0, 200)
+    y, dx, _ = activation_vjp(entry_of(Activation, third), x, np.ones_like(x), "float64", training=True, seed=4)
+    np.testing.assert_array_equal(dx, 1.0 / 3.0)
+    np.testing.assert_array_equal(y, x * (1.0 / 3.0))
+    y1, _, _ = activation_vjp(entry_of(Activation, RRELU), x, np.ones_like(x), "float64", training=True, seed=4)
+    y2, _, _ = activation_vjp(entry_of(Activation, RRELU), x, np.ones_like(x), "float64", training=True, seed=4)
+    np.testing.assert_array_equal(y1, y2)  # seeded: the same seed draws the same slopes
+
+
+def test_maxout_groups_consecutive_channels_and_routes_ties_to_the_first():
+    maxout = entry_of(Activation, {"name": "maxout", "pieces": 3})
+    x = np.array([[[[5.0, 5.0, 1.0, -2.0, -1.0, -1.0], [0.0, -0.0, 0.0, 7.0, 2.0, 7.0]]]])  # (1, 1, 2, 6): ties
+    cotangent = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    y, dx, _ = activation_vjp(maxout, x, cotangent, "float64")
+    np.testing.assert_array_equal(y, [[[[5.0, -1.0], [0.0, 7.0]]]])
+    np.testing.assert_array_equal(dx, [[[[1.0, 0, 0, 0, 2.0, 0], [3.0, 0, 0, 4.0, 0, 0]]]])
+
+
+def _tf_gradient(function, x):
+    x = tf.constant(x, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = function(x)
+    return tape.gradient(y, x).numpy()
+
+
+def test_tensorflow_traps_the_backend_avoids():
+    """TF/Keras built-ins that differ from the catalog here (if one stops differing, revisit its workaround)."""
+    zero = np.zeros(1)
+    assert _tf_gradient(tf.nn.elu, zero)[0] == 1.0  # x > 0 branch at 0; the catalog's is alpha
+    assert activation_vjp(entry_of(Activation, {"name": "elu", "alpha": 0.7}), zero, np.ones(1), "float64")[1][0] == 0.7
+    np.testing.assert_array_equal(_tf_gradient(lambda v: tf.reduce_max(v, -1), [[1.0, 3.0, 3.0]]), [[0, 0.5, 0.5]])  # ties split
+    assert tf.nn.leaky_relu(tf.constant([-1.0], tf.float64), 0.1).numpy()[0] == -np.float64(np.float32(0.1))
+    assert keras.initializers.Constant(0.1)((1,), dtype="float64").numpy()[0] == np.float64(np.float32(0.1))
+    assert tf.cast(0.1, tf.float64).numpy() != 0.1
+    g = np.array([3.0, 4.0])  # ||g|| = 5 < c = 49: no clipping is due
+    variable = keras.Variable(np.zeros(2), dtype="float64")
+    keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=49.0).apply([tf.constant(g)], [variable])
+    assert not np.array_equal(variable.numpy(), -g)  # Keras scaled g by 49 * (1 / 49) = 1 - 2^-53
+    sgd = entry_of(Optimizer, {"name": "sgd", "learning_rate": 1.0, "clip_global_norm": 49.0})
+    np.testing.assert_array_equal(optimizer_steps(sgd, {"w": np.zeros(2)}, [{"w": g}], [1.0], "float64")[0]["w"], -g)
+
+
+def test_global_norm_clipping_scales_by_c_over_the_norm():
+    """g * min(1, c / ||g||) over all tensors: c / ||g|| above the threshold, bit-exact identity below it."""
+    rng = np.random.default_rng(15)
+    params = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(4,))}
+    grads = [{k: 2.0 * rng.normal(size=v.shape) for k, v in params.items()} for _ in range(3)]
+    rates = [0.1, 0.05, 0.2]
+
+    def run(clip):
+        table = {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9, **({"clip_global_norm": clip} if clip else {})}
+        return optimizer_steps(entry_of(Optimizer, table), params, grads, rates, "float64")
+
+    unclipped, loose, tight = run(None), run(1e6), run(0.5)
+    for a, b in zip(unclipped, loose):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    buffers, expected = {k: 0.0 for k in params}, dict(params)
+    for step, lr in zip(grads, rates):
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in step.values()))
+        assert norm > 0.5
+        for name, g in step.items():
+            buffers[name] = 0.9 * buffers[name] + g * (0.5 / norm)
+            expected[name] = expected[name] - lr * buffers[name]
+    for name in expected:
+        assert relative_error(tight[-1][name], expected[name]) <= TOL_FLOAT64, name
+
+
+# Losses and tasks ------------------------------------------------------------------------------------
+
+BINARY = ["data.task=even_odd", "model.output_activation=sigmoid", "loss={name='binary_crossentropy', label_smoothing=0.1}",
+          "model.hidden=[{units=8, activation='tanh'}]"]
+
+
+def test_binary_task_has_one_output_and_counts_logit_sign():
+    """C = 1: y (N, 1) of 0/1; correct when (logit > 0) == (y > 0.5), in evaluate and in train_epoch."""
+    spec, plan, trainer = make("mlp-relu-adam", "float64", BINARY)
+    assert plan[-1].units == 1
+    rng = np.random.default_rng(16)
+    weights = {k: 3.0 * v for k, v in random_weights(plan, rng).items()}
+    trainer.set_weights(weights)
+    x = rng.random((20, 28, 28, 1))
+    y = rng.integers(0, 2, (20, 1)).astype(np.float64)
+    logits = forward(plan, weights, x)  # (20, 1)
+    correct = (logits[:, 0] > 0) == (y[:, 0] > 0.5)
+    assert 0 < correct.sum() < 20
+    target = 0.9 * y + 0.05
+    expected = np.mean(np.logaddexp(0.0, logits) - target * logits)
+    loss, accuracy = trainer.evaluate(x, y, batch_size=8)
+    assert abs(loss - expected) <= TOL_FLOAT64 * max(abs(expected), 1.0)
+    assert accuracy == correct.mean()
+    trainer.load_training_data(x, y)
+    stats = trainer.train_epoch([np.arange(10), np.arange(10, 20)], np.array([0.0, 0.0]))  # one batch size: one XLA compilation
+    np.testing.assert_array_equal(stats.correct, [correct[:10].sum(), correct[10:].sum()])
+    with pytest.raises(ValueError, match=r"\(N, 1\) of 0/1"):
+        trainer.evaluate(x, np.eye(10)[np.zeros(20, int)], 8)
+
+
+def test_losses_refuse_outputs_without_probabilities():
+    """step/sign outputs define no probabilities (CE, KL) and BCE takes only sigmoid/linear; mse works with them."""
+    step = entry_of(OutputActivation, {"name": "step"})
+    for table in ({"name": "categorical_crossentropy"}, {"name": "kl_divergence"}, {"name": "binary_crossentropy"}):
+        with pytest.raises(KeyError):
+            make_loss(entry_of(Loss, table), step, 10)
+    z, y = np.array([[-1.0, 0.0, 2.0]]), np.array([[0.0, 1.0, 1.0]])
+    value, dz = loss_vjp(entry_of(Loss, {"name": "mse"}), step, z, y, "float64")
+    assert value == pytest.approx(1.0 / 3.0) and not np.any(dz)
+
+
+# Framework defaults ----------------------------------------------------------------------------------
+
+
+def test_framework_defaults_are_read_from_keras():
+    rows = framework_defaults()
+    json.dumps(rows)
+    assert all(set(row) == {"entry", "parameter", "value", "source"} for row in rows)
+    values = {(row["entry"], row["parameter"], row["source"]): row["value"] for row in rows}
+    assert values["leaky_relu", "negative_slope", "keras.layers.LeakyReLU(negative_slope)"] == 0.3
+    assert values["leaky_relu", "negative_slope", "keras.activations.leaky_relu(negative_slope)"] == 0.2
+    assert values["batch_norm", "momentum", "keras.layers.BatchNormalization(momentum)"] == 0.99
+    assert values["adam", "epsilon", "keras.optimizers.Adam(epsilon)"] == 1e-7
+    assert [row["value"] for row in rows if row["entry"] == "nadam" and row["parameter"] == "momentum_decay"] == [1.0]
+    assert {row["entry"] for row in rows if row["parameter"] == "learning_rate"} == set(OPTIMIZERS)

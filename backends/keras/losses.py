@@ -2,49 +2,83 @@
 
 from typing import Callable
 
+from backends.keras.activations import elementwise, softplus
 from backends.keras.framework import tf
 from experiments.catalog.base import Entry
 
 PerSampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear", "step", "sign")
+PROBABILITY_OUTPUTS = ("softmax", "sigmoid", "linear")  # the outputs log_probabilities defines
+
 
 def output_activation(entry: Entry) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The output activation a(z) over the class axis."""
-    functions = {"softmax": lambda z: tf.nn.softmax(z, axis=-1), "sigmoid": tf.math.sigmoid, "linear": tf.identity}
-    if entry.name not in functions:
+    """The output activation a(z) over the class axis (step and sign: forward only, zero gradient)."""
+    if entry.name not in OUTPUT_ACTIVATIONS:
         raise KeyError(f"the Keras backend has no output activation {entry.name!r}")
-    return functions[entry.name]
+    return elementwise(entry)
 
 
 def log_probabilities(entry: Entry, logits: tf.Tensor) -> tf.Tensor:
-    """log p of the catalog's categorical cross-entropy, from the logits (N, C).
+    """log p of the catalog's categorical cross-entropy and KL divergence, from the logits (N, C).
 
     softmax or linear output: log_softmax(z). Sigmoid output: log_sigmoid(z) minus its
     logsumexp, i.e. sigmoid outputs normalised to sum to 1, without Keras' 1e-7 clip.
+    step and sign outputs define no probabilities.
     """
     if entry.name == "sigmoid":
         log_sigmoid = tf.math.log_sigmoid(logits)
         return log_sigmoid - tf.reduce_logsumexp(log_sigmoid, axis=-1, keepdims=True)
     if entry.name in ("softmax", "linear"):
         return tf.nn.log_softmax(logits, axis=-1)
-    raise KeyError(f"the Keras backend has no output activation {entry.name!r}")
+    raise KeyError(f"the {entry.name!r} output activation defines no probabilities (cross-entropy and KL need them)")
 
 
 def make_loss(loss: Entry, activation: Entry, num_classes: int) -> PerSampleLoss:
-    """The per-sample loss l(z, y) (N,) of logits z (N, C) and one-hot y (N, C); the batch loss is its mean.
+    """The per-sample loss l(z, y) (N,) of logits z (N, C) and targets y (N, C); the batch loss is its mean.
 
-    Keras' CategoricalCrossentropy(from_logits=False) clips probabilities to [1e-7, 1 - 1e-7]
-    and, on TF, silently switches to cached logits; neither is used here.
+    y is one-hot for 10 classes, (N, 1) of 0/1 for a binary task. Keras'
+    CategoricalCrossentropy(from_logits=False) clips probabilities to [1e-7, 1 - 1e-7] and, on TF,
+    silently switches to cached logits; BinaryCrossentropy clips the same way and KLDivergence
+    clips y to >= 1e-7; none of them is used here.
     """
-    if loss.name == "categorical_crossentropy":
+    if loss.name in ("categorical_crossentropy", "kl_divergence"):
+        if activation.name not in PROBABILITY_OUTPUTS:  # refused when built, not at the first step
+            raise KeyError(f"{loss.name} needs probabilities: a softmax, sigmoid or linear output, not {activation.name!r}")
         smoothing = float(loss.label_smoothing)
 
-        def categorical_crossentropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            if smoothing:
-                y = (1.0 - smoothing) * y + smoothing / num_classes  # y' = (1 - eps) y + eps / C
-            return -tf.reduce_sum(y * log_probabilities(activation, logits), axis=-1)
+        def smoothed(y: tf.Tensor) -> tf.Tensor:
+            return (1.0 - smoothing) * y + smoothing / num_classes if smoothing else y  # y' = (1 - eps) y + eps / C
 
-        return categorical_crossentropy
+        if loss.name == "categorical_crossentropy":
+
+            def categorical_crossentropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+                return -tf.reduce_sum(smoothed(y) * log_probabilities(activation, logits), axis=-1)
+
+            return categorical_crossentropy
+
+        def kl_divergence(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            """sum_c y' (log y' - log p), with 0 log 0 = 0 (the log of a zero target is never taken)."""
+            y = smoothed(y)
+            positive = y > 0
+            log_y = tf.math.log(tf.where(positive, y, tf.ones_like(y)))
+            terms = tf.where(positive, y * (log_y - log_probabilities(activation, logits)), tf.zeros_like(y))
+            return tf.reduce_sum(terms, axis=-1)
+
+        return kl_divergence
+    if loss.name == "binary_crossentropy":
+        if activation.name not in ("sigmoid", "linear"):
+            raise KeyError(f"binary_crossentropy takes sigmoid (or linear) outputs, not {activation.name!r}")
+        smoothing = float(loss.label_smoothing)
+        positive_part = softplus(1.0)  # derivative sigmoid(z), 1/2 at z = 0
+
+        def binary_crossentropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            """mean_c [softplus(z) - y' z], y' = (1 - eps) y + eps / 2 (Keras' BCE smoothing)."""
+            if smoothing:
+                y = (1.0 - smoothing) * y + smoothing / 2.0
+            return tf.reduce_mean(positive_part(logits) - y * logits, axis=-1)
+
+        return binary_crossentropy
     if loss.name == "mse":
         activate = output_activation(activation)
 

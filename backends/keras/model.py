@@ -2,12 +2,13 @@
 
 import numpy as np
 
-from backends.keras.framework import keras, tf
+from backends.keras.activations import activation_layer
+from backends.keras.framework import exact, keras
 from experiments.catalog.initializers import Distribution
 from experiments.spec import plan as P
 
 # Streams derived from spec.seed, one per (layer index, purpose).
-KERNEL_STREAM, BIAS_STREAM, DROPOUT_STREAM = 0, 1, 2
+KERNEL_STREAM, BIAS_STREAM, DROPOUT_STREAM, RRELU_STREAM = 0, 1, 2, 3
 
 # Keras' BatchNormalization weight names -> the suite's canonical names.
 BATCH_NORM_NAMES = {"gamma": "scale", "beta": "offset", "moving_mean": "mean", "moving_variance": "variance"}
@@ -22,13 +23,15 @@ def initializer(distribution: Distribution, seed: int) -> keras.initializers.Ini
     """The Keras initialiser drawing from a catalog distribution.
 
     Keras' TruncatedNormal (TF: stateless_truncated_normal) re-draws values beyond 2 stddev
-    and does not rescale, which is the catalog's truncated_normal.
+    and does not rescale, which is the catalog's truncated_normal. Constant values and uniform
+    bounds are passed as float64 scalars (see framework.exact: Python floats would be rounded
+    to float32 on their way into a float64 variable).
     """
     kind, a, b = distribution.kind, distribution.a, distribution.b
     if kind == "constant":
-        return keras.initializers.Constant(value=a)
+        return keras.initializers.Constant(value=exact(a))
     if kind == "uniform":
-        return keras.initializers.RandomUniform(minval=a, maxval=b, seed=seed)
+        return keras.initializers.RandomUniform(minval=exact(a), maxval=exact(b), seed=seed)
     if kind == "normal":
         return keras.initializers.RandomNormal(mean=a, stddev=b, seed=seed)
     if kind == "truncated_normal":
@@ -42,32 +45,6 @@ def _initializers(layer: P.Dense | P.Conv2D, kernel_shape: tuple[int, ...], seed
     kernel = initializer(layer.kernel_init.distribution(fan_in, fan_out), derived_seed(seed, index, KERNEL_STREAM))
     bias = initializer(layer.bias_init.distribution(fan_in, fan_out), derived_seed(seed, index, BIAS_STREAM))
     return kernel, bias
-
-
-def leaky_relu(negative_slope: float):
-    """x if x > 0 else negative_slope * x, with the slope in x's dtype (derivative at 0: the slope, as torch and TF).
-
-    Not keras.layers.LeakyReLU: on TF it runs tf.nn.leaky_relu, whose `alpha` is a float32 op
-    attribute, so a float64 model gets float32(0.1) = 0.10000000149 as its slope.
-    """
-    return lambda x: tf.where(x > 0, x, x * negative_slope)
-
-
-def activation_layer(layer: P.Activation, dtype: str) -> keras.layers.Layer:
-    """A hidden activation layer (catalog formulas; the LeakyReLU slope is the spec's, never Keras' 0.3).
-
-    Plain TF ops: the backend is TF only, and Keras' TF sigmoid also attaches cached logits to
-    its output (harmless here: the losses take logits, never probabilities).
-    """
-    entry = layer.activation
-    functions = {"relu": tf.nn.relu, "sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh, "linear": tf.identity}
-    if entry.name == "leaky_relu":
-        function = leaky_relu(entry.negative_slope)
-    elif entry.name in functions:
-        function = functions[entry.name]
-    else:
-        raise KeyError(f"the Keras backend has no activation {entry.name!r}")
-    return keras.layers.Activation(function, name=layer.name, dtype=dtype)
 
 
 def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.layers.Layer:
@@ -87,7 +64,7 @@ def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.laye
             kernel_initializer=kernel, bias_initializer=bias, name=layer.name, dtype=dtype,
         )
     if isinstance(layer, P.Activation):
-        return activation_layer(layer, dtype)
+        return activation_layer(layer.activation, layer.name, dtype, derived_seed(seed, index, RRELU_STREAM))
     if isinstance(layer, P.BatchNormalization):
         # Keras BN is the suite's formula: r <- m r + (1 - m) batch, biased batch variance.
         return keras.layers.BatchNormalization(
@@ -111,13 +88,15 @@ def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.laye
 
 
 def canonical_variables(plan: tuple[P.Layer, ...], model: keras.Model) -> dict[str, keras.Variable]:
-    """Canonical name -> Keras variable. Keras layouts are already canonical: (in, out), (kh, kw, in, out)."""
+    """Canonical name -> Keras variable. Keras layouts are already canonical: (in, out), (kh, kw, in, out), prelu (1,) or (C,)."""
     variables = {}
     for layer in plan:
         built = model.get_layer(layer.name)
         if isinstance(layer, (P.Dense, P.Conv2D)):
             variables[f"{layer.name}/kernel"] = built.kernel
             variables[f"{layer.name}/bias"] = built.bias
+        elif isinstance(layer, P.Activation) and layer.activation.has_parameters:  # prelu
+            variables[f"{layer.name}/alpha"] = built.alpha
         elif isinstance(layer, P.BatchNormalization):
             for keras_name, name in BATCH_NORM_NAMES.items():
                 variables[f"{layer.name}/{name}"] = getattr(built, keras_name)

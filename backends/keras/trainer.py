@@ -137,14 +137,21 @@ class Trainer:
     def _labels(self, y: np.ndarray) -> tf.Tensor:
         y = np.asarray(y)
         if y.ndim != 2 or y.shape[1] != self.num_classes:
-            raise ValueError(f"labels have shape {y.shape}, expected one-hot (N, {self.num_classes})")
+            expected = "(N, 1) of 0/1" if self.num_classes == 1 else f"one-hot (N, {self.num_classes})"
+            raise ValueError(f"labels have shape {y.shape}, expected {expected}")
         return tf.constant(y, dtype=self.dtype)
 
     def _batch_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        """(per-sample losses (N,), number of samples with argmax(logits) == argmax(y))."""
+        """(per-sample losses (N,), number of correctly classified samples).
+
+        Correct: argmax(logits) == argmax(y) with C outputs; (logit > 0) == (y > 0.5) for a binary task (C = 1).
+        """
         logits = self.model(x, training=training)  # (N, C)
-        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1), tf.argmax(y, axis=-1)), tf.int64))
-        return self._loss(logits, y), hits
+        if self.num_classes == 1:
+            correct = tf.equal(logits[:, 0] > 0, y[:, 0] > 0.5)
+        else:
+            correct = tf.equal(tf.argmax(logits, axis=-1), tf.argmax(y, axis=-1))
+        return self._loss(logits, y), tf.reduce_sum(tf.cast(correct, tf.int64))
 
     def _train_step(self, x, y, rate):
         """One optimizer step on the batch x (B, H, W, C), y (B, C); returns (batch mean loss, hits)."""
