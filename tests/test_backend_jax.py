@@ -1,9 +1,11 @@
 """The JAX backend against the plan, the catalog's formulas and the NumPy float64 oracle, step by step."""
 
+import json
 from typing import get_args
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 pytest.importorskip("jax")
 pytest.importorskip("flax")
@@ -14,13 +16,16 @@ import jax.numpy as jnp  # noqa: E402
 
 from backends.jax import SUPPORTED  # noqa: E402
 from backends.jax import losses as jax_losses  # noqa: E402
+from backends.jax import ops  # noqa: E402
+from backends.jax.defaults import framework_defaults  # noqa: E402
+from backends.jax.model import ActivationLayer  # noqa: E402
 from backends.jax.trainer import Trainer  # noqa: E402
 from backends.numpy.forward import forward as oracle_forward  # noqa: E402
 from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
 from backends.numpy import SUPPORTED as ORACLE_SUPPORTED  # noqa: E402
 from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
-from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
-from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
+from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, Activation  # noqa: E402
+from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE, Linear, Sigmoid, Softmax  # noqa: E402
 from experiments.catalog.initializers import Distribution  # noqa: E402
 from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
@@ -59,7 +64,7 @@ LEARNING_RATES = [0.1, 0.03, 0.07]
 
 def make(preset: str, dtype: str, overrides=()) -> tuple[Trainer, object, tuple]:
     spec = load_spec(preset, [*overrides, f'dtype="{dtype}"'])
-    plan = build_plan(spec.model, (28, 28, 1), 10)
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     return Trainer(spec, plan, threads=2), spec, plan
 
 
@@ -248,13 +253,16 @@ def test_training_steps_match_the_oracle(case):
         assert moved > 1e-6, "the step changed nothing"
 
 
-MLP_BN_DROPOUT = ['model.hidden=[{units=12, activation="relu", batch_norm={momentum=0.9, epsilon=1e-3}, dropout=0.25}]']
+MLP_RRELU = ['model.hidden=[{units=12, activation="relu", batch_norm={momentum=0.9, epsilon=1e-3}, dropout=0.25},'
+             ' {units=6, activation={name="rrelu", lower=0.1, upper=0.3}}]']
 SMALL_CNN = ['model.conv=[{filters=3, kernel_size=3, padding="same", activation="relu", batch_norm={momentum=0.9, epsilon=1e-3},'
              ' pool={size=2, stride=2, padding="same"}, dropout=0.3}]', 'model.hidden=[]']
 
 
-def test_zero_learning_rate_keeps_weights_and_dropout_masks_change_per_step():
-    trainer, _, plan = make("mlp-relu-adam", "float32", MLP_BN_DROPOUT)  # Adam
+def test_zero_learning_rate_keeps_weights_and_noise_changes_per_step():
+    """Adam at lr 0 keeps every trainable weight; dropout masks and rrelu slopes are fresh every step;
+    evaluation (running statistics, no dropout, the mean rrelu slope) is deterministic."""
+    trainer, _, plan = make("mlp-relu-adam", "float32", MLP_RRELU)  # Adam
     x, y = data(16)
     trainer.load_training_data(x, y)
     before = trainer.get_weights()
@@ -265,15 +273,17 @@ def test_zero_learning_rate_keeps_weights_and_dropout_masks_change_per_step():
         changed = not np.array_equal(after[name], before[name])
         assert changed == (not info.trainable), f"{name}: trainable weights stay, running statistics move"
     assert np.all(np.isfinite(stats.loss))
-    assert len(set(stats.loss.tolist())) == 3, "same batch and weights: only fresh dropout masks change the loss"
+    assert len(set(stats.loss.tolist())) == 3, "same batch and weights: only fresh dropout masks and slopes change the loss"
+    assert trainer.evaluate(x, y, 8) == trainer.evaluate(x, y, 8)
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_no_recompilation_across_epochs(model):
     """Epochs with new rates, a new order, a partial last batch, evaluation and set_weights compile nothing.
 
-    On CPU the MLP runs its epochs as a scan and the CNN one jitted step per batch."""
-    trainer, _, _ = make("mlp-relu-adam", "float32", MLP_BN_DROPOUT) if model == "mlp" else make("seed-cnn", "float32", SMALL_CNN)
+    On CPU the MLP (with dropout and rrelu: per-step keys are data) runs its epochs as a scan and
+    the CNN one jitted step per batch."""
+    trainer, _, _ = make("mlp-relu-adam", "float32", MLP_RRELU) if model == "mlp" else make("seed-cnn", "float32", SMALL_CNN)
     x, y = data(21)
     trainer.load_training_data(x, y)
     compiles = []
@@ -316,3 +326,222 @@ def test_two_dtypes_in_one_process_and_provenance():
     assert settings["jax_enable_x64"] is True and settings["jax_default_matmul_precision"] == "highest"
     assert settings["threads_requested"] == 2 and "xla_flags" in settings
     assert set(t32.versions()) == {"jax", "jaxlib", "flax", "optax"}
+
+
+# -- the full catalog: activations at their kinks, prelu, rrelu, maxout, binary tasks, clipping --------
+
+H = 1.0 / 6.0
+# case -> (entry, x, y, dy/dx) at the points the catalog pins (kinks, ends, the two gelu forms).
+KINKS = {
+    "relu": ({"name": "relu"}, [-1.0, 0.0, 2.0], [0.0, 0.0, 2.0], [0.0, 0.0, 1.0]),
+    "leaky_relu": ({"name": "leaky_relu", "negative_slope": 0.2}, [-1.0, 0.0, 2.0], [-0.2, 0.0, 2.0], [0.2, 0.2, 1.0]),
+    "prelu": ({"name": "prelu", "initial_value": 0.3, "per_channel": False}, [-1.0, 0.0, 2.0], [-0.3, 0.0, 2.0], [0.3, 0.3, 1.0]),
+    "rrelu-eval": ({"name": "rrelu", "lower": 0.1, "upper": 0.3}, [-1.0, 0.0, 2.0], [-0.2, 0.0, 2.0], [0.2, 0.2, 1.0]),
+    "elu": ({"name": "elu", "alpha": 0.5}, [-np.log(2.0), 0.0, 2.0], [-0.25, 0.0, 2.0], [0.25, 0.5, 1.0]),
+    "selu": ({"name": "selu"}, [0.0, 1.0], [0.0, SELU_SCALE], [SELU_SCALE * SELU_ALPHA, SELU_SCALE]),
+    "softplus": ({"name": "softplus", "beta": 2.0}, [0.0, 400.0, -400.0], [np.log(2.0) / 2.0, 400.0, 0.0], [0.5, 1.0, 0.0]),
+    "hard_sigmoid": ({"name": "hard_sigmoid"}, [-4.0, -3.0, 0.0, 3.0, 4.0], [0.0, 0.0, 0.5, 1.0, 1.0], [0.0, 0.0, H, 0.0, 0.0]),
+    "silu": ({"name": "silu"}, [0.0], [0.0], [0.5]),
+    # exact: x Phi(x); tanh form: 0.5 x (1 + tanh(...)); jax.nn.gelu's default would be the tanh one
+    "gelu-none": ({"name": "gelu", "approximate": "none"}, [0.0, 1.0], [0.0, 0.8413447460685429], [0.5, 1.0833154705876864]),
+    "gelu-tanh": ({"name": "gelu", "approximate": "tanh"}, [0.0, 1.0], [0.0, 0.8411919906082768], [0.5, 1.0829640838457826]),
+    "step": ({"name": "step"}, [-1.0, 0.0, 2.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]),
+    "sign": ({"name": "sign"}, [-1.0, 0.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_values_and_derivatives_at_the_pinned_points(dtype):
+    """The Trainer's ActivationLayer at the catalog's kinks (one jitted function for the whole table)."""
+    adapter = TypeAdapter(Activation)
+    cases = [(name, adapter.validate_python(entry), np.array(x, dtype)) for name, (entry, x, _, _) in KINKS.items()]
+
+    @jax.jit
+    def run(xs):
+        out = {}
+        for (name, entry, _), x in zip(cases, xs):
+            module = ActivationLayer(entry=entry, dtype=np.dtype(dtype))
+            variables = module.init(jax.random.key(0), x, train=False)
+            y, pullback = jax.vjp(lambda x: module.apply(variables, x, train=False), x)
+            out[name] = y, pullback(jnp.ones_like(x))[0]
+        return out
+
+    results = run([x for _, _, x in cases])
+    tolerance = {"float64": 1e-15, "float32": 1e-6}[dtype]
+    for name, (_, _, y, dy) in KINKS.items():
+        out, dx = results[name]
+        assert out.dtype == dx.dtype == np.dtype(dtype), name
+        assert error(out, y) <= tolerance and error(dx, dy) <= tolerance, f"{name} {dtype}: y {out}, dy/dx {dx}"
+
+
+def test_maxout_groups_consecutive_features_and_routes_ties_to_the_first():
+    x = np.array([[1.0, 3.0, 3.0, -1.0, -1.0, -2.0], [0.0, 0.0, 0.0, 5.0, 4.0, 5.0]])  # two groups of 3 per row
+    y, dx, _ = ops.activation_vjp({"name": "maxout", "pieces": 3}, x, np.array([[10.0, 20.0], [30.0, 40.0]]), "float64")
+    assert np.array_equal(y, x.reshape(2, 2, 3).max(axis=-1))
+    assert np.array_equal(dx, [[0.0, 10.0, 0.0, 20.0, 0.0, 0.0], [30.0, 0.0, 0.0, 40.0, 0.0, 0.0]]), "jnp.max would split ties"
+    # Training through maxout (Dense(12) -> maxout(4) -> logits (3, 10)): tests/test_catalog_training.py.
+
+
+def test_prelu_alpha_per_channel_on_images_and_its_gradient():
+    rng = np.random.default_rng(0)
+    x, cotangent, alpha = rng.normal(size=(2, 3, 3, 4)), rng.normal(size=(2, 3, 3, 4)), np.array([0.1, 0.2, 0.3, 0.4])
+    entry = {"name": "prelu", "initial_value": 0.25, "per_channel": True}
+    y, dx, dparams = ops.activation_vjp(entry, x, cotangent, "float64", params={"alpha": alpha})
+    assert error(y, np.where(x > 0, x, alpha * x)) <= 1e-15
+    assert error(dx, cotangent * np.where(x > 0, 1.0, alpha)) <= 1e-15
+    assert error(dparams["alpha"], np.sum(cotangent * np.minimum(x, 0.0), axis=(0, 1, 2))) <= 1e-14  # d/dalpha = x where x <= 0
+    assert np.array_equal(ops.activation_vjp(entry, x, cotangent, "float32")[2]["alpha"].shape, (4,))
+
+
+def test_prelu_alpha_is_a_canonical_trained_parameter():
+    """alpha (per channel here; shared in the binary-task test): canonical name and shape, initial value
+    and dtype, bit-exact round trip, and an SGD step that moves it by -lr dL/dalpha (the derivative by
+    central differences of the eval-mode loss, which equals the train-mode one without dropout or BN)."""
+    prelu = '{name="prelu", initial_value=0.2, per_channel=true}'
+    trainer, _, plan = make("mlp-relu-adam", "float64", [f'model.hidden=[{{units=5, activation={prelu}}}]',
+                                                         'optimizer={name="sgd", learning_rate=0.1}'])
+    shape = (5,)
+    assert parameter_info(plan)["activation_0/alpha"].shape == shape
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    weights = trainer.get_weights()
+    assert weights["activation_0/alpha"].dtype == np.float64 and np.all(weights["activation_0/alpha"] == 0.2)
+    weights = random_weights(plan, "float64")
+    weights["activation_0/alpha"] = np.linspace(0.1, 0.5, shape[0])
+    trainer.set_weights(weights)
+    assert np.array_equal(trainer.get_weights()["activation_0/alpha"], weights["activation_0/alpha"])
+    x, y = data(8)
+    trainer.load_training_data(x, y)
+
+    def loss(alpha):
+        trainer.set_weights({**weights, "activation_0/alpha": alpha})
+        return trainer.evaluate(x, y, 8)[0]
+
+    h, alpha = 1e-5, weights["activation_0/alpha"]
+    gradient = np.array([(loss(alpha + h * e) - loss(alpha - h * e)) / (2 * h) for e in np.eye(shape[0])])
+    trainer.set_weights(weights)
+    trainer.train_epoch([np.arange(8)], np.array([0.1]))
+    step = trainer.get_weights()["activation_0/alpha"] - alpha
+    assert np.max(np.abs(gradient)) > 1e-3, "the test needs negative pre-activations"
+    assert error(step, -0.1 * gradient) <= 1e-8
+
+
+def test_rrelu_draws_fresh_slopes_in_training_and_uses_the_mean_in_eval():
+    """Training: one slope U[lower, upper) per element from the step's key (here the seed); eval: (l + u) / 2."""
+    entry = {"name": "rrelu", "lower": 0.1, "upper": 0.3}
+    x = -np.ones((4, 50))
+    slopes = [ops.activation_vjp(entry, x, np.ones_like(x), "float32", training=True, seed=seed)[1] for seed in (0, 1)]
+    for s in slopes:
+        assert s.dtype == np.float32 and 0.1 <= s.min() and s.max() < 0.3, "U[lower, upper)"
+        assert len(np.unique(s)) > 0.99 * s.size, "one slope per element"
+        assert abs(s.mean() - 0.2) < 0.01
+    assert np.mean(slopes[0] == slopes[1]) < 0.01, "a new key gives new slopes"
+    y, dx, _ = ops.activation_vjp(entry, x, np.ones_like(x), "float64", training=False)
+    assert np.all(dx == 0.2) and np.all(y == -0.2)
+    # In the Trainer: test_zero_learning_rate_keeps_weights_and_noise_changes_per_step.
+
+
+def test_binary_task_counts_correct_by_the_sign_of_the_logit():
+    """task even_odd: one output, y (N, 1) of 0/1; correct = (logit > 0) == (y > 0.5); BCE from logits."""
+    trainer, spec, plan = make("mlp-relu-adam", "float64", [
+        'data.task="even_odd"', 'model.output_activation="sigmoid"',
+        'model.hidden=[{units=6, activation={name="prelu", initial_value=0.25, per_channel=false}}]',
+        'loss={name="binary_crossentropy", label_smoothing=0.1}',
+    ])
+    assert plan[-1].units == 1 and trainer.get_weights()["activation_0/alpha"].shape == (1,)
+    trainer.set_weights(random_weights(plan, "float64"))
+    rng = np.random.default_rng(5)
+    x, y = rng.random((12, 28, 28, 1)), rng.integers(0, 2, (12, 1)).astype(np.float64)
+    z = trainer.predict_logits(x, 12)
+    assert z.shape == (12, 1) and 0 < np.sum(z > 0) < 12, "the test needs logits of both signs"
+    target = 0.9 * y + 0.05
+    loss, accuracy = trainer.evaluate(x, y, 12)
+    assert error(loss, np.mean(np.logaddexp(0.0, z) - target * z)) <= 1e-13
+    assert accuracy == np.mean((z > 0) == (y > 0.5))
+    trainer.load_training_data(x, y)
+    stats = trainer.train_epoch([np.arange(12)], np.array([0.01]))
+    assert stats.correct[0] == np.sum((z > 0) == (y > 0.5))  # train-mode logits before the step (no dropout, no BN)
+    assert error(stats.loss[0], loss) <= 1e-13
+
+
+def test_clip_global_norm_bounds_the_trainer_step():
+    """SGD with clip c far below ||g||: the step -lr g min(1, c / ||g||) has global norm exactly lr c
+    over every trainable tensor (the factor itself is checked in the optimizer test below)."""
+    norm, rate = 1e-3, 0.5
+    optimizer = f'optimizer={{name="sgd", learning_rate={rate}, clip_global_norm={norm}}}'
+    trainer, _, plan = make("mlp-relu-adam", "float64", TINY_MLP + [optimizer])
+    weights = random_weights(plan, "float64")
+    trainer.set_weights(weights)
+    x, y = data(8)
+    trainer.load_training_data(x, y)
+    trainer.train_epoch([np.arange(8)], np.array([rate]))
+    after = trainer.get_weights()
+    step = np.sqrt(sum(np.sum((after[name] - weights[name]) ** 2) for name in weights))
+    assert abs(step / (rate * norm) - 1.0) <= 1e-9
+
+
+OPTIMIZER_EXAMPLES = [  # epsilons large enough that its place (inside or outside a root) shows in float32
+    {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+    {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9},
+    {"name": "nesterov", "learning_rate": 0.1, "momentum": 0.9, "clip_global_norm": 1.0},
+    {"name": "adagrad", "learning_rate": 0.1, "initial_accumulator_value": 0.1, "epsilon": 0.1},
+    {"name": "rmsprop", "learning_rate": 0.1, "rho": 0.9, "epsilon": 0.1, "momentum": 0.5, "centered": True},
+    {"name": "adam", "learning_rate": 0.1, "epsilon": 0.1},
+    {"name": "adamw", "learning_rate": 0.1, "epsilon": 0.1, "weight_decay": 0.3},
+    {"name": "adadelta", "learning_rate": 1.0, "rho": 0.9, "epsilon": 0.01},
+    {"name": "adamax", "learning_rate": 0.1, "epsilon": 0.1},
+    {"name": "nadam", "learning_rate": 0.1, "epsilon": 0.1, "momentum_decay": 0.004},
+]
+
+
+def test_every_optimizer_keeps_the_dtype_and_its_first_step_follows_the_catalog():
+    """Every catalog optimizer through ops.optimizer_steps (the Trainer's transform and update), in
+    float32: the dtype is kept, and the first step from zero state has a closed form (m_1 = (1 - b1) g,
+    v_1 = (1 - b2) g^2, ...) that tells apart epsilon placements and where lr and decay enter."""
+    assert {example["name"] for example in OPTIMIZER_EXAMPLES} == set(OPTIMIZERS)
+    rng = np.random.default_rng(2)
+    p = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": rng.normal(size=2).astype(np.float32)}
+    g = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": rng.normal(size=2).astype(np.float32)}
+    g_norm = np.sqrt(sum(np.sum(v.astype(np.float64) ** 2) for v in g.values()))
+    for example in OPTIMIZER_EXAMPLES:
+        steps = ops.optimizer_steps(example, p, [g, g], [0.1, 0.05], "float32")
+        assert len(steps) == 2 and all(v.dtype == np.float32 for step in steps for v in step.values()), example
+        clip = min(1.0, example.get("clip_global_norm", np.inf) / g_norm)
+        for name in p:
+            p64, g64 = p[name].astype(np.float64), g[name].astype(np.float64) * clip
+            expected = p64 - 0.1 * FIRST_STEP[example["name"]](example, g64, p64)
+            assert error(steps[0][name], expected) <= 1e-6, f"{example['name']} {name}: {error(steps[0][name], expected):.1e}"
+        assert not np.array_equal(steps[1]["w"], steps[0]["w"])
+
+
+def _nadam_first(o, g, p):
+    b1, psi = 0.9, o["momentum_decay"]
+    mu1, mu2 = b1 * (1 - 0.5 * 0.96**psi), b1 * (1 - 0.5 * 0.96 ** (2 * psi))  # P_1 = mu1
+    denominator = np.abs(g) + o["epsilon"]  # sqrt(v_1 / (1 - b2)) = |g|
+    return (1 - mu1) / (1 - mu1) * g / denominator + mu2 / (1 - mu1 * mu2) * (1 - b1) * g / denominator
+
+
+FIRST_STEP = {  # d_1 of each optimizer from zero state, g the (clipped) gradient
+    "sgd": lambda o, g, p: g + o["momentum"] * g,
+    "momentum": lambda o, g, p: g,
+    "nesterov": lambda o, g, p: g + o["momentum"] * g,
+    "adagrad": lambda o, g, p: g / (np.sqrt(o["initial_accumulator_value"] + g * g) + o["epsilon"]),
+    "rmsprop": lambda o, g, p: g / (np.sqrt(0.1 * g * g - (0.1 * g) ** 2) + o["epsilon"]),  # centered, rho 0.9
+    "adam": lambda o, g, p: g / (np.abs(g) + o["epsilon"]),
+    "adamw": lambda o, g, p: g / (np.abs(g) + o["epsilon"]) + o["weight_decay"] * p,
+    "adadelta": lambda o, g, p: np.sqrt(o["epsilon"]) / np.sqrt(0.1 * g * g + o["epsilon"]) * g,
+    "adamax": lambda o, g, p: g / (np.abs(g) + o["epsilon"]),
+    "nadam": _nadam_first,
+}
+
+
+def test_framework_defaults_are_read_from_the_installed_packages():
+    """Rows in catalog terms (entries of the catalog or layers of the plan), JSON-ready, each naming its source."""
+    rows = framework_defaults()
+    assert json.loads(json.dumps(rows)) == rows
+    assert rows and all(set(row) == {"entry", "parameter", "value", "source"} for row in rows)
+    names = set(ACTIVATIONS) | set(OUTPUT_ACTIVATIONS) | set(LOSSES) | set(OPTIMIZERS) | SUPPORTED["layers"]
+    assert {row["entry"] for row in rows} <= names
+    assert {row["entry"] for row in rows} >= set(OPTIMIZERS) - {"momentum", "nesterov"}  # optax has no such aliases
+    assert all(row["source"].startswith(("jax.", "flax.linen.", "optax.", "none:")) for row in rows)
+    gelu = {row["source"]: row["value"] for row in rows if row["entry"] == "gelu"}
+    assert len(gelu) == 2 and set(gelu.values()) <= {"tanh", "none"} and all("(approximate" in source for source in gelu)

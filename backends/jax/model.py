@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
+from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE
 from experiments.catalog.initializers import Distribution
 from experiments.spec import plan as P
 from experiments.spec.plan import fans
@@ -50,24 +51,109 @@ def initializer(entry, kernel_shape: tuple[int, ...], shape: tuple[int, ...]) ->
     return init
 
 
-def leaky_relu(x: jax.Array, negative_slope: float) -> jax.Array:
-    """x if x > 0 else slope * x: the derivative at 0 is the slope (torch, TF); jax.nn.leaky_relu gives 1 there."""
+def leaky_relu(x: jax.Array, negative_slope: Any) -> jax.Array:
+    """x if x > 0 else slope * x: the derivative at 0 is the slope (torch, TF); jax.nn.leaky_relu gives 1 there.
+
+    The slope is a Python float (leaky_relu, rrelu in eval mode) or an array in x's dtype
+    (prelu's alpha, rrelu's per-element training slopes); d/dslope = x where x <= 0.
+    """
     return jnp.where(x > 0, x, jnp.asarray(negative_slope, x.dtype) * x)
 
 
+def maxout(x: jax.Array, pieces: int) -> jax.Array:
+    """(..., F) -> (..., F / pieces): the max of each group of `pieces` consecutive features.
+
+    argmax + take_along_axis, so the gradient goes to the FIRST maximum of a group (the
+    catalog); jnp.max would split it equally among tied maxima.
+    """
+    groups = x.reshape(*x.shape[:-1], x.shape[-1] // pieces, pieces)  # (..., F / pieces, pieces)
+    first = jnp.argmax(groups, axis=-1, keepdims=True)
+    return jnp.take_along_axis(groups, first, axis=-1)[..., 0]
+
+
+def softplus(x: jax.Array, beta: float) -> jax.Array:
+    """logaddexp(beta x, 0) / beta (jax.nn.softplus has no beta); derivative sigmoid(beta x)."""
+    return jnp.logaddexp(beta * x, 0.0) / beta
+
+
+def step(x: jax.Array) -> jax.Array:
+    """1 if x > 0 else 0 in x's dtype (forward only: its derivative is 0)."""
+    return jnp.where(x > 0, jnp.ones((), x.dtype), jnp.zeros((), x.dtype))
+
+
 def activation_fn(entry) -> Callable[[jax.Array], jax.Array]:
-    """The hidden activation of a catalog entry; leaky_relu gets the spec's slope (jax's default is 0.01)."""
-    if entry.name == "relu":
+    """The parameterless, deterministic activation of a catalog entry, every argument explicit.
+
+    jax.nn functions are used where their values AND derivatives are the catalog's: relu
+    (0 at 0), elu (alpha at 0: the x <= 0 branch), hard_sigmoid (relu6's custom JVP gives 0 at
+    x = -3 and x = 3), silu, sigmoid; gelu gets `approximate` from the spec (jax.nn.gelu
+    defaults to the tanh form); selu is scale * elu(x, alpha) with the catalog's constants
+    (what jax.nn.selu computes). leaky_relu, softplus(beta), maxout and step are written here.
+    """
+    name = entry.name
+    if name == "relu":
         return jax.nn.relu
-    if entry.name == "sigmoid":
+    if name == "sigmoid":
         return jax.nn.sigmoid
-    if entry.name == "tanh":
+    if name == "tanh":
         return jnp.tanh
-    if entry.name == "leaky_relu":
+    if name == "leaky_relu":
         return functools.partial(leaky_relu, negative_slope=entry.negative_slope)
-    if entry.name == "linear":
+    if name == "elu":
+        return functools.partial(jax.nn.elu, alpha=entry.alpha)
+    if name == "selu":
+        return lambda x: SELU_SCALE * jax.nn.elu(x, alpha=SELU_ALPHA)
+    if name == "softplus":
+        return functools.partial(softplus, beta=entry.beta)
+    if name == "maxout":
+        return functools.partial(maxout, pieces=entry.pieces)
+    if name == "hard_sigmoid":
+        return jax.nn.hard_sigmoid
+    if name == "silu":
+        return jax.nn.silu
+    if name == "gelu":
+        return functools.partial(jax.nn.gelu, approximate=entry.approximate == "tanh")
+    if name == "step":
+        return step
+    if name == "sign":
+        return jnp.sign
+    if name == "linear":
         return lambda x: x
-    raise ValueError(f"unsupported activation {entry.name!r}")
+    raise ValueError(f"unsupported activation {name!r}")
+
+
+def _constant(value: float) -> Callable:
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+        return jnp.full(shape, value, dtype)
+
+    return init
+
+
+class ActivationLayer(nn.Module):
+    """One catalog activation as a Flax module (named after the plan layer); every dtype explicit.
+
+    prelu: a trainable `alpha` of shape (1,) (shared) or (C,) (per channel of the last axis),
+    initialised to initial_value in dtype (Flax's nn.PReLU is one float32 scalar starting at
+    0.01). rrelu: in training a fresh slope U[lower, upper) per element from the "rrelu" rng
+    stream (one key per step, like dropout); in eval the slope (lower + upper) / 2.
+    """
+
+    entry: Any
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        entry = self.entry
+        if entry.name == "prelu":
+            shape = (x.shape[-1],) if entry.per_channel else (1,)
+            alpha = self.param("alpha", _constant(entry.initial_value), shape, self.dtype)
+            return leaky_relu(x, alpha)
+        if entry.name == "rrelu":
+            if not train:
+                return leaky_relu(x, entry.eval_slope)
+            slopes = jax.random.uniform(self.make_rng("rrelu"), x.shape, self.dtype, entry.lower, entry.upper)
+            return leaky_relu(x, slopes)
+        return activation_fn(entry)(x)
 
 
 class PlanModel(nn.Module):
@@ -76,7 +162,8 @@ class PlanModel(nn.Module):
     Flax defaults that differ from the suite are all overridden: Conv padding (Flax: SAME),
     max_pool strides (Flax: 1), BatchNorm momentum/epsilon and its float32 statistics
     (force_float32_reductions=False keeps running statistics in param_dtype), param_dtype
-    (Flax: float32 even under x64).
+    (Flax: float32 even under x64), PReLU's shape, initial value and dtype (ActivationLayer).
+    Random layers draw from the "dropout" and "rrelu" rng collections in training.
     """
 
     plan: tuple
@@ -110,7 +197,7 @@ class PlanModel(nn.Module):
                 bias_init=initializer(layer.bias_init, kernel, (layer.filters,)), name=layer.name,
             )(x)
         if isinstance(layer, P.Activation):
-            return activation_fn(layer.activation)(x)
+            return ActivationLayer(entry=layer.activation, dtype=self.dtype, name=layer.name)(x, train)
         if isinstance(layer, P.BatchNormalization):
             # Two-pass biased variance (x - mean)^2, as TF; running r <- m r + (1 - m) batch.
             return nn.BatchNorm(

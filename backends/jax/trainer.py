@@ -46,6 +46,20 @@ def _initializer(plan: tuple, dtype_name: str):
     return lambda rngs: compiled(rngs, sample)
 
 
+def _loss_or_deferred_error(loss, output_activation):
+    """The per-example loss; for a pairing the catalog leaves undefined (cross-entropy of a step
+    or sign output) a function that raises when used, so the model still builds for forward checks."""
+    try:
+        return losses.per_example_loss(loss, output_activation)
+    except ValueError as error:
+        message = str(error)
+
+        def undefined(z, y):
+            raise ValueError(message)
+
+        return undefined
+
+
 def _split(array: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Array (N, ...) as [(N // B, B, ...), (1, N % B, ...)], the second only when N % B > 0."""
     if batch_size < 1:
@@ -63,8 +77,10 @@ class Trainer:
     Dtypes are explicit everywhere (Flax dtype and param_dtype, inputs, rates), so float32 and
     float64 trainers coexist in one process under jax_enable_x64. State is one pytree
     (params, batch_stats, opt_state); the training set stays on the device and each step
-    gathers its batch there. Per-step rates and dropout keys (fold_in(key, global step)) are
-    data, so nothing retraces across epochs; `trace_counts` counts traces (for tests).
+    gathers its batch there. Per-step rates and noise keys (fold_in(key, global step), split
+    into the dropout and rrelu keys) are data, so nothing retraces across epochs;
+    `trace_counts` counts traces (for tests). A binary task (one output) counts a sample as
+    correct when (logit > 0) == (y > 0.5), the digit task when the argmaxes agree.
 
     An epoch's full-size batches run as one jitted lax.scan over stacked indices (S, B), the
     last partial batch as a scan of length 1. Exception: on CPU, a plan with convolutions
@@ -78,10 +94,10 @@ class Trainer:
         self._dtype = np.dtype(spec.dtype)
         self._info = parameter_info(self._plan)
         self._model = PlanModel(plan=self._plan, dtype=self._dtype)
-        init_key, self._dropout_key = jax.random.split(jax.random.key(spec.seed))
+        init_key, self._noise_key = jax.random.split(jax.random.key(spec.seed))
         variables = _initializer(self._plan, self._dtype.name)({"params": init_key})
         weights.check_layout(variables, self._info, self._dtype)
-        self._loss = losses.per_example_loss(spec.loss, spec.model.output_activation)
+        self._loss = _loss_or_deferred_error(spec.loss, spec.model.output_activation)
         self._tx = optimizers.direction(spec.optimizer, self._dtype)
         params = variables["params"]
         self._state = (params, variables.get("batch_stats", {}), self._tx.init(params))
@@ -99,37 +115,39 @@ class Trainer:
         """One optimizer step on a batch; returns the new state, the batch's mean loss and correct count."""
         params, batch_stats, opt_state = state
 
+        dropout_key, rrelu_key = jax.random.split(key)
+
         def objective(params):
             logits, updated = self._model.apply(
                 {"params": params, "batch_stats": batch_stats}, x, train=True,
-                rngs={"dropout": key}, mutable=["batch_stats"],
+                rngs={"dropout": dropout_key, "rrelu": rrelu_key}, mutable=["batch_stats"],
             )
             return jnp.mean(self._loss(logits, y)), (logits, updated.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        step_direction, opt_state = self._tx.update(grads, opt_state, params)
-        params = optimizers.apply(params, step_direction, learning_rate)
-        correct = jnp.sum(jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1))
+        params, opt_state = optimizers.step(self._tx, params, grads, opt_state, learning_rate)
+        correct = jnp.sum(losses.correct(logits, y))
         return (params, batch_stats, opt_state), (loss, correct)
 
-    def _indexed_step(self, state, data_x, data_y, idx, learning_rate, step, dropout_key):
-        """One step on the training-set rows idx (B,), with the dropout key of global step `step`."""
-        key = jax.random.fold_in(dropout_key, step)
+    def _indexed_step(self, state, data_x, data_y, idx, learning_rate, step, noise_key):
+        """One step on the training-set rows idx (B,), with the noise key of global step `step`
+        (split into the dropout and rrelu keys of that step)."""
+        key = jax.random.fold_in(noise_key, step)
         return self._train_step(state, data_x[idx], data_y[idx], learning_rate, key)
 
-    def _epoch_fn(self, state, data_x, data_y, indices, learning_rates, steps, dropout_key):
+    def _epoch_fn(self, state, data_x, data_y, indices, learning_rates, steps, noise_key):
         """Steps over indices (S, B), learning_rates (S,), global step numbers (S,), as one lax.scan."""
         self.trace_counts["train"] += 1
 
         def body(state, inputs):
-            return self._indexed_step(state, data_x, data_y, *inputs, dropout_key)
+            return self._indexed_step(state, data_x, data_y, *inputs, noise_key)
 
         return lax.scan(body, state, (indices, learning_rates, steps))
 
-    def _step_fn(self, state, data_x, data_y, idx, learning_rate, step, dropout_key):
+    def _step_fn(self, state, data_x, data_y, idx, learning_rate, step, noise_key):
         """One step, compiled on its own (the CPU convolution path, see the class docstring)."""
         self.trace_counts["step"] += 1
-        return self._indexed_step(state, data_x, data_y, idx, learning_rate, step, dropout_key)
+        return self._indexed_step(state, data_x, data_y, idx, learning_rate, step, noise_key)
 
     def _evaluate_fn(self, variables, xb, yb):
         """Per-sample eval-mode loss and correctness for batches xb (S, B, ...) and yb (S, B, C)."""
@@ -137,7 +155,7 @@ class Trainer:
 
         def batch(xy):
             logits = self._model.apply(variables, xy[0], train=False)
-            return self._loss(logits, xy[1]), jnp.argmax(logits, axis=-1) == jnp.argmax(xy[1], axis=-1)
+            return self._loss(logits, xy[1]), losses.correct(logits, xy[1])
 
         return lax.map(batch, (xb, yb))
 
@@ -165,6 +183,8 @@ class Trainer:
             "device": device.device_kind,
             "dtype": self._dtype.name,
             "batch_norm_variance": "two-pass (use_fast_variance=False)",
+            "noise_keys": f"{jax.config.jax_default_prng_impl}: per step fold_in(split(key(seed))[1], step), "
+                          "split into the dropout and rrelu keys",
             "train_loop": "lax.scan per epoch" if self._scan else "one jitted step per batch (XLA:CPU convolutions)",
         }
 
@@ -210,11 +230,11 @@ class Trainer:
             for part in (slice(0, full), slice(full, len(batches))):
                 if part.start < part.stop:
                     inputs = np.stack(indices[part]), rates[part], steps[part]
-                    self._state, result = self._epoch(self._state, self._x, self._y, *inputs, self._dropout_key)
+                    self._state, result = self._epoch(self._state, self._x, self._y, *inputs, self._noise_key)
                     results.append(result)
         else:
             for inputs in zip(indices, rates, steps):
-                self._state, result = self._step(self._state, self._x, self._y, *inputs, self._dropout_key)
+                self._state, result = self._step(self._state, self._x, self._y, *inputs, self._noise_key)
                 results.append(result)
         self._steps_done += len(batches)
         loss = np.concatenate([np.ravel(r[0]) for r in results]).astype(np.float64)
@@ -240,7 +260,7 @@ class Trainer:
         return {"params": self._state[0], "batch_stats": self._state[1]}
 
     def _inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        """x (N, H, W, C) and one-hot y (N, C) as spec.dtype NumPy arrays, shapes checked."""
+        """x (N, H, W, C) and y (N, C) (one-hot, or 0/1 with C = 1) as spec.dtype NumPy arrays, shapes checked."""
         x = np.asarray(x, dtype=self._dtype)
         if x.ndim != 4 or x.shape[1:] != tuple(self._plan[0].input_shape) or len(x) == 0:
             raise ValueError(f"x must have shape (N>0, {', '.join(map(str, self._plan[0].input_shape))}), got {x.shape}")
@@ -248,5 +268,5 @@ class Trainer:
             return (x,)
         y = np.asarray(y, dtype=self._dtype)
         if y.shape != (len(x), self._plan[-1].units):
-            raise ValueError(f"y must be one-hot with shape ({len(x)}, {self._plan[-1].units}), got {y.shape}")
+            raise ValueError(f"y must have shape ({len(x)}, {self._plan[-1].units}), got {y.shape}")
         return x, y

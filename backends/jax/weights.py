@@ -9,7 +9,7 @@ from experiments.spec.plan import ParameterInfo
 # Flax keeps a dense kernel as (in, out), a conv kernel as (kh, kw, in, out) and flattens NHWC
 # in (H, W, C) order, so no tensor is transposed or permuted. Only names differ: BatchNorm's
 # offset is Flax's `bias`, its running variance `var`, and running statistics live in the
-# `batch_stats` collection, not in `params`.
+# `batch_stats` collection, not in `params`. PReLU's alpha is already canonical (our own module).
 _LOCATION = {  # canonical parameter -> (Flax collection, Flax variable name)
     "kernel": ("params", "kernel"),
     "bias": ("params", "bias"),
@@ -17,6 +17,7 @@ _LOCATION = {  # canonical parameter -> (Flax collection, Flax variable name)
     "offset": ("params", "bias"),
     "mean": ("batch_stats", "mean"),
     "variance": ("batch_stats", "var"),
+    "alpha": ("params", "alpha"),  # prelu (ActivationLayer), (1,) or (C,) as in the plan
 }
 
 
