@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
-    commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
+    defaults = commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
+    defaults.add_argument("entries", nargs="*", help="only these catalog entries or layers, e.g. adam leaky_relu batch_norm")
 
     listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
     listing.add_argument("what", nargs="?", default="all",
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "defaults":
             from experiments.commands.defaults import defaults_command
 
-            return defaults_command(console)
+            return defaults_command(console, args.entries)
         from experiments.commands.listing import list_command
 
         return list_command(args.what, console)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments import catalog
+from experiments.errors import UserError
 from experiments.spec import model as model_spec
 
 FRAMEWORK_BACKENDS = ("torch", "keras", "jax")
@@ -63,8 +64,13 @@ def defaults_frame(backends=FRAMEWORK_BACKENDS) -> tuple[pd.DataFrame, list[str]
     return table.sort_values(["entry", "parameter"]).reset_index(drop=True), problems
 
 
-def defaults_command(console: Console) -> int:
+def defaults_command(console: Console, entries: list[str] | None = None) -> int:
     frame, problems = defaults_frame()
+    if entries:
+        unknown = sorted(set(entries) - set(frame["entry"]))
+        if unknown:
+            raise UserError(f"defaults: unknown entry {', '.join(unknown)}; known: {', '.join(sorted(set(frame['entry'])))}")
+        frame = frame[frame["entry"].isin(entries)]
     table = Table(title="framework defaults vs the suite's pinned values", show_lines=True)
     for column in frame.columns:
         table.add_column(column, overflow="fold")
