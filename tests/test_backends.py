@@ -64,3 +64,46 @@ def test_forward_matches_numpy_oracle(backend, preset, dtype, digits):
     error = relative_error(logits, reference)
     tolerance = TOLERANCES[("forward", dtype)]
     assert error <= tolerance, f"{backend} {preset} {dtype}: forward relative error {error:.3e} > {tolerance:.0e}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_set_get_round_trip_is_bit_exact(backend, preset, dtype, digits):
+    trainer, plan = make_trainer(backend, preset, dtype)
+    weights = {k: v.astype(dtype) for k, v in random_canonical_weights(plan, seed=1).items()}
+    trainer.set_weights(weights)
+    back = trainer.get_weights()
+    assert back.keys() == weights.keys()
+    for name, value in weights.items():
+        assert back[name].dtype == np.dtype(dtype) and np.array_equal(back[name], value), f"{backend} {name}"
+    x = digits[:3].astype(dtype)
+    logits = trainer.predict_logits(x, 3)
+    back[next(iter(back))][...] = 7.0  # get_weights hands out copies
+    weights[next(iter(weights))][...] = 7.0  # and set_weights keeps its own
+    assert not np.any(trainer.get_weights()[next(iter(back))] == 7.0)
+    for name in (f"{plan[-1].name}/bias", next(n for n in weights if n.endswith("/kernel"))):
+        changed = dict(trainer.get_weights())
+        changed[name] = changed[name] + np.asarray(0.25, dtype)
+        trainer.set_weights(changed)
+        assert not np.array_equal(trainer.predict_logits(x, 3), logits), f"{backend}: changing {name} changes nothing"
+
+
+@pytest.mark.parametrize("fault", ["missing", "unknown", "shape"])
+@pytest.mark.parametrize("preset", ["mlp-relu-adam", "seed-cnn"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_set_weights_rejects_before_copying(backend, preset, fault):
+    trainer, plan = make_trainer(backend, preset, "float64")
+    before = trainer.get_weights()
+    bad = random_canonical_weights(plan, seed=2)
+    last = list(bad)[-1]
+    if fault == "missing":
+        del bad[last]
+    elif fault == "unknown":
+        bad["extra/kernel"] = np.zeros((1, 1))
+    else:
+        bad[last] = np.zeros(bad[last].shape + (1,))
+    with pytest.raises(ValueError, match=last if fault != "unknown" else "extra/kernel"):
+        trainer.set_weights(bad)
+    after = trainer.get_weights()
+    assert all(np.array_equal(after[name], before[name]) for name in before), f"{backend} changed weights before failing"
