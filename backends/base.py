@@ -101,3 +101,28 @@ class Trainer(Protocol):
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Eval-mode logits (N, C) in spec.dtype."""
+
+    # The parity ladder (mnist-parity verify) also needs these four:
+
+    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode output of every plan layer, keyed by plan layer name, in spec.dtype and the
+        canonical channels-last layout: (N, H, W, C) images, flatten outputs in (H, W, C) order."""
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """Train-mode mean loss and d loss / d parameter for every trainable parameter (canonical
+        names and layouts), changing nothing (no update, batch-norm running statistics untouched).
+
+        noise: None (the framework draws its own), or {plan layer name: array} giving every noisy
+        layer's values for this batch, canonical layout, shape (N, *layer.input_shape):
+        for Dropout the multiplier (0 or 1 / (1 - rate)), for an rrelu Activation the slopes.
+        """
+
+    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """The optimizer's state per trainable parameter (canonical name and layout), with slots
+        named as in backends/numpy/optimizers.py and only the slots the formula uses:
+        sgd/momentum/nesterov "momentum" (when momentum > 0); adagrad "sum"; rmsprop "square",
+        "mean" (centered only), "momentum" (momentum > 0 only); adam/adamw/nadam "m", "v";
+        adadelta "square", "delta"; adamax "m", "u". Empty before the first step."""
+
+    # and train_epoch(batches, learning_rates, noise=None): noise None, or one dict per step as
+    # in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes.
