@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
+    verify = commands.add_parser("verify", help="prove framework parity level by level (level 5: accuracy equivalence over seeds)")
+    verify.add_argument("experiment", help="a preset name or a path to a .toml spec")
+    verify.add_argument("--levels", default="5", help="levels to run: 1-4, 5, all, or a list like 2,3 (default: 5)")
+    verify.add_argument("--dtype", choices=["float32", "float64"], help="overrides the spec's dtype")
+    verify.add_argument("--seeds", type=int, default=5, help="level 5: number of seeds (default 5)")
+    verify.add_argument("--margin", type=float, default=0.3, help="level 5: equivalence margin in accuracy points (default 0.3)")
+    verify.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: torch,keras,jax)")
+    verify.add_argument("--dataset", dest="verify_dataset", help="dataset name; overrides data.dataset")
+    verify.add_argument("--data-dir", help="directory holding dataset files")
+    verify.add_argument("--no-download", action="store_true", help="never download")
+    verify.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any spec field")
+    verify.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
+    verify.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend")
+
     defaults = commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
     defaults.add_argument("entries", nargs="*", help="only these catalog entries or layers, e.g. adam leaky_relu batch_norm")
 
@@ -62,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.run import run_command
 
             return run_command(args, console)
+        if args.command == "verify":
+            from experiments.commands.verify import verify_command
+
+            if args.verify_dataset:
+                args.overrides.append(f'data.dataset="{args.verify_dataset}"')
+            return verify_command(args, console)
         if args.command == "defaults":
             from experiments.commands.defaults import defaults_command
 

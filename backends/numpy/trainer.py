@@ -8,7 +8,7 @@ from backends.base import StepStats
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
-from backends.numpy.optimizers import OPTIMIZERS
+from backends.numpy.optimizers import OPTIMIZERS, used_slots
 from experiments.spec import parameter_info
 from experiments.spec import plan as P
 from experiments.spec.plan import fans
@@ -114,11 +114,25 @@ class Trainer:
                 running.update({f"{layer.name}/{k}": v for k, v in cache[3].items()})
         return losses, h, grads, running
 
-    def train_epoch(self, batches, learning_rates) -> StepStats:
+    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode output of every plan layer, by layer name."""
+        from backends.numpy.forward import forward
+
+        return forward(self.plan, self.weights, x, outputs=True, dtype=self.dtype)[1]
+
+    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """The used slots of every trainable parameter's optimizer state; {} before the first step."""
+        if self.optimizer.t == 0:
+            return {}
+        slots = used_slots(self.spec.optimizer)
+        return {name: {slot: state[slot].copy() for slot in slots} for name, state in self.optimizer.state.items()}
+
+    def train_epoch(self, batches, learning_rates, noise=None) -> StepStats:
         losses, correct = [], []
-        for index, lr in zip(batches, learning_rates):
+        for step, (index, lr) in enumerate(zip(batches, learning_rates)):
             x, y = self.x[index], self.y[index]
-            per_example, logits, grads, running = self.loss_and_gradients(x, y, self.training_noise(len(index)))
+            step_noise = noise[step] if noise is not None else self.training_noise(len(index))
+            per_example, logits, grads, running = self.loss_and_gradients(x, y, step_noise)
             self.weights.update(running)
             trainable = {k: self.weights[k] for k in self.trainable}
             self.optimizer.step(trainable, grads, float(lr))

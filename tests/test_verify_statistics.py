@@ -1,0 +1,81 @@
+"""Level 5 statistics and the comparison statistics, on numbers whose answers are known."""
+
+import numpy as np
+import pytest
+
+from experiments.verify.statistical import equivalence, summarize
+from experiments.verify.stats import compare
+
+
+def test_identical_backends_are_equivalent():
+    a = [0.941, 0.944, 0.939, 0.946, 0.942]
+    b = [x + 0.0002 * (-1) ** i for i, x in enumerate(a)]
+    result = equivalence("torch", a, "keras", b)
+    assert result.verdict == "equivalent" and result.p_tost < 0.05
+
+
+def test_a_large_gap_is_different():
+    a = [0.94, 0.941, 0.939, 0.942, 0.940]
+    b = [x - 0.02 + 0.001 * i for i, x in enumerate(a)]
+    result = equivalence("torch", a, "jax", b)
+    assert result.verdict == "different" and result.ci90_low > 0.3
+
+
+def test_noisy_small_samples_are_inconclusive():
+    a, b = [0.94, 0.95], [0.945, 0.935]
+    assert equivalence("torch", a, "jax", b).verdict == "inconclusive"
+
+
+def test_tost_p_value_matches_the_textbook_formula():
+    rng = np.random.default_rng(0)
+    a = 0.94 + rng.normal(0, 0.002, 8)
+    b = a + rng.normal(0.0005, 0.001, 8)
+    result = equivalence("x", list(a), "y", list(b))
+    d = (a - b) * 100
+    from scipy import stats
+
+    t_lower = (d.mean() + 0.3) / (d.std(ddof=1) / np.sqrt(8))
+    t_upper = (d.mean() - 0.3) / (d.std(ddof=1) / np.sqrt(8))
+    expected = max(stats.t.sf(t_lower, 7), stats.t.cdf(t_upper, 7))
+    assert result.p_tost == pytest.approx(expected, rel=1e-12)
+
+
+def test_summary_interval_contains_the_mean():
+    s = summarize("torch", [0.94, 0.945, 0.943])
+    assert s.ci_low < s.mean < s.ci_high and s.mean == pytest.approx(94.2666666666, rel=1e-9)
+
+
+def test_compare_statistics():
+    reference = np.array([1.0, -2.0, 0.0, 4.0])
+    actual = reference + np.array([0.0, 1e-3, 1e-6, -2e-3])
+    stats = compare(actual, reference)
+    assert stats.max_abs == pytest.approx(2e-3) and stats.worst_index == (3,)
+    assert stats.normwise_rel == pytest.approx(2e-3 / 4.0)
+    assert stats.max_rel == pytest.approx(1e-6 / 1e-12)  # the floor keeps it finite at a zero reference
+    assert stats.needed == stats.normwise_rel
+
+
+def test_verify_level5_end_to_end(tmp_path):
+    import json
+
+    from tests.cli_helpers import mnist_parity, only_run_dir
+
+    result = mnist_parity(
+        "verify", "mlp-relu-adam", "--levels", "5", "--seeds", "2", "--set", "training.epochs=1", "--dataset", "mnist-subset",
+        "--backends", "torch,jax", "--out", str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads((only_run_dir(tmp_path) / "verify.json").read_text())
+    level = document["levels"]["5"]
+    assert level["seeds"] == [0, 1] and [b["backend"] for b in level["backends"]] == ["torch", "jax"]
+    assert len(level["pairs"]) == 1 and level["pairs"][0]["verdict"] in ("equivalent", "different", "inconclusive")
+    assert "equivalence within" in result.stdout
+
+
+@pytest.mark.parametrize("levels", ["0-2", "six", "7"])
+def test_bad_levels_are_one_line(levels, tmp_path):
+    from tests.cli_helpers import mnist_parity
+
+    result = mnist_parity("verify", "mlp-relu-adam", "--levels", levels, "--out", str(tmp_path / "runs"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "--levels" in result.stderr
+    assert not (tmp_path / "runs").exists()
