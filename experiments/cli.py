@@ -43,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
-    verify = commands.add_parser("verify", help="prove framework parity level by level (level 5: accuracy equivalence over seeds)")
+    verify = commands.add_parser("verify", help="prove framework parity level by level: forward, gradients, one step, trajectory, accuracy over seeds")
     verify.add_argument("experiment", help="a preset name or a path to a .toml spec")
     verify.add_argument("--levels", default="5", help="levels to run: 1-4, 5, all, or a list like 2,3 (default: 5)")
     verify.add_argument("--dtype", choices=["float32", "float64"], help="overrides the spec's dtype")
+    verify.add_argument("--steps", type=int, default=100, help="level 4: optimizer steps in the trajectory (default 100)")
     verify.add_argument("--seeds", type=int, default=5, help="level 5: number of seeds (default 5)")
     verify.add_argument("--margin", type=float, default=0.3, help="level 5: equivalence margin in accuracy points (default 0.3)")
     verify.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: torch,keras,jax)")

@@ -34,9 +34,9 @@ def numeric_gradient(trainer, x, y, name, indices):
     for index in indices:
         original = trainer.weights[name][index]
         trainer.weights[name][index] = original + STEP
-        up = trainer.loss_and_gradients(x, y, {})[0].mean()
+        up = trainer.forward_backward(x, y, {})[0].mean()
         trainer.weights[name][index] = original - STEP
-        down = trainer.loss_and_gradients(x, y, {})[0].mean()
+        down = trainer.forward_backward(x, y, {})[0].mean()
         trainer.weights[name][index] = original
         values.append((up - down) / (2 * STEP))
     return np.array(values)
@@ -51,7 +51,7 @@ def test_gradients_match_finite_differences(case):
     rng = np.random.default_rng(1)
     x = rng.random((4, 28, 28, 1))
     y = np.eye(10)[rng.integers(0, 10, 4)]
-    _, _, grads, _ = trainer.loss_and_gradients(x, y, {})
+    _, _, grads, _ = trainer.forward_backward(x, y, {})
     for name in trainer.trainable:
         flat = [np.unravel_index(i, grads[name].shape) for i in rng.choice(grads[name].size, min(12, grads[name].size), replace=False)]
         analytic = np.array([grads[name][i] for i in flat])
@@ -66,7 +66,7 @@ def test_max_pool_same_with_odd_size_routes_gradient_once():
     plan = build_plan(spec.model, (28, 28, 1), 10)
     trainer = Trainer(spec, plan, 1)
     x = np.random.default_rng(2).random((2, 28, 28, 1))
-    _, _, grads, _ = trainer.loss_and_gradients(x, np.eye(10)[[1, 2]], {})
+    _, _, grads, _ = trainer.forward_backward(x, np.eye(10)[[1, 2]], {})
     assert all(np.all(np.isfinite(g)) for g in grads.values())
 
 

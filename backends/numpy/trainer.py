@@ -9,11 +9,11 @@ from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
 from backends.numpy.optimizers import OPTIMIZERS, used_slots
+from experiments.noise import draw_noise, noise_generator
 from experiments.spec import parameter_info
 from experiments.spec import plan as P
 from experiments.spec.plan import fans
 
-NOISE_STREAM = 3  # dropout masks: np.random.default_rng([seed, 3])
 
 
 def _draw(rng: np.random.Generator, distribution, shape) -> np.ndarray:
@@ -60,7 +60,7 @@ class Trainer:
         self.weights = {k: v.astype(self.dtype) for k, v in initial_weights(plan, spec.seed).items()}
         self.trainable = [name for name, info in self.info.items() if info.trainable]
         self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, {k: self.weights[k] for k in self.trainable})
-        self.noise_rng = np.random.default_rng([spec.seed, NOISE_STREAM])
+        self.noise_rng = noise_generator(spec.seed)
         self.x = self.y = None
 
     def versions(self) -> dict[str, str]:
@@ -87,19 +87,17 @@ class Trainer:
         self.x, self.y = np.asarray(x, self.dtype), np.asarray(y, self.dtype)
 
     def training_noise(self, batch: int) -> dict[str, np.ndarray]:
-        """One step's noise, drawn in plan order: inverted-dropout masks keep / (1 - rate), and
-        rrelu slopes a ~ U(lower, upper) per element."""
-        noise = {}
-        for layer in self.plan:
-            if isinstance(layer, P.Dropout):
-                keep = self.noise_rng.random((batch, *layer.input_shape)) >= layer.rate
-                noise[layer.name] = (keep / (1.0 - layer.rate)).astype(self.dtype)
-            elif isinstance(layer, P.Activation) and layer.activation.name == "rrelu":
-                entry = layer.activation
-                noise[layer.name] = self.noise_rng.uniform(entry.lower, entry.upper, (batch, *layer.input_shape)).astype(self.dtype)
-        return noise
+        """One step's dropout masks and rrelu slopes from the trainer's stream (experiments.noise)."""
+        return draw_noise(self.plan, self.noise_rng, batch, self.dtype)
 
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """The contract's train-mode mean loss and gradients; nothing changes (noise None draws from the trainer's stream)."""
+        per_example, _, grads, _ = self.forward_backward(
+            np.asarray(x, self.dtype), np.asarray(y, self.dtype), noise if noise is not None else self.training_noise(len(x))
+        )
+        return float(per_example.mean()), grads
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         """Train-mode per-example losses, logits, gradients of the mean loss, and new running statistics."""
         caches, h = [], x
         for layer in self.plan:
@@ -132,7 +130,7 @@ class Trainer:
         for step, (index, lr) in enumerate(zip(batches, learning_rates)):
             x, y = self.x[index], self.y[index]
             step_noise = noise[step] if noise is not None else self.training_noise(len(index))
-            per_example, logits, grads, running = self.loss_and_gradients(x, y, step_noise)
+            per_example, logits, grads, running = self.forward_backward(x, y, step_noise)
             self.weights.update(running)
             trainable = {k: self.weights[k] for k in self.trainable}
             self.optimizer.step(trainable, grads, float(lr))

@@ -2,19 +2,23 @@
 
 import argparse
 import json
-import sys
+
+import numpy as np
+from rich.markup import escape
 
 from rich.console import Console
 from rich.table import Table
 
 from backends import DEFAULT_BACKENDS
 from experiments.commands.run import _backends
-from experiments.data import load_dataset
+from experiments.data import load_dataset, split_train_validation, to_model_inputs
+from experiments.data.tasks import binary_targets, task_labels
 from experiments.errors import UserError
 from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, new_run_dir
-from experiments.spec import load_spec
+from experiments.spec import build_plan, load_spec
 from experiments.spec.loading import require_trainable
+from experiments.verify.ladder import compare_all, run_probes, summarize
 from experiments.verify.level5 import run_level5
 
 LEVEL_NAMES = {1: "forward", 2: "gradients", 3: "step", 4: "trajectory", 5: "statistical"}
@@ -56,6 +60,47 @@ def _level5_table(result: dict) -> Table:
     return grid
 
 
+def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> dict:
+    """Levels 1-4 on one batch (and args.steps steps), every backend against the oracle and each other."""
+    x_train, y_train, _, _ = split_train_validation(dataset.x_train, dataset.y_train, spec.data.validation_fraction, spec.seed)
+    labels = task_labels(y_train, spec.data.task)
+    if spec.data.num_outputs == 1:
+        x, _ = to_model_inputs(x_train, np.zeros(len(labels), dtype=np.int64), 2, "float64")
+        y = binary_targets(labels, "float64")
+    else:
+        x, y = to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
+    console.print(f"levels {levels} on {spec.name} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    results, failures = run_probes(spec, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
+    rows = compare_all(results, spec.dtype)
+    lines = summarize(rows, [layer.name for layer in plan])
+    console.print(_ladder_table(lines, spec.dtype))
+    for backend, reason in failures.items():
+        console.print(f"FAILED: {backend}: {reason}", style="red", markup=False)
+    out = {}
+    for number in levels:
+        name = LEVEL_NAMES[number]
+        level_lines = [line for line in lines if line["level"] == name]
+        out[str(number)] = {
+            "name": name, "summary": level_lines, "rows": [r.to_dict() for r in rows if r.level == name],
+            "failures": failures, "passed": not failures and bool(level_lines) and all(line["passed"] for line in level_lines),
+        }
+    return out
+
+
+def _ladder_table(lines: list[dict], dtype: str) -> Table:
+    table = Table(title=f"parity ladder ({dtype}): normwise relative error, worst quantity per level and pair")
+    for column in ("level", "pair", "result", "worst error", "tolerance", "worst quantity", "first failure", "known cause"):
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        result = "[green]pass[/green]" if line["passed"] else "[red]FAIL[/red]"
+        error = "-" if line["worst_error"] is None else f"{line['worst_error']:.2e}"
+        table.add_row(line["level"], f"{line['first']} vs {line['second']}", result, error, f"{line['tolerance']:.0e}",
+                      escape(line["worst_quantity"]), escape(line["first_failure"]), escape(line["hint"]))
+    return table
+
+
 def verify_command(args: argparse.Namespace, console: Console) -> int:
     levels = parse_levels(args.levels)
     backends = _backends(args.backends) if args.backends else list(DEFAULT_BACKENDS)
@@ -64,12 +109,14 @@ def verify_command(args: argparse.Namespace, console: Console) -> int:
     overrides = list(args.overrides) + ([f'dtype="{args.dtype}"'] if args.dtype else [])
     spec = load_spec(args.experiment, overrides)
     require_trainable(spec)
-    unsupported = [level for level in levels if level != 5]
-    if unsupported:
-        raise UserError(f"--levels: level(s) {unsupported} are not available yet in this version; use --levels 5")
+    if args.steps < 1:
+        raise UserError(f"--steps: {args.steps}; must be at least 1")
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     run_dir = new_run_dir(args.out, f"verify-{spec.name}", spec.spec_hash())
     document = {"spec": spec.to_dict(), "dataset": dataset.record.to_dict(), "levels": {}}
+    numeric = [level for level in levels if level != 5]
+    if numeric:
+        document["levels"].update(_numeric_levels(spec, dataset, backends, numeric, args, run_dir, console))
     if 5 in levels:
         with TerminalDisplay() as display:
             result = run_level5(spec, dataset, backends, args.seeds, run_dir, args.threads, display, args.margin)
