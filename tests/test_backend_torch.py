@@ -640,3 +640,148 @@ def test_framework_defaults_are_read_from_torch(capsys):
     assert {r["entry"] for r in rows} >= set(OPTIMIZERS) | set(LOSSES)
     defaults_main()
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(rows))
+
+
+# The parity ladder's four capabilities (layer_outputs, loss_and_gradients with injected noise,
+# optimizer_state, train_epoch with injected noise) against the NumPy oracle, float64.
+RRELU_CNN = [  # rrelu on an NCHW map (slopes permuted from NHWC) and on (N, F); dropout on a map and on features
+    'model.conv=[{filters=3, kernel_size=3, padding="same", activation={name="rrelu", lower=0.1, upper=0.4},'
+    ' batch_norm={momentum=0.9, epsilon=1e-3}, pool={size=2, stride=2, padding="same"}, dropout=0.25},'
+    ' {filters=4, kernel_size=3, padding="valid", activation="tanh", pool={size=2, stride=2, padding="same"}}]',
+    'model.hidden=[{units=6, activation={name="rrelu", lower=0.2, upper=0.3}, dropout=0.5}]',
+]
+NOISY_MLP = ['model.hidden=[{units=12, activation={name="rrelu", lower=0.1, upper=0.3}, dropout=0.5}, {units=7, activation="tanh"}]']
+LADDER_CASES = {"mlp-relu-adam": ("mlp-relu-adam", []), "seed-cnn": ("seed-cnn", []), "rrelu-cnn": ("seed-cnn", RRELU_CNN)}
+
+
+def normwise(actual, reference) -> float:
+    """||actual - reference|| / ||reference|| (Frobenius), in float64; 0 when both are zero."""
+    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
+    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
+    difference = np.linalg.norm(actual - reference)
+    return float(difference / np.linalg.norm(reference)) if difference else 0.0
+
+
+def ladder_pair(preset: str, overrides=()) -> tuple[Trainer, OracleTrainer, object]:
+    """A float64 torch trainer and the oracle on the same weights (random, non-trivial batch-norm statistics)."""
+    trainer, spec, plan = make(preset, "float64", overrides)
+    oracle = OracleTrainer(spec, plan, 1)
+    oracle.set_weights(random_weights(plan, "float64"))
+    trainer.set_weights(oracle.get_weights())
+    return trainer, oracle, plan
+
+
+@pytest.mark.parametrize("case", LADDER_CASES)
+def test_layer_outputs_match_the_oracle_in_canonical_layout(case):
+    """Every plan layer, eval mode: NCHW maps come back NHWC and the flatten in (H, W, C) order."""
+    trainer, oracle, plan = ladder_pair(*LADDER_CASES[case])
+    x = data(3)[0]
+    got = trainer.layer_outputs(x)
+    _, want = oracle_forward(plan, oracle.get_weights(), x, outputs=True)
+    assert list(got) == [layer.name for layer in plan] == list(want)
+    for name in want:
+        assert got[name].dtype == np.float64 and normwise(got[name], want[name]) <= 1e-12, f"{case} {name}"
+    t32, _, _ = make("mlp-relu-adam", "float32")
+    assert {v.dtype for v in t32.layer_outputs(x.astype(np.float32)).values()} == {np.dtype("float32")}
+
+
+@pytest.mark.parametrize("case", LADDER_CASES)
+def test_loss_and_gradients_match_the_oracle_and_change_nothing(case):
+    """The oracle's own dropout masks and rrelu slopes injected: mean loss and every trainable gradient
+    (canonical layout) equal the oracle's; weights, running statistics, .grad, the optimizer and the
+    trainer's generator are untouched, so a second call gives the same bits."""
+    trainer, oracle, plan = ladder_pair(*LADDER_CASES[case])
+    x, y = data(4)
+    noise = oracle.training_noise(4)
+    assert set(noise) == {layer.name for layer in plan if isinstance(layer, P.Dropout)
+                          or (isinstance(layer, P.Activation) and layer.activation.name == "rrelu")}
+    before, generator = trainer.get_weights(), trainer.generator.get_state()
+    loss, grads = trainer.loss_and_gradients(x, y, noise)
+    want_loss, want = oracle.loss_and_gradients(x, y, noise)
+    assert isinstance(loss, float) and error(loss, want_loss) <= 1e-12
+    assert list(grads) == [name for name, info in parameter_info(plan).items() if info.trainable] and set(grads) == set(want)
+    for name in want:
+        assert normwise(grads[name], want[name]) <= 1e-10, f"{case} {name}: {normwise(grads[name], want[name]):.1e}"
+    after = trainer.get_weights()
+    assert all(np.array_equal(after[name], value) for name, value in before.items()), "weights and running statistics"
+    assert torch.equal(trainer.generator.get_state(), generator), "injected noise draws nothing"
+    assert all(p.grad is None for p in trainer.model.parameters()) and not trainer.optimizer.state
+    assert trainer.optimizer_state() == {}
+    again = trainer.loss_and_gradients(x, y, noise)
+    assert again[0] == loss and all(np.array_equal(again[1][k], v) for k, v in grads.items())
+    if noise:  # without noise the trainer draws its own (and still changes no weight)
+        trainer.loss_and_gradients(x, y)
+        assert not torch.equal(trainer.generator.get_state(), generator)
+        assert all(np.array_equal(trainer.get_weights()[name], value) for name, value in before.items())
+    with pytest.raises(ValueError, match="noise"):
+        trainer.loss_and_gradients(x, y, {**noise, "nope": np.ones(4)})
+
+
+STATE_CASES = {
+    "sgd": 'optimizer={name="sgd", learning_rate=0.1}',
+    "sgd-momentum": 'optimizer={name="sgd", learning_rate=0.1, momentum=0.9}',
+    "adagrad": 'optimizer={name="adagrad", learning_rate=0.1, initial_accumulator_value=0.1, epsilon=1e-7}',
+    "adam": 'optimizer={name="adam", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7}',
+    "rmsprop-centered-momentum": 'optimizer={name="rmsprop", learning_rate=0.01, rho=0.9, epsilon=1e-7, momentum=0.5, centered=true}',
+    "adadelta": 'optimizer={name="adadelta", learning_rate=1.0, rho=0.95, epsilon=1e-6}',
+    "adamax": 'optimizer={name="adamax", learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7}',
+    "nadam": 'optimizer={name="nadam", learning_rate=0.01, epsilon=1e-8, momentum_decay=0.004}',
+}
+
+
+@pytest.mark.parametrize("case", STATE_CASES)
+def test_noisy_steps_match_the_oracles_weights_and_optimizer_state(case):
+    """Two train_epoch steps with the oracle's masks and slopes injected (rrelu + dropout MLP): after each,
+    every weight and every slot of optimizer_state (the contract's names, only the used slots, canonical
+    layout: dense kernels (in, out)) equal the oracle's; {} before the first step; no generator draw."""
+    trainer, oracle, plan = ladder_pair("mlp-relu-adam", NOISY_MLP + [STATE_CASES[case]])
+    assert trainer.optimizer_state() == {} == oracle.optimizer_state()
+    x, y = data(12)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    generator = trainer.generator.get_state()
+    for step, (batch, rate) in enumerate(zip([np.arange(0, 8), np.array([11, 0, 5, 3, 2, 9, 8, 1])], [0.1, 0.03]), start=1):
+        noise = [oracle.training_noise(len(batch))]
+        stats = trainer.train_epoch([batch], np.array([rate]), noise)
+        expected = oracle.train_epoch([batch], np.array([rate]), noise)
+        assert error(stats.loss, expected.loss) <= 1e-12 and np.array_equal(stats.correct, expected.correct)
+        got, want = trainer.get_weights(), oracle.get_weights()
+        for name in want:
+            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name}"
+        state, reference = trainer.optimizer_state(), oracle.optimizer_state()
+        assert list(state) == [name for name, info in parameter_info(plan).items() if info.trainable]
+        assert set(state) == set(reference)
+        for name, slots in reference.items():
+            assert set(state[name]) == set(slots), f"{case}: {name} slots {sorted(state[name])} != {sorted(slots)}"
+            for slot, value in slots.items():
+                assert state[name][slot].shape == value.shape
+                assert error(state[name][slot], value) <= 1e-12, f"{case} step {step}: {name}/{slot}"
+    assert torch.equal(trainer.generator.get_state(), generator)
+
+
+def test_three_noisy_seed_cnn_steps_match_the_oracle():
+    """The seed CNN (dropout on maps and features, batch norm, Adam) for three steps with the oracle's masks:
+    losses, every weight and running statistic, and Adam's m and v agree to 1e-9.
+
+    Adam's epsilon is 1e-3 here, not the preset's 1e-7: a gradient entry g near epsilon moves by
+    lr g / (|g| + eps), which turns a rounding-level difference in g (1e-12 absolute in this CNN) into
+    lr / eps = 1e4 times that in the weight (5e-9 by step three); the formula is the same either way."""
+    trainer, oracle, plan = ladder_pair("seed-cnn", ['optimizer={name="adam", learning_rate=1e-3, epsilon=1e-3}'])
+    initial = oracle.get_weights()
+    x, y = data(10)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    batches = [np.arange(0, 4), np.arange(4, 8), np.array([9, 2, 7, 0])]
+    noise = [oracle.training_noise(len(batch)) for batch in batches]
+    rates = np.array(LEARNING_RATES) / 100
+    stats, expected = trainer.train_epoch(batches, rates, noise), oracle.train_epoch(batches, rates, noise)
+    assert error(stats.loss, expected.loss) <= 1e-9 and np.array_equal(stats.correct, expected.correct)
+    got, want = trainer.get_weights(), oracle.get_weights()
+    for name in want:
+        assert error(got[name], want[name]) <= 1e-9, f"{name}: {error(got[name], want[name]):.1e}"
+    assert min(error(got[name], initial[name]) for name in want) > 1e-6, "every weight and statistic moved"
+    state, reference = trainer.optimizer_state(), oracle.optimizer_state()
+    assert set(state) == set(reference)
+    for name, slots in reference.items():
+        for slot, value in slots.items():
+            assert error(state[name][slot], value) <= 1e-9, f"{name}/{slot}"

@@ -122,17 +122,23 @@ class RReLU(nn.Module):
 
     The slopes come from the trainer's Generator (F.rrelu would draw from torch's global one).
     torch.where(x > 0, x, a x) has derivative a at x = 0; eval is F.leaky_relu with the mean slope.
+    `noise`, when the trainer sets it (a tensor shaped like x, torch layout), replaces the draw:
+    the generator is then not touched.
     """
 
     def __init__(self, entry, generator: torch.Generator):
         super().__init__()
         self.lower, self.upper, self.eval_slope = entry.lower, entry.upper, entry.eval_slope
         self.generator = generator
+        self.noise: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.leaky_relu(x, negative_slope=self.eval_slope, inplace=False)
-        slopes = torch.empty_like(x).uniform_(self.lower, self.upper, generator=self.generator)
+        if self.noise is not None:
+            slopes = self.noise
+        else:
+            slopes = torch.empty_like(x).uniform_(self.lower, self.upper, generator=self.generator)
         return torch.where(x > 0.0, x, x * slopes)
 
 
@@ -253,16 +259,21 @@ class Dropout(nn.Module):
 
     Same formula as F.dropout, but the masks come from the trainer's own seeded Generator (two
     trainers in one process do not share a stream), drawn as uniform < keep: on the CPU that is
-    about 3x faster than torch's bernoulli_, which F.dropout uses.
+    about 3x faster than torch's bernoulli_, which F.dropout uses. `noise`, when the trainer sets
+    it (the multiplier 0 or 1 / (1 - rate), shaped like x, torch layout), replaces the draw: the
+    generator is then not touched.
     """
 
     def __init__(self, layer: P.Dropout, generator: torch.Generator):
         super().__init__()
         self.rate, self.generator = layer.rate, generator
+        self.noise: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
+        if self.noise is not None:
+            return x * self.noise
         keep = 1.0 - self.rate
         mask = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) < keep  # Bernoulli(keep)
         return x * mask.to(x.dtype).div_(keep)

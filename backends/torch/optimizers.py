@@ -124,3 +124,31 @@ def make_optimizer(entry, parameters) -> torch.optim.Optimizer:
 
         optimizer.register_step_pre_hook(clip)
     return optimizer
+
+
+def state_slots(entry) -> dict[str, str]:
+    """torch's state key -> the contract's slot name (backends/numpy/optimizers.py), only the slots the
+    catalog formula uses: sgd/momentum/nesterov "momentum" (momentum > 0); adagrad "sum"; rmsprop
+    "square", "mean" (centered), "momentum" (momentum > 0); adam/adamw/nadam "m", "v"; adadelta
+    "square", "delta"; adamax "m", "u"."""
+    name = entry.name
+    if name in ("sgd", "momentum", "nesterov"):
+        return {"momentum_buffer": "momentum"} if entry.momentum > 0.0 else {}
+    if name == "adagrad":
+        return {"sum": "sum"}
+    if name == "rmsprop":
+        slots = {"square_avg": "square"}
+        if entry.centered:
+            slots["grad_avg"] = "mean"
+        if entry.momentum > 0.0:
+            slots["momentum_buffer"] = "momentum"
+        return slots
+    if name in ("adam", "adamw"):
+        return {"exp_avg": "m", "exp_avg_sq": "v"}
+    if name == "nadam":
+        return {"m": "m", "v": "v"}
+    if name == "adadelta":
+        return {"square_avg": "square", "acc_delta": "delta"}
+    if name == "adamax":
+        return {"exp_avg": "m", "exp_inf": "u"}
+    raise ValueError(f"the torch backend has no optimizer {name!r}")

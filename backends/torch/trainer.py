@@ -1,5 +1,6 @@
 """The PyTorch Trainer (backends.base contract): eager CPU training of the plan's model."""
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -9,7 +10,8 @@ from backends.base import StepStats
 from backends.torch import weights as W
 from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
-from backends.torch.optimizers import make_optimizer
+from backends.torch.optimizers import make_optimizer, state_slots
+from experiments.spec import plan as P
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -25,6 +27,12 @@ class Trainer:
     index_select, forward, loss, backward, optimizer step (gradient clipping in its pre-hook), with
     per-step stats kept in tensors. Binary tasks (one output): a sample is correct when
     (logit > 0) == (y > 0.5), else when argmax(logits) == argmax(y).
+
+    For the parity ladder: layer_outputs reports every layer in the canonical layout (NHWC, flatten
+    in (H, W, C) order); loss_and_gradients differentiates with torch.autograd.grad (no .grad, no
+    optimizer) and restores the batch-norm buffers afterwards; given noise (canonical arrays) is
+    moved to torch's layout and set on the Dropout/RReLU modules for that forward, so the
+    generator is not consumed; optimizer_state renames torch's state (optimizers.state_slots).
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
@@ -42,6 +50,9 @@ class Trainer:
         self.loss = make_loss(spec.loss, spec.model.output_activation)
         self.binary = self.plan[-1].units == 1
         self.optimizer = make_optimizer(spec.optimizer, self.model.parameters())
+        self._steps = 0  # optimizer steps taken (optimizer_state is {} before the first)
+        self._noisy = {layer.name: layer for layer in self.plan
+                       if isinstance(layer, P.Dropout) or (isinstance(layer, P.Activation) and layer.activation.name == "rrelu")}
         self._x = self._y = self._labels = None
 
     def versions(self) -> dict[str, str]:
@@ -95,29 +106,129 @@ class Trainer:
         self._y = self._targets(y, self._x.shape[0])
         self._labels = self._classes(self._y)
 
-    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+    def _noise_tensors(self, noise: dict, n: int) -> dict[str, torch.Tensor]:
+        """One step's canonical noise arrays {layer name: (n, *input_shape)} as torch-layout tensors.
+
+        Every noisy layer (dropout, rrelu) must be given, and nothing else."""
+        if set(noise) != set(self._noisy):
+            raise ValueError(f"noise: missing {sorted(set(self._noisy) - set(noise))}, "
+                             f"unexpected {sorted(set(noise) - set(self._noisy))}")
+        tensors = {}
+        for name, layer in self._noisy.items():
+            array = np.asarray(noise[name])
+            shape = (n, *layer.input_shape)
+            if tuple(array.shape) != shape:
+                raise ValueError(f"noise[{name!r}] must be {shape}, got {array.shape}")
+            t = torch.tensor(array, dtype=self.dtype)
+            tensors[name] = t.movedim(-1, 1).contiguous() if t.dim() > 2 else t  # (N, H, W, C) -> NCHW
+        return tensors
+
+    @contextlib.contextmanager
+    def _injected(self, tensors: dict[str, torch.Tensor] | None):
+        """Dropout multipliers and rrelu slopes taken from `tensors` (None: drawn) inside the block."""
+        modules = [self.model.layers[name] for name in self._noisy]
+        try:
+            if tensors is not None:
+                for name, t in tensors.items():
+                    self.model.layers[name].noise = t
+            yield
+        finally:
+            for module in modules:
+                module.noise = None
+
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise=None) -> StepStats:
         if self._x is None:
             raise RuntimeError("train_epoch before load_training_data")
         rates = np.asarray(learning_rates, dtype=np.float64)
         if rates.shape != (len(batches),):
             raise ValueError(f"{len(batches)} batches but learning_rates has shape {rates.shape}")
+        if noise is not None and len(noise) != len(batches):
+            raise ValueError(f"{len(batches)} batches but {len(noise)} noise dicts")
         losses = torch.empty(len(batches), dtype=torch.float64)
         correct = torch.empty(len(batches), dtype=torch.int64)
         self.model.train()
         for step, batch in enumerate(batches):
-            index = torch.from_numpy(np.asarray(batch, dtype=np.int64))
+            index = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.int64))
             x, y = self._x.index_select(0, index), self._y.index_select(0, index)
+            step_noise = None if noise is None else self._noise_tensors(noise[step], x.shape[0])
             for group in self.optimizer.param_groups:
                 group["lr"] = float(rates[step])
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x)
+            with self._injected(step_noise):
+                logits = self.model(x)
             loss = self.loss(logits, y).mean()
             loss.backward()
             self.optimizer.step()
+            self._steps += 1
             with torch.no_grad():
                 losses[step] = loss
                 correct[step] = (self._predictions(logits) == self._labels.index_select(0, index)).sum()
         return StepStats(loss=losses.numpy(), correct=correct.numpy())
+
+    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode output of every plan layer in canonical layout: NCHW maps reported as NHWC, a
+        flatten of a map in (H, W, C) order (torch flattens (C, H, W)), 2-D outputs as they are."""
+        h = self._inputs(x)
+        self.model.eval()
+        outputs = {}
+        with torch.inference_mode():
+            for layer in self.plan:
+                out = self.model.layers[layer.name](h)
+                if isinstance(layer, P.Flatten) and h.dim() == 4:
+                    canonical = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)
+                elif out.dim() == 4:
+                    canonical = out.permute(0, 2, 3, 1)
+                else:
+                    canonical = out
+                outputs[layer.name] = canonical.contiguous().numpy().astype(self.np_dtype, copy=True)
+                h = out
+        return outputs
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """Train-mode mean loss and its gradient for every trainable canonical parameter (canonical layout).
+
+        torch.autograd.grad leaves every .grad and the optimizer alone; the batch-norm running
+        statistics the train-mode forward updates are copied back afterwards (bit for bit)."""
+        inputs = self._inputs(x)
+        targets = self._targets(y, inputs.shape[0])
+        tensors = None if noise is None else self._noise_tensors(noise, inputs.shape[0])
+        trainable = [slot for slot in self.slots if slot.tensor.requires_grad]
+        saved = [b.detach().clone() for b in self.model.buffers()]
+        self.model.train()
+        try:
+            with torch.enable_grad(), self._injected(tensors):
+                loss = self.loss(self.model(inputs), targets).mean()
+            if loss.requires_grad:
+                grads = torch.autograd.grad(loss, [slot.tensor for slot in trainable], allow_unused=True)
+            else:  # nothing reaches a parameter (a forward-only activation cuts every path)
+                grads = [None] * len(trainable)
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(self.model.buffers(), saved):
+                    buffer.copy_(value)
+        with torch.no_grad():
+            gradients = {
+                slot.name: slot.to_canonical(torch.zeros_like(slot.tensor) if g is None else g).contiguous().numpy().copy()
+                for slot, g in zip(trainable, grads)
+            }
+        return float(loss.detach()), gradients
+
+    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """torch's per-parameter state renamed to the contract's slots, canonical names and layouts; {} before a step."""
+        if self._steps == 0:
+            return {}
+        names = state_slots(self.spec.optimizer)
+        result = {}
+        with torch.no_grad():
+            for slot in self.slots:
+                if not slot.tensor.requires_grad:
+                    continue
+                state = self.optimizer.state.get(slot.tensor, {})
+                result[slot.name] = {
+                    ours: slot.to_canonical(state[key] if key in state else torch.zeros_like(slot.tensor)).contiguous().numpy().copy()
+                    for key, ours in names.items()
+                }
+        return result
 
     def _eval_batches(self, x: np.ndarray, batch_size: int):
         """Eval-mode logits of consecutive batches of x, as (start, logits) pairs."""
