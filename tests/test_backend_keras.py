@@ -1,5 +1,6 @@
 """Keras (TensorFlow) backend: structure, dtypes, forward, losses, optimizers, BatchNorm, compilation,
-and the Keras/TF-specific parts of the catalog (prelu, rrelu, maxout, clipping, binary tasks, TF traps, defaults)."""
+the Keras/TF-specific parts of the catalog (prelu, rrelu, maxout, clipping, binary tasks, TF traps, defaults),
+and the parity ladder's hooks (layer outputs, gradients, optimizer state, injected noise) against the NumPy oracle."""
 
 import json
 import math
@@ -21,6 +22,8 @@ from backends.keras.ops import activation_vjp, loss_vjp, optimizer_steps  # noqa
 from backends.keras.optimizers import make_optimizer  # noqa: E402
 from backends.keras.trainer import Trainer  # noqa: E402
 from backends.numpy.forward import forward  # noqa: E402
+from backends.numpy.optimizers import used_slots  # noqa: E402
+from backends.numpy.trainer import Trainer as Oracle  # noqa: E402
 from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
 from experiments.catalog import Activation, Loss, Optimizer, OutputActivation  # noqa: E402
 from experiments.catalog.initializers import Distribution  # noqa: E402
@@ -381,8 +384,8 @@ def test_batch_norm_running_statistics_follow_the_formula(case):
 
 
 RETRACE_CASES = {  # a conv plan runs its step as a plain tf.function, a dense plan XLA-compiles it
-    "cnn-tf-function": ("seed-cnn", ["model.conv=[{filters=2, kernel_size=3, padding='valid', activation='relu'}]", "model.hidden=[]"]),
-    "mlp-xla": ("seed-mlp-sigmoid", ["model.hidden=[{units=32, activation='sigmoid'}]"]),
+    "cnn-tf-function": ("seed-cnn", ["model.conv=[{filters=2, kernel_size=3, padding='valid', activation='relu', dropout=0.25}]", "model.hidden=[]"]),
+    "mlp-xla": ("seed-mlp-sigmoid", ["model.hidden=[{units=32, activation='sigmoid', dropout=0.2}]"]),
 }
 
 
@@ -397,15 +400,27 @@ def test_no_retracing_across_epochs_and_batch_sizes(case):
     epochs = [[np.arange(0, 16), np.arange(16, 32), np.arange(32, 40)], [np.arange(10, 26), np.arange(26, 42), np.arange(0, 8)]]
     if case == "cnn-tf-function":  # other batch sizes too (each one would be an XLA compilation in the other case)
         epochs += [[np.arange(0, 10), np.arange(10, 20)], [np.arange(40, 43)]]
-    for batches in epochs:
+    oracle = Oracle(spec, plan, THREADS)  # draws the injected noise
+    for batches in epochs:  # each epoch twice: the layers' own draws, then injected noise (data, not constants)
         stats = trainer.train_epoch(batches, np.full(len(batches), 0.01))
         assert stats.loss.shape == (len(batches),)
+        noise = [oracle.training_noise(len(batch)) for batch in batches]
+        assert trainer.train_epoch(batches, np.full(len(batches), 0.01), noise).loss.shape == (len(batches),)
     trainer.load_training_data(x[:30], y[:30])  # a new training set is an argument, not a captured constant
     trainer.train_epoch([np.arange(0, 16), np.arange(14, 30)], np.full(2, 0.01))
     for batch_size in (7, 16, 50):
         trainer.evaluate(x, y, batch_size)
         trainer.predict_logits(x, batch_size)
-    assert trainer.trace_counts == {"train": 1, "step": 1, "evaluate": 1, "predict": 1}
+    for n in (5, 9):
+        trainer.layer_outputs(x[:n])
+        if case == "cnn-tf-function":  # (each batch size would be two more XLA compilations in the dense case)
+            trainer.loss_and_gradients(x[:n], y[:n])
+            trainer.loss_and_gradients(x[:n], y[:n], oracle.training_noise(n))
+    gradients = int(case == "cnn-tf-function")
+    assert trainer.trace_counts == {
+        "train": 1, "step": 1, "evaluate": 1, "predict": 1, "train_noise": 1, "step_noise": 1,
+        "gradients": gradients, "gradients_noise": gradients, "layer_outputs": 1,
+    }
 
 
 SMALL_CNN = [
@@ -640,3 +655,123 @@ def test_framework_defaults_are_read_from_keras():
     assert values["adam", "epsilon", "keras.optimizers.Adam(epsilon)"] == 1e-7
     assert [row["value"] for row in rows if row["entry"] == "nadam" and row["parameter"] == "momentum_decay"] == [1.0]
     assert {row["entry"] for row in rows if row["parameter"] == "learning_rate"} == set(OPTIMIZERS)
+
+
+# Parity-ladder hooks against the NumPy oracle (float64, same weights, same noise) ----------------------
+
+LADDER_CNN = [  # conv -> BN -> rrelu -> pool -> dropout, dense -> BN -> relu -> dropout
+    "model.conv=[{filters=4, kernel_size=3, padding='same', activation='relu', batch_norm={momentum=0.9, epsilon=1e-3},"
+    " post_activation={name='rrelu', lower=0.1, upper=0.3}, pool={size=2, stride=2, padding='same'}, dropout=0.3}]",
+    "model.hidden=[{units=16, activation='relu', batch_norm={momentum=0.8, epsilon=1e-3}, dropout=0.25}]",
+]
+LADDER_CASES = {"mlp-relu-adam": ("mlp-relu-adam", []), "seed-cnn": ("seed-cnn", []), "cnn-rrelu": ("seed-cnn", LADDER_CNN)}
+LADDER_TOL = {"layers": 1e-12, "gradients": 1e-10, "one_step": 1e-10, "three_steps": 1e-9}
+
+
+def normwise_error(actual: np.ndarray, reference: np.ndarray) -> float:
+    """||actual - reference|| / ||reference|| (0 when both are zero)."""
+    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
+    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
+    difference = float(np.linalg.norm(actual - reference))
+    return difference / float(np.linalg.norm(reference)) if difference else 0.0
+
+
+def ladder_pair(preset: str, overrides=(), seed: int = 17) -> tuple:
+    """(spec, plan, keras Trainer, NumPy oracle) in float64 from the same weights (BN statistics nonzero)."""
+    spec, plan, trainer = make(preset, "float64", overrides)
+    oracle = Oracle(spec, plan, THREADS)
+    oracle.set_weights(random_weights(plan, np.random.default_rng(seed)))
+    trainer.set_weights(oracle.get_weights())
+    return spec, plan, trainer, oracle
+
+
+def assert_weights_match(trainer, oracle, tolerance: float, what: str) -> None:
+    actual, expected = trainer.get_weights(), oracle.get_weights()
+    assert set(actual) == set(expected)
+    for name in expected:
+        error = normwise_error(actual[name], expected[name])
+        assert error <= tolerance, f"{what}: {name} differs from the oracle by {error:.3g} (normwise relative)"
+
+
+@pytest.mark.parametrize("case", LADDER_CASES)
+def test_layer_outputs_and_gradients_match_the_oracle(case):
+    """Eval-mode layer outputs; train-mode loss and gradients under the oracle's noise, changing nothing."""
+    preset, overrides = LADDER_CASES[case]
+    spec, plan, trainer, oracle = ladder_pair(preset, overrides)
+    x, y = random_data(8, np.random.default_rng(18))
+    outputs, expected = trainer.layer_outputs(x), forward(plan, oracle.get_weights(), x, outputs=True)[1]
+    assert list(outputs) == [layer.name for layer in plan]
+    for layer in plan:
+        assert outputs[layer.name].dtype == np.float64
+        error = normwise_error(outputs[layer.name], expected[layer.name])
+        assert error <= LADDER_TOL["layers"], f"{case}: layer {layer.name} output differs by {error:.3g}"
+    noise = oracle.training_noise(8)
+    assert set(noise) == {layer.name for layer in trainer.noisy_layers}
+    generators = [trainer.model.get_layer(layer.name).seed_generator for layer in trainer.noisy_layers]
+    seeds = [g.state.numpy().copy() for g in generators]
+    before = trainer.get_weights()
+    loss, grads = trainer.loss_and_gradients(x, y, noise)
+    expected_loss, oracle_grads = oracle.loss_and_gradients(x, y, noise)
+    assert abs(loss - expected_loss) <= LADDER_TOL["gradients"] * max(abs(expected_loss), 1.0)
+    assert set(grads) == set(oracle_grads) == {n for n, p in parameter_info(plan).items() if p.trainable}
+    for name, expected_grad in oracle_grads.items():
+        assert grads[name].dtype == np.float64
+        error = normwise_error(grads[name], expected_grad)
+        assert error <= LADDER_TOL["gradients"], f"{case}: d loss / d {name} differs by {error:.3g}"
+    first = trainer.loss_and_gradients(x, y)  # the layers' own draws
+    second = trainer.loss_and_gradients(x, y)
+    for name, values in trainer.get_weights().items():  # no update, BN moving statistics restored
+        np.testing.assert_array_equal(values, before[name], err_msg=f"{case}: loss_and_gradients changed {name}")
+    for generator, seed in zip(generators, seeds):  # seed states put back (and not advanced with noise)
+        np.testing.assert_array_equal(generator.state.numpy(), seed)
+    assert first[0] == second[0] and trainer.optimizer_state() == {}
+
+
+LADDER_OPTIMIZERS = {
+    "sgd-momentum": "{name='sgd', learning_rate=0.05, momentum=0.9}",
+    "adam": "{name='adam', learning_rate=0.01, beta_1=0.8, beta_2=0.9, epsilon=1e-7}",
+    "rmsprop-centered-momentum": "{name='rmsprop', learning_rate=0.01, rho=0.8, epsilon=1e-6, momentum=0.5, centered=true}",
+    "adadelta": "{name='adadelta', learning_rate=1.0, rho=0.9, epsilon=1e-6}",
+    "adamax": "{name='adamax', learning_rate=0.01, beta_1=0.8, beta_2=0.9, epsilon=1e-7}",
+    "nadam": "{name='nadam', learning_rate=0.01, beta_1=0.8, beta_2=0.9, epsilon=1e-7, momentum_decay=0.004}",
+}
+
+
+@pytest.mark.parametrize("case", LADDER_OPTIMIZERS)
+def test_one_noisy_step_matches_the_oracle_weights_and_optimizer_state(case):
+    spec, plan, trainer, oracle = ladder_pair("seed-cnn", [*LADDER_CNN, f"optimizer={LADDER_OPTIMIZERS[case]}"])
+    x, y = random_data(8, np.random.default_rng(19))
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    assert trainer.optimizer_state() == {}
+    noise = [oracle.training_noise(6)]
+    batches, rates = [np.array([5, 0, 2, 7, 3, 1])], np.array([0.5 if case == "adadelta" else 1.0])
+    stats, expected_stats = trainer.train_epoch(batches, rates, noise), oracle.train_epoch(batches, rates, noise)
+    assert abs(stats.loss[0] - expected_stats.loss[0]) <= LADDER_TOL["gradients"] * max(abs(expected_stats.loss[0]), 1.0)
+    np.testing.assert_array_equal(stats.correct, expected_stats.correct)
+    assert_weights_match(trainer, oracle, LADDER_TOL["one_step"], case)
+    state, slots = trainer.optimizer_state(), used_slots(spec.optimizer)
+    trainable = {n for n, p in parameter_info(plan).items() if p.trainable}
+    assert set(state) == trainable and all(tuple(state[n]) == slots for n in state), (slots, state[next(iter(state))].keys())
+    for name in trainable:
+        for slot in slots:
+            error = normwise_error(state[name][slot], oracle.optimizer.state[name][slot])
+            assert error <= LADDER_TOL["one_step"], f"{case}: {name} {slot} differs from the oracle by {error:.3g}"
+
+
+def test_three_noisy_steps_of_seed_cnn_match_the_oracle():
+    """The full seed-cnn (three dropout blocks, five batch norms, adam) for three steps under the oracle's dropout masks."""
+    spec, plan, trainer, oracle = ladder_pair("seed-cnn")
+    x, y = random_data(16, np.random.default_rng(20))
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    batches = [np.arange(0, 6), np.arange(6, 12), np.array([15, 12, 14, 13])]  # the last one smaller
+    rates = np.array([1e-3, 2e-3, 5e-4])
+    noise = [oracle.training_noise(len(batch)) for batch in batches]
+    stats, expected_stats = trainer.train_epoch(batches, rates, noise), oracle.train_epoch(batches, rates, noise)
+    np.testing.assert_allclose(stats.loss, expected_stats.loss, rtol=LADDER_TOL["three_steps"])
+    assert_weights_match(trainer, oracle, LADDER_TOL["three_steps"], "seed-cnn after three steps")
+    state, expected_state = trainer.optimizer_state(), oracle.optimizer_state()
+    for name in expected_state:
+        for slot in ("m", "v"):
+            assert normwise_error(state[name][slot], expected_state[name][slot]) <= LADDER_TOL["three_steps"], (name, slot)

@@ -66,6 +66,16 @@ class CatalogOptimizer(keras.optimizers.Optimizer):
     def slot(self, slots: list, variable):
         return slots[self._get_variable_index(variable)]
 
+    def state_slots(self) -> dict[str, list]:
+        """The slots the formula uses, by the catalog's slot names (backends/numpy/optimizers.py):
+        slot name -> one optimizer variable per trainable variable, in build order."""
+        return {}
+
+    def state_of(self, variable) -> dict[str, object]:
+        """{slot name: optimizer variable} of one trainable variable (see `state_slots`)."""
+        index = self._get_variable_index(variable)
+        return {name: slots[index] for name, slots in self.state_slots().items()}
+
 
 def bias_correction(beta: float, t: tf.Tensor) -> tf.Tensor:
     """1 - beta^t in float64."""
@@ -94,6 +104,9 @@ class Sgd(CatalogOptimizer):
             return
         super().build(variables)
         self.buffers = self.add_optimizer_variables(variables, "momentum_buffer") if self.momentum else []
+
+    def state_slots(self):
+        return {"momentum": self.buffers} if self.momentum else {}
 
     def update_step(self, gradient, variable, learning_rate):
         lr = as_dtype(learning_rate, variable)
@@ -130,6 +143,9 @@ class Adagrad(CatalogOptimizer):
             variables, "accumulator", initializer=keras.initializers.Constant(exact(self.initial_accumulator_value))
         )
 
+    def state_slots(self):
+        return {"sum": self.accumulators}
+
     def update_step(self, gradient, variable, learning_rate):
         lr, g = as_dtype(learning_rate, variable), as_dtype(gradient, variable)
         accumulator = self.slot(self.accumulators, variable)
@@ -161,6 +177,14 @@ class Rmsprop(CatalogOptimizer):
         (self.square_averages,) = self.slots(variables, "square_average")
         self.averages = self.slots(variables, "average")[0] if self.centered else []
         self.buffers = self.slots(variables, "momentum_buffer")[0] if self.momentum else []
+
+    def state_slots(self):
+        slots = {"square": self.square_averages}
+        if self.centered:
+            slots["mean"] = self.averages
+        if self.momentum:
+            slots["momentum"] = self.buffers
+        return slots
 
     def update_step(self, gradient, variable, learning_rate):
         lr, g = as_dtype(learning_rate, variable), as_dtype(gradient, variable)
@@ -212,6 +236,9 @@ class Adam(CatalogOptimizer):
         super().build(variables)
         self.first_moments, self.second_moments = self.slots(variables, "m", "v")
 
+    def state_slots(self):
+        return {"m": self.first_moments, "v": self.second_moments}
+
     def update_step(self, gradient, variable, learning_rate):
         t = self.step_count()
         rate = tf.cast(learning_rate, tf.float64)
@@ -248,6 +275,9 @@ class Adadelta(CatalogOptimizer):
         super().build(variables)
         self.square_averages, self.delta_averages = self.slots(variables, "square_average", "delta_average")
 
+    def state_slots(self):
+        return {"square": self.square_averages, "delta": self.delta_averages}
+
     def update_step(self, gradient, variable, learning_rate):
         lr, g = as_dtype(learning_rate, variable), as_dtype(gradient, variable)
         square_average, delta_average = self.slot(self.square_averages, variable), self.slot(self.delta_averages, variable)
@@ -274,6 +304,9 @@ class Adamax(CatalogOptimizer):
             return
         super().build(variables)
         self.first_moments, self.norms = self.slots(variables, "m", "u")
+
+    def state_slots(self):
+        return {"m": self.first_moments, "u": self.norms}
 
     def update_step(self, gradient, variable, learning_rate):
         t = self.step_count()
@@ -311,6 +344,9 @@ class Nadam(CatalogOptimizer):
         super().build(variables)
         self.first_moments, self.second_moments = self.slots(variables, "m", "v")
         self.mu_product = self.add_variable(shape=(), initializer=keras.initializers.Ones(), dtype="float64", name="mu_product")
+
+    def state_slots(self):
+        return {"m": self.first_moments, "v": self.second_moments}
 
     def mu(self, t: tf.Tensor) -> tf.Tensor:
         """mu_t = beta_1 (1 - 0.5 * 0.96^(t psi)) in float64."""
