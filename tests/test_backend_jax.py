@@ -511,3 +511,141 @@ def test_framework_defaults_are_read_from_the_installed_packages():
     assert all(row["source"].startswith(("jax.", "flax.linen.", "optax.", "none:")) for row in rows)
     gelu = {row["source"]: row["value"] for row in rows if row["entry"] == "gelu"}
     assert len(gelu) == 2 and set(gelu.values()) <= {"tanh", "none"} and all("(approximate" in source for source in gelu)
+
+
+# -- the parity ladder's hooks: layer outputs, gradients with injected noise, optimizer state -----------
+
+NOISY_MLP = ['model.hidden=[{units=12, activation={name="rrelu", lower=0.1, upper=0.3}, dropout=0.25}, {units=6, activation="tanh"}]']
+NOISY_CNN = ['model.conv=[{filters=3, kernel_size=3, padding="same", activation="relu", batch_norm={momentum=0.9, epsilon=1e-3},'
+             ' post_activation={name="leaky_relu", negative_slope=0.1}, pool={size=2, stride=2, padding="same"}, dropout=0.3}]',
+             'model.hidden=[{units=8, activation="relu", batch_norm={momentum=0.8, epsilon=1e-3}, dropout=0.2}]']
+LADDER_CASES = {  # name -> (preset, overrides)
+    "mlp-relu-adam": ("mlp-relu-adam", []),
+    "seed-cnn": ("seed-cnn", NOISY_CNN),  # dropout after conv and dense blocks, batch norm on both
+    "mlp-rrelu-bn": ("mlp-relu-adam", MLP_RRELU),  # batch norm, dropout and rrelu slopes
+}
+
+
+def normwise(actual, reference) -> float:
+    """||actual - reference|| / ||reference|| (Frobenius, float64)."""
+    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
+    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
+    return float(np.linalg.norm(actual - reference) / max(np.linalg.norm(reference), 1e-300))
+
+
+def twins(preset: str, overrides=()):
+    """A float64 JAX trainer holding the oracle's initial weights, and the oracle."""
+    trainer, spec, plan = make(preset, "float64", overrides)
+    oracle = OracleTrainer(spec, plan, 1)
+    trainer.set_weights(oracle.get_weights())
+    return trainer, oracle, plan
+
+
+@pytest.mark.parametrize("case", LADDER_CASES)
+def test_layer_outputs_and_gradients_with_injected_noise_match_the_oracle(case):
+    """layer_outputs against the oracle's forward per layer (1e-12 normwise); loss_and_gradients with the
+    oracle's own training noise against its loss_and_gradients (1e-10), changing neither weights nor
+    batch statistics nor the optimizer state."""
+    trainer, oracle, plan = twins(*LADDER_CASES[case])
+    trainer.set_weights(random_weights(plan, "float64"))  # non-trivial running statistics for eval mode
+    oracle.set_weights(trainer.get_weights())
+    x, y = data(6)
+    outputs, reference = trainer.layer_outputs(x), oracle_forward(plan, oracle.get_weights(), x, outputs=True)[1]
+    assert list(outputs) == [layer.name for layer in plan]
+    for name, want in reference.items():
+        assert outputs[name].dtype == np.float64 and normwise(outputs[name], want) <= 1e-12, f"{case} {name}"
+    before = trainer.get_weights()
+    noise = oracle.training_noise(len(x))
+    assert bool(noise) == (case != "mlp-relu-adam")
+    loss, grads = trainer.loss_and_gradients(x, y, noise)
+    want_loss, want_grads = oracle.loss_and_gradients(x, y, noise)
+    assert abs(loss - want_loss) <= 1e-10 * abs(want_loss)
+    assert set(grads) == set(want_grads) == {n for n, i in parameter_info(plan).items() if i.trainable}
+    for name, want in want_grads.items():
+        assert normwise(grads[name], want) <= 1e-10 or error(grads[name], want) <= 1e-14, f"{case} {name}"
+    after = trainer.get_weights()
+    assert all(np.array_equal(after[name], before[name]) for name in before), "weights or running statistics moved"
+    assert trainer.optimizer_state() == {}
+    if case == "mlp-rrelu-bn":  # the framework's own draws: the key the next step would use, nothing consumed
+        drawn = trainer.loss_and_gradients(x, y)
+        assert drawn[0] == trainer.loss_and_gradients(x, y)[0] and np.isfinite(drawn[0]) and drawn[0] != loss
+        with pytest.raises(ValueError, match="noisy layers"):
+            trainer.loss_and_gradients(x, y, {})
+
+
+STATE_CASES = {  # one noisy step of each optimizer with state: weights and used slots against the oracle
+    "sgd-momentum": '{name="sgd", learning_rate=0.1, momentum=0.9}',
+    "adam": '{name="adam", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7}',
+    "rmsprop-centered-momentum": '{name="rmsprop", learning_rate=0.01, rho=0.8, epsilon=1e-3, momentum=0.5, centered=true}',
+    "adagrad": '{name="adagrad", learning_rate=0.05, initial_accumulator_value=0.1, epsilon=1e-7}',
+    "adadelta": '{name="adadelta", learning_rate=1.0, rho=0.9, epsilon=1e-4}',
+    "adamax": '{name="adamax", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7}',
+    "nadam": '{name="nadam", learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7, momentum_decay=0.004}',
+}
+
+
+@pytest.mark.parametrize("case", STATE_CASES)
+def test_a_noisy_step_matches_the_oracle_weights_and_optimizer_state(case):
+    """After one train_epoch step with injected dropout masks and rrelu slopes, every weight and every
+    slot the formula uses (the oracle's optimizer_state: backends/numpy/optimizers.py) equal the oracle's (no batch norm:
+    a bias before one has a zero gradient up to rounding, which adaptive methods amplify)."""
+    trainer, oracle, plan = twins("mlp-relu-adam", [*NOISY_MLP, f"optimizer={STATE_CASES[case]}"])
+    x, y = data(8)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    assert trainer.optimizer_state() == {}
+    noise = [oracle.training_noise(8)]
+    stats = trainer.train_epoch([np.arange(8)], np.array([0.05]), noise=noise)
+    expected = oracle.train_epoch([np.arange(8)], np.array([0.05]), noise=noise)
+    assert error(stats.loss, expected.loss) <= 1e-12 and np.array_equal(stats.correct, expected.correct)
+    got, want = trainer.get_weights(), oracle.get_weights()
+    for name in want:
+        assert error(got[name], want[name]) <= 1e-12, f"{case} {name}: {error(got[name], want[name]):.1e}"
+    state, reference_state = trainer.optimizer_state(), oracle.optimizer_state()
+    assert set(state) == set(reference_state)
+    for name, values in state.items():
+        assert set(values) == set(reference_state[name]), f"{case} {name}: slots {sorted(values)}"
+        for slot, value in values.items():
+            reference = reference_state[name][slot]
+            assert value.dtype == np.float64 and error(value, reference) <= 1e-12, f"{case} {name}/{slot}"
+            assert np.any(value != 0.0), f"{case} {name}/{slot} is all zero"
+
+
+@pytest.mark.parametrize("case", ["seed-cnn", "mlp-rrelu"])
+def test_three_noisy_steps_match_the_oracle_and_compile_once(case):
+    """One epoch of three steps (the last batch partial) with injected noise: per-step loss, every weight,
+    running statistic and optimizer slot equal the oracle's to 1e-9 (Adam; the seed CNN steps batch by
+    batch on CPU, the MLP scans); a second noisy epoch compiles nothing (the plain path:
+    test_no_recompilation_across_epochs)."""
+    preset, overrides = ("seed-cnn", NOISY_CNN) if case == "seed-cnn" else ("mlp-relu-adam", NOISY_MLP)
+    trainer, oracle, plan = twins(preset, [*overrides, 'optimizer={name="adam", learning_rate=0.01, epsilon=1e-7}'])
+    x, y = data(21)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    batches, rates = [np.arange(8), np.arange(13, 21), np.arange(3, 8)], np.array([0.01, 0.005, 0.02])
+    noise = [oracle.training_noise(len(batch)) for batch in batches]
+    stats = trainer.train_epoch(batches, rates, noise=noise)
+    expected = oracle.train_epoch(batches, rates, noise=noise)
+    assert error(stats.loss, expected.loss) <= 1e-9 and np.array_equal(stats.correct, expected.correct)
+    got, want = trainer.get_weights(), oracle.get_weights()
+    for name in want:
+        assert error(got[name], want[name]) <= 1e-9, f"{case} {name}: {error(got[name], want[name]):.1e}"
+    state, reference_state = trainer.optimizer_state(), oracle.optimizer_state()
+    assert {n: set(v) for n, v in state.items()} == {n: set(v) for n, v in reference_state.items()}
+    for name, values in state.items():
+        for slot, value in values.items():
+            assert error(value, reference_state[name][slot]) <= 1e-9, f"{case} {name}/{slot}"
+    traces, compiles = dict(trainer.trace_counts), []
+
+    def listener(event, seconds, **kwargs):
+        if "backend_compile" in event:
+            compiles.append(kwargs.get("fun_name"))
+
+    order = [1, 0, 2]
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        trainer.train_epoch([batches[i] for i in order], rates / 2, noise=[noise[i] for i in order])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert dict(trainer.trace_counts) == traces == {"step" if case == "seed-cnn" else "train": 2}
+    assert compiles == [], f"recompiled: {compiles}"

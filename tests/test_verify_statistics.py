@@ -79,3 +79,24 @@ def test_bad_levels_are_one_line(levels, tmp_path):
     result = mnist_parity("verify", "mlp-relu-adam", "--levels", levels, "--out", str(tmp_path / "runs"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "--levels" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_verify_levels_1_to_4_float64_pass_against_the_oracle(tmp_path):
+    import json
+
+    from tests.cli_helpers import mnist_parity, only_run_dir
+
+    result = mnist_parity(
+        "verify", "mlp-relu-adam", "--levels", "1-4", "--dtype", "float64", "--steps", "3", "--dataset", "mnist-subset",
+        "--backends", "torch,keras,jax", "--out", str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    document = json.loads((only_run_dir(tmp_path) / "verify.json").read_text())
+    assert document["passed"] is True
+    for number, name in {"1": "forward", "2": "gradients", "3": "step", "4": "trajectory"}.items():
+        level = document["levels"][number]
+        pairs = {(line["first"], line["second"]) for line in level["summary"]}
+        assert ("torch", "numpy") in pairs and ("keras", "jax") in pairs, (name, pairs)
+        assert all(line["passed"] for line in level["summary"]), name
+    layers = {row["quantity"] for row in document["levels"]["1"]["rows"]}
+    assert {"dense_0", "activation_0", "logits"} <= layers

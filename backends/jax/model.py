@@ -135,14 +135,15 @@ class ActivationLayer(nn.Module):
     prelu: a trainable `alpha` of shape (1,) (shared) or (C,) (per channel of the last axis),
     initialised to initial_value in dtype (Flax's nn.PReLU is one float32 scalar starting at
     0.01). rrelu: in training a fresh slope U[lower, upper) per element from the "rrelu" rng
-    stream (one key per step, like dropout); in eval the slope (lower + upper) / 2.
+    stream (one key per step, like dropout), or the given `slopes` (x's shape) when injected;
+    in eval the slope (lower + upper) / 2.
     """
 
     entry: Any
     dtype: Any
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, slopes: jax.Array | None = None) -> jax.Array:
         entry = self.entry
         if entry.name == "prelu":
             shape = (x.shape[-1],) if entry.per_channel else (1,)
@@ -151,6 +152,8 @@ class ActivationLayer(nn.Module):
         if entry.name == "rrelu":
             if not train:
                 return leaky_relu(x, entry.eval_slope)
+            if slopes is not None:
+                return leaky_relu(x, jnp.asarray(slopes, self.dtype))
             slopes = jax.random.uniform(self.make_rng("rrelu"), x.shape, self.dtype, entry.lower, entry.upper)
             return leaky_relu(x, slopes)
         return activation_fn(entry)(x)
@@ -163,22 +166,27 @@ class PlanModel(nn.Module):
     max_pool strides (Flax: 1), BatchNorm momentum/epsilon and its float32 statistics
     (force_float32_reductions=False keeps running statistics in param_dtype), param_dtype
     (Flax: float32 even under x64), PReLU's shape, initial value and dtype (ActivationLayer).
-    Random layers draw from the "dropout" and "rrelu" rng collections in training.
+    Random layers draw from the "dropout" and "rrelu" rng collections in training, unless
+    `noise` ({plan layer name: array of the layer's input shape (N, ...)}, every noisy layer)
+    gives them: Dropout then multiplies by its array (0 or 1 / (1 - rate)), rrelu uses its
+    array as the slopes. With outputs=True the call returns (logits, {layer name: output}).
     """
 
     plan: tuple
     dtype: Any
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, noise: dict | None = None, outputs: bool = False):
         x = jnp.asarray(x, self.dtype)  # (N, H, W, C)
+        per_layer = {}
         for layer in self.plan:
-            x = self._layer(layer, x, train)
+            x = self._layer(layer, x, train, noise)
             if x.shape[1:] != tuple(layer.output_shape):
                 raise ValueError(f"{layer.name}: Flax produced shape {x.shape[1:]}, the plan says {layer.output_shape}")
-        return x
+            per_layer[layer.name] = x
+        return (x, per_layer) if outputs else x
 
-    def _layer(self, layer: P.Layer, x: jax.Array, train: bool) -> jax.Array:
+    def _layer(self, layer: P.Layer, x: jax.Array, train: bool, noise: dict | None = None) -> jax.Array:
         if isinstance(layer, P.Dense):
             kernel = (layer.input_shape[-1], layer.units)
             return nn.Dense(
@@ -197,7 +205,10 @@ class PlanModel(nn.Module):
                 bias_init=initializer(layer.bias_init, kernel, (layer.filters,)), name=layer.name,
             )(x)
         if isinstance(layer, P.Activation):
-            return ActivationLayer(entry=layer.activation, dtype=self.dtype, name=layer.name)(x, train)
+            slopes = None
+            if train and noise is not None and layer.activation.name == "rrelu":
+                slopes = _injected(noise, layer, x)
+            return ActivationLayer(entry=layer.activation, dtype=self.dtype, name=layer.name)(x, train, slopes)
         if isinstance(layer, P.BatchNormalization):
             # Two-pass biased variance (x - mean)^2, as TF; running r <- m r + (1 - m) batch.
             return nn.BatchNorm(
@@ -211,9 +222,21 @@ class PlanModel(nn.Module):
             window = (layer.size, layer.size)
             return nn.max_pool(x, window, strides=(layer.stride, layer.stride), padding=layer.padding.upper())
         if isinstance(layer, P.Dropout):
+            if train and noise is not None:
+                return x * _injected(noise, layer, x)  # inverted dropout with the given multipliers
             return nn.Dropout(
                 rate=layer.rate, broadcast_dims=(), deterministic=not train, rng_collection="dropout", name=layer.name
             )(x)
         if isinstance(layer, P.Flatten):
             return x.reshape((x.shape[0], -1))  # row-major NHWC: the canonical (H, W, C) order
         raise ValueError(f"{layer.name}: unsupported layer type {type(layer).__name__}")
+
+
+def _injected(noise: dict, layer: P.Layer, x: jax.Array) -> jax.Array:
+    """The injected noise of one layer, checked against its input x, in x's dtype."""
+    if layer.name not in noise:
+        raise ValueError(f"noise has no entry for the noisy layer {layer.name!r}")
+    value = jnp.asarray(noise[layer.name], x.dtype)
+    if value.shape != x.shape:
+        raise ValueError(f"{layer.name}: noise of shape {value.shape}, the layer's input is {x.shape}")
+    return value

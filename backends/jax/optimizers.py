@@ -167,3 +167,40 @@ def step(tx: optax.GradientTransformation, params: Any, grads: Any, opt_state: A
 def apply(params: Any, step_direction: Any, learning_rate: jax.Array) -> Any:
     """p_t = p_{t-1} + (-lr_t) d_t, leaf by leaf, in the parameters' dtype."""
     return optax.apply_updates(params, jax.tree.map(lambda d: -learning_rate * d, step_direction))
+
+
+def slots(optimizer, opt_state: Any) -> dict[str, Any]:
+    """The optimizer state as the catalog's per-parameter slots {slot: params-shaped tree}, named
+    as in backends/numpy/optimizers.py; only the slots the formula uses exist in the state.
+
+    optax.trace's trace -> "momentum" (sgd, and rmsprop's momentum buffer: lr is applied after
+    the transform, so it holds b_t = momentum b_{t-1} + g_t / denominator, the catalog's b);
+    scale_by_adam mu/nu -> "m"/"v" (scale_by_adamax keeps the same state: mu/nu -> "m"/"u");
+    scale_by_rms nu -> "square"; scale_by_stddev mu/nu -> "mean"/"square"; scale_by_adadelta
+    e_g/e_x -> "square"/"delta"; AdagradState -> "sum"; NadamState mu/nu -> "m"/"v".
+    """
+    found: dict[str, Any] = {}
+
+    def visit(state):
+        if isinstance(state, optax.TraceState):
+            found["momentum"] = state.trace
+        elif isinstance(state, optax.ScaleByAdamState):
+            found.update(m=state.mu, **({"u": state.nu} if optimizer.name == "adamax" else {"v": state.nu}))
+        elif isinstance(state, optax.ScaleByRStdDevState):
+            found.update(mean=state.mu, square=state.nu)
+        elif isinstance(state, optax.ScaleByRmsState):
+            found["square"] = state.nu
+        elif isinstance(state, optax.ScaleByAdaDeltaState):
+            found.update(square=state.e_g, delta=state.e_x)
+        elif isinstance(state, AdagradState):
+            found["sum"] = state.sum_of_squares
+        elif isinstance(state, NadamState):
+            found.update(m=state.mu, v=state.nu)
+        elif isinstance(state, (tuple, list)) and not hasattr(state, "_fields"):  # optax.chain: a tuple of states
+            for inner in state:
+                visit(inner)
+        elif not isinstance(state, (optax.EmptyState, optax.AddDecayedWeightsState)):
+            raise TypeError(f"unknown optimizer state {type(state).__name__}")
+
+    visit(opt_state)
+    return found

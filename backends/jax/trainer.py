@@ -22,6 +22,7 @@ from jax import lax  # noqa: E402
 from backends.base import StepStats  # noqa: E402
 from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
+from experiments.spec import plan as P  # noqa: E402
 from experiments.spec.plan import Conv2D, parameter_info  # noqa: E402
 
 # Process-wide, set once: float64 becomes possible (every array still gets an explicit dtype,
@@ -78,7 +79,9 @@ class Trainer:
     float64 trainers coexist in one process under jax_enable_x64. State is one pytree
     (params, batch_stats, opt_state); the training set stays on the device and each step
     gathers its batch there. Per-step rates and noise keys (fold_in(key, global step), split
-    into the dropout and rrelu keys) are data, so nothing retraces across epochs;
+    into the dropout and rrelu keys) are data, so nothing retraces across epochs; so is injected
+    noise (train_epoch's and loss_and_gradients' `noise`: dropout multipliers and rrelu slopes
+    given per step, stacked along the scan), which only adds its own trace;
     `trace_counts` counts traces (for tests). A binary task (one output) counts a sample as
     correct when (logit > 0) == (y > 0.5), the digit task when the argmaxes agree.
 
@@ -109,45 +112,68 @@ class Trainer:
         self._step = jax.jit(self._step_fn)
         self._evaluate = jax.jit(self._evaluate_fn)
         self._logits = jax.jit(self._logits_fn)
+        self._gradients = jax.jit(self._gradients_fn)
+        self._outputs = jax.jit(self._outputs_fn)
+        self._noisy = tuple(layer for layer in self._plan if isinstance(layer, P.Dropout)
+                            or (isinstance(layer, P.Activation) and layer.activation.name == "rrelu"))
 
     # -- compiled functions --------------------------------------------------------------
-    def _train_step(self, state, x, y, learning_rate, key):
-        """One optimizer step on a batch; returns the new state, the batch's mean loss and correct count."""
-        params, batch_stats, opt_state = state
+    def _loss_and_gradients(self, params, batch_stats, x, y, key, noise):
+        """Train-mode mean loss, d loss / d params, logits and the updated batch statistics.
 
+        noise None: the dropout and rrelu layers draw from the keys split from `key`; else the
+        injected {layer name: array} is used and `key` is ignored."""
         dropout_key, rrelu_key = jax.random.split(key)
 
         def objective(params):
             logits, updated = self._model.apply(
-                {"params": params, "batch_stats": batch_stats}, x, train=True,
+                {"params": params, "batch_stats": batch_stats}, x, train=True, noise=noise,
                 rngs={"dropout": dropout_key, "rrelu": rrelu_key}, mutable=["batch_stats"],
             )
             return jnp.mean(self._loss(logits, y)), (logits, updated.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        return loss, grads, logits, batch_stats
+
+    def _train_step(self, state, x, y, learning_rate, key, noise=None):
+        """One optimizer step on a batch; returns the new state, the batch's mean loss and correct count."""
+        params, batch_stats, opt_state = state
+        loss, grads, logits, batch_stats = self._loss_and_gradients(params, batch_stats, x, y, key, noise)
         params, opt_state = optimizers.step(self._tx, params, grads, opt_state, learning_rate)
         correct = jnp.sum(losses.correct(logits, y))
         return (params, batch_stats, opt_state), (loss, correct)
 
-    def _indexed_step(self, state, data_x, data_y, idx, learning_rate, step, noise_key):
+    def _indexed_step(self, state, data_x, data_y, idx, learning_rate, step, noise, noise_key):
         """One step on the training-set rows idx (B,), with the noise key of global step `step`
-        (split into the dropout and rrelu keys of that step)."""
+        (split into the dropout and rrelu keys of that step), or the step's injected noise."""
         key = jax.random.fold_in(noise_key, step)
-        return self._train_step(state, data_x[idx], data_y[idx], learning_rate, key)
+        return self._train_step(state, data_x[idx], data_y[idx], learning_rate, key, noise)
 
-    def _epoch_fn(self, state, data_x, data_y, indices, learning_rates, steps, noise_key):
-        """Steps over indices (S, B), learning_rates (S,), global step numbers (S,), as one lax.scan."""
+    def _epoch_fn(self, state, data_x, data_y, indices, learning_rates, steps, noise, noise_key):
+        """Steps over indices (S, B), learning_rates (S,), global step numbers (S,) and injected
+        noise (None, or {layer: (S, B, ...)}), as one lax.scan."""
         self.trace_counts["train"] += 1
 
         def body(state, inputs):
             return self._indexed_step(state, data_x, data_y, *inputs, noise_key)
 
-        return lax.scan(body, state, (indices, learning_rates, steps))
+        return lax.scan(body, state, (indices, learning_rates, steps, noise))
 
-    def _step_fn(self, state, data_x, data_y, idx, learning_rate, step, noise_key):
+    def _step_fn(self, state, data_x, data_y, idx, learning_rate, step, noise, noise_key):
         """One step, compiled on its own (the CPU convolution path, see the class docstring)."""
         self.trace_counts["step"] += 1
-        return self._indexed_step(state, data_x, data_y, idx, learning_rate, step, noise_key)
+        return self._indexed_step(state, data_x, data_y, idx, learning_rate, step, noise, noise_key)
+
+    def _gradients_fn(self, params, batch_stats, x, y, key, noise):
+        """(mean loss, grads) in train mode; the new batch statistics are dropped."""
+        self.trace_counts["gradients"] += 1
+        loss, grads, _, _ = self._loss_and_gradients(params, batch_stats, x, y, key, noise)
+        return loss, grads
+
+    def _outputs_fn(self, variables, x):
+        """Eval-mode output of every plan layer, by layer name."""
+        self.trace_counts["outputs"] += 1
+        return self._model.apply(variables, x, train=False, outputs=True)[1]
 
     def _evaluate_fn(self, variables, xb, yb):
         """Per-sample eval-mode loss and correctness for batches xb (S, B, ...) and yb (S, B, C)."""
@@ -184,7 +210,7 @@ class Trainer:
             "dtype": self._dtype.name,
             "batch_norm_variance": "two-pass (use_fast_variance=False)",
             "noise_keys": f"{jax.config.jax_default_prng_impl}: per step fold_in(split(key(seed))[1], step), "
-                          "split into the dropout and rrelu keys",
+                          "split into the dropout and rrelu keys (unless noise is injected)",
             "train_loop": "lax.scan per epoch" if self._scan else "one jitted step per batch (XLA:CPU convolutions)",
         }
 
@@ -205,7 +231,10 @@ class Trainer:
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self._x, self._y = (jax.device_put(a) for a in self._inputs(x, y))
 
-    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray,
+                    noise: Sequence[dict] | None = None) -> StepStats:
+        """noise: None (per-step keys), or one {noisy layer name: (B_i, ...)} dict per step, fed to
+        the scan (stacked) or the per-step function as data."""
         if self._x is None:
             raise RuntimeError("call load_training_data before train_epoch")
         batches = [np.asarray(batch) for batch in batches]
@@ -222,6 +251,10 @@ class Trainer:
                 raise ValueError(f"a batch must be a non-empty 1-d integer array of indices into the {len(self._x)} samples")
         if any(len(batch) != size for batch in batches[:full]):
             raise ValueError("all batches but the last must have the same length")
+        if noise is not None:
+            if len(noise) != len(batches):
+                raise ValueError(f"{len(batches)} batches but {len(noise)} noise dicts")
+            noise = [self._noise(step_noise, len(batch)) for step_noise, batch in zip(noise, batches)]
         indices = [batch.astype(np.int32) for batch in batches]
         rates = rates.astype(self._dtype)
         steps = np.arange(self._steps_done, self._steps_done + len(batches), dtype=np.uint32)
@@ -229,12 +262,15 @@ class Trainer:
         if self._scan:
             for part in (slice(0, full), slice(full, len(batches))):
                 if part.start < part.stop:
-                    inputs = np.stack(indices[part]), rates[part], steps[part]
+                    stacked = None if noise is None else {
+                        name: np.stack([step_noise[name] for step_noise in noise[part]]) for name in noise[0]}
+                    inputs = np.stack(indices[part]), rates[part], steps[part], stacked
                     self._state, result = self._epoch(self._state, self._x, self._y, *inputs, self._noise_key)
                     results.append(result)
         else:
-            for inputs in zip(indices, rates, steps):
-                self._state, result = self._step(self._state, self._x, self._y, *inputs, self._noise_key)
+            for i, inputs in enumerate(zip(indices, rates, steps)):
+                step_noise = None if noise is None else noise[i]
+                self._state, result = self._step(self._state, self._x, self._y, *inputs, step_noise, self._noise_key)
                 results.append(result)
         self._steps_done += len(batches)
         loss = np.concatenate([np.ravel(r[0]) for r in results]).astype(np.float64)
@@ -255,7 +291,47 @@ class Trainer:
         outputs = [self._logits(variables, xb) for xb in _split(x, batch_size)]
         return np.concatenate([np.asarray(o).reshape(-1, o.shape[-1]) for o in outputs])
 
+    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode output of every plan layer (already NHWC; flatten in (H, W, C) order), spec.dtype."""
+        outputs = self._outputs(self._variables(), self._inputs(x)[0])
+        return {layer.name: np.asarray(outputs[layer.name]) for layer in self._plan}
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """Train-mode mean loss and gradients by canonical name; params, batch_stats and the
+        optimizer state are untouched. noise None draws with the key the next train step would use."""
+        x, y = self._inputs(x, y)
+        if noise is not None:
+            noise = self._noise(noise, len(x))
+        params, batch_stats, _ = self._state
+        key = jax.random.fold_in(self._noise_key, np.uint32(self._steps_done))
+        loss, grads = self._gradients(params, batch_stats, x, y, key, noise)
+        return float(loss), weights.to_canonical({"params": grads}, self._trainable())
+
+    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """The used slots per trainable parameter (see optimizers.slots); {} before the first step."""
+        if self._steps_done == 0:
+            return {}
+        slots = {slot: weights.to_canonical({"params": tree}, self._trainable())
+                 for slot, tree in optimizers.slots(self._spec.optimizer, self._state[2]).items()}
+        return {name: {slot: values[name] for slot, values in slots.items()} for name in self._trainable()}
+
     # -- helpers -------------------------------------------------------------------------
+    def _trainable(self) -> dict:
+        return {name: info for name, info in self._info.items() if info.trainable}
+
+    def _noise(self, noise: dict, batch: int) -> dict[str, np.ndarray]:
+        """One step's injected noise as spec.dtype arrays, checked: exactly the noisy layers, (batch, *input_shape)."""
+        names = {layer.name for layer in self._noisy}
+        if set(noise) != names:
+            raise ValueError(f"noise must give exactly the noisy layers {sorted(names)}, got {sorted(noise)}")
+        out = {}
+        for layer in self._noisy:
+            value = np.asarray(noise[layer.name], dtype=self._dtype)
+            if value.shape != (batch, *layer.input_shape):
+                raise ValueError(f"{layer.name}: noise of shape {value.shape}, expected {(batch, *layer.input_shape)}")
+            out[layer.name] = value
+        return out
+
     def _variables(self) -> dict[str, Any]:
         return {"params": self._state[0], "batch_stats": self._state[1]}
 
