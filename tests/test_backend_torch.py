@@ -27,6 +27,7 @@ from experiments.spec import build_plan, load_spec, parameter_info, trainable_pa
 from experiments.spec import plan as P  # noqa: E402
 from experiments.spec.plan import fans  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
+from tests.backend_helpers import error, random_weights
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -104,31 +105,6 @@ def make(preset: str, dtype: str, overrides=(), threads: int = THREADS) -> tuple
     spec = load_spec(preset, [*overrides, f'dtype="{dtype}"'])
     plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     return Trainer(spec, plan, threads=threads), spec, plan
-
-
-def error(actual, reference) -> float:
-    """max|actual - reference| / max(max|reference|, 1), in float64."""
-    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
-    return float(np.max(np.abs(actual - reference), initial=0.0) / max(np.max(np.abs(reference), initial=0.0), 1.0))
-
-
-def random_weights(plan, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """Canonical weights of moderate scale with non-trivial batch-norm statistics."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, info in parameter_info(plan).items():
-        kind = name.split("/")[1]
-        if kind == "kernel":
-            value = rng.uniform(-1.0, 1.0, info.shape) * np.sqrt(3.0 / fans(info.shape)[0])
-        elif kind in ("scale", "variance"):
-            value = rng.uniform(0.5, 1.5, info.shape)
-        elif kind == "alpha":  # prelu: slopes of both signs
-            value = rng.uniform(-0.3, 0.6, info.shape)
-        else:  # bias, offset, mean
-            value = rng.normal(0.0, 0.1, info.shape)
-        weights[name] = value.astype(dtype)
-    return weights
 
 
 def data(count: int, seed: int = 1, outputs: int = 10) -> tuple[np.ndarray, np.ndarray]:
