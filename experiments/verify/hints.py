@@ -1,24 +1,35 @@
-"""Known causes from the parity canon, matched against a failing comparison to explain it."""
+"""Known causes from the parity canon, matched against a failing comparison to explain it.
+
+A framework-specific cause is offered only when that framework is one side of the pair; the
+conditioning note explains step and trajectory differences that no formula causes.
+"""
+
+ANY = None
 
 HINTS = [
-    (("step", "adam"), "Keras' built-in Adam uses epsilon hat (epsilon / sqrt(1 - beta_2^t) here): keras-team/keras#17391"),
-    (("step", "rmsprop"), "epsilon inside vs outside the root, and lr inside the momentum buffer (optax#532, pytorch#23796)"),
-    (("step", "adagrad"), "Adagrad's initial accumulator (torch 0, Keras/optax 0.1) and epsilon inside the root"),
-    (("step", "nadam"), "NAdam's momentum schedule differs: torch momentum_decay, Keras 0.96^t, optax none"),
-    (("step", "momentum"), "Keras folds lr into the velocity: equal to torch only for a constant lr"),
-    (("forward", "batch_norm"), "BatchNorm epsilon (torch 1e-5, Keras 1e-3) or momentum convention (torch 1 - m)"),
-    (("forward", "dense_0"), "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
-    (("forward", "max_pool"), "SAME pooling puts the extra padding at the end (tensorflow#7969); Flax max_pool strides default to 1"),
-    (("forward", "conv2d"), "padding: Flax Conv defaults to SAME, torch and Keras to valid (flax#2993)"),
-    (("forward", "activation"), "an activation default: LeakyReLU slope (0.01 / 0.3 / 0.2), GELU approximate, PReLU init"),
-    (("gradients", "batch_norm"), "BatchNorm train-mode variance (biased) or epsilon"),
-    (("trajectory", "batch_norm"), "torch's BatchNorm updates running_var with the unbiased estimate"),
+    ("step", "adam", {"keras"}, "Keras' built-in Adam uses epsilon hat (epsilon / sqrt(1 - beta_2^t) here): keras-team/keras#17391"),
+    ("step", "rmsprop", {"jax", "keras"}, "epsilon inside vs outside the root, and lr inside the momentum buffer (optax#532, pytorch#23796)"),
+    ("step", "adagrad", {"jax", "keras"}, "Adagrad's initial accumulator (torch 0, Keras/optax 0.1) and epsilon inside the root"),
+    ("step", "nadam", ANY, "NAdam's momentum schedule differs: torch momentum_decay, Keras 0.96^t, optax none"),
+    ("forward", "batch_norm", ANY, "BatchNorm epsilon (torch 1e-5, Keras 1e-3) or momentum convention (torch 1 - m)"),
+    ("forward", "dense_0", {"torch"}, "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
+    ("forward", "max_pool", ANY, "SAME pooling puts the extra padding at the end (tensorflow#7969); Flax max_pool strides default to 1"),
+    ("forward", "conv2d", ANY, "padding: Flax Conv defaults to SAME, torch and Keras to valid (flax#2993)"),
+    ("forward", "activation", ANY, "an activation default: LeakyReLU slope (0.01 / 0.3 / 0.2), GELU approximate, PReLU init"),
+    ("gradients", "batch_norm", ANY, "BatchNorm train-mode variance (biased) or epsilon"),
+    ("trajectory", "batch_norm_", {"torch"}, "torch's BatchNorm updates running_var with the unbiased estimate"),
 ]
 
+CONDITIONING = (
+    "conditioning, not a formula: adaptive optimizers divide each gradient element by its own running magnitude, so "
+    "float64 rounding in near-zero gradient elements (e.g. a bias feeding a batch norm, whose true gradient is 0) "
+    "becomes a step-sized difference; compare the gradients level"
+)
 
-def hint_for(level: str, where: str) -> str:
-    """The first known cause whose level and name fragment match, or an empty string."""
-    for (hint_level, fragment), text in HINTS:
-        if hint_level == level and fragment in where:
+
+def hint_for(level: str, where: str, pair: tuple[str, str] = ("", "")) -> str:
+    """The first known cause whose level, name fragment and framework match, or the conditioning note."""
+    for hint_level, fragment, frameworks, text in HINTS:
+        if hint_level == level and fragment in where and (frameworks is ANY or frameworks & set(pair)):
             return text
-    return ""
+    return CONDITIONING if level in ("step", "trajectory") else ""

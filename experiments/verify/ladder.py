@@ -74,7 +74,7 @@ def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str) -> list[
         stats = compare(a[key], b[key])
         limit = tolerance(level, dtype)
         passed = stats.needed <= limit
-        rows.append(Row(level, first, second, where, stats.to_dict(), limit, passed, "" if passed else hint_for(level, where)))
+        rows.append(Row(level, first, second, where, stats.to_dict(), limit, passed, "" if passed else hint_for(level, where, (first, second))))
     for key in sorted(set(a) ^ set(b)):
         level, where = _group(key)
         rows.append(Row(level, first, second, where, {}, tolerance(level, dtype), False, f"only {first if key in a else second} reports it"))
