@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from experiments.catalog.initializers import Distribution
 from experiments.spec import parameter_info
 from experiments.spec.plan import fans
 
@@ -29,3 +30,20 @@ def random_weights(plan, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
             value = rng.normal(0.0, 0.1, info.shape)
         weights[name] = value.astype(dtype)
     return weights
+
+
+def check_sample(w: np.ndarray, d: Distribution, where: str) -> None:
+    """w looks like a draw from d: support, and sample moments within ~6 standard errors."""
+    if d.kind == "constant":
+        assert np.all(w == d.a), where
+        return
+    if d.kind == "uniform":
+        assert d.a <= w.min() and w.max() < d.b, where
+        mean, std = (d.a + d.b) / 2, (d.b - d.a) / np.sqrt(12.0)
+    else:
+        mean, std = d.a, d.b * (0.87962566103423978 if d.kind == "truncated_normal" else 1.0)
+        if d.kind == "truncated_normal":
+            assert np.all(np.abs(w - d.a) <= 2 * d.b * (1 + 1e-6)), where
+    if w.size >= 256:
+        assert abs(w.mean() - mean) < 6 * std / np.sqrt(w.size), where
+        assert abs(w.std() / std - 1) < 0.15, where

@@ -27,7 +27,7 @@ from experiments.spec import build_plan, load_spec, parameter_info, trainable_pa
 from experiments.spec import plan as P  # noqa: E402
 from experiments.spec.plan import fans  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
-from tests.backend_helpers import error, random_weights
+from tests.backend_helpers import check_sample, error, random_weights
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -145,40 +145,6 @@ def test_parameters_match_the_plan(preset, dtype):
     tensors = [*trainer.model.parameters(), *trainer.model.buffers()]
     assert {t.dtype for t in tensors} == {trainer.dtype}, "every parameter and buffer is spec.dtype"
     assert torch.get_default_dtype() == torch.float32, "no process-global dtype"
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("preset", PRESETS)
-def test_initial_weights_follow_the_catalog(preset, dtype):
-    trainer, _, plan = make(preset, dtype)
-    weights = trainer.get_weights()
-    for layer in plan:
-        if isinstance(layer, P.BatchNormalization):
-            for parameter, value in (("scale", 1.0), ("offset", 0.0), ("mean", 0.0), ("variance", 1.0)):
-                assert np.all(weights[f"{layer.name}/{parameter}"] == value), f"{layer.name}/{parameter}"
-        if not isinstance(layer, (P.Dense, P.Conv2D)):
-            continue
-        kernel_fans = fans(weights[f"{layer.name}/kernel"].shape)
-        for parameter, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
-            w = weights[f"{layer.name}/{parameter}"].astype(np.float64)
-            check_sample(w, entry.distribution(*kernel_fans), f"{layer.name}/{parameter} ({entry.name})")
-
-
-def check_sample(w: np.ndarray, d: Distribution, where: str) -> None:
-    """w looks like a draw from d: support, and sample moments within ~6 standard errors."""
-    if d.kind == "constant":
-        assert np.all(w == d.a), where
-        return
-    if d.kind == "uniform":
-        assert d.a <= w.min() and w.max() < d.b, where
-        mean, std = (d.a + d.b) / 2, (d.b - d.a) / np.sqrt(12.0)
-    else:
-        mean, std = d.a, d.b * (0.87962566103423978 if d.kind == "truncated_normal" else 1.0)
-        if d.kind == "truncated_normal":
-            assert np.all(np.abs(w - d.a) <= 2 * d.b * (1 + 1e-6)), where
-    if w.size >= 256:
-        assert abs(w.mean() - mean) < 6 * std / np.sqrt(w.size), where
-        assert abs(w.std() / std - 1) < 0.15, where
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -8,6 +8,9 @@ from backends.numpy.forward import forward
 from experiments.compare import TOLERANCES, relative_error
 from experiments.data import load_dataset, to_model_inputs
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count
+from experiments.spec import plan as P
+from experiments.spec.plan import fans
+from tests.backend_helpers import check_sample
 
 PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -107,3 +110,22 @@ def test_set_weights_rejects_before_copying(backend, preset, fault):
         trainer.set_weights(bad)
     after = trainer.get_weights()
     assert all(np.array_equal(after[name], before[name]) for name in before), f"{backend} changed weights before failing"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_initial_weights_follow_the_catalog(backend, preset, dtype):
+    """Each backend draws every parameter from the spec's distribution with its own stream."""
+    trainer, plan = make_trainer(backend, preset, dtype)
+    weights = trainer.get_weights()
+    for layer in plan:
+        if isinstance(layer, P.BatchNormalization):
+            for parameter, value in (("scale", 1.0), ("offset", 0.0), ("mean", 0.0), ("variance", 1.0)):
+                assert np.all(weights[f"{layer.name}/{parameter}"] == value), f"{backend} {layer.name}/{parameter}"
+        if not isinstance(layer, (P.Dense, P.Conv2D)):
+            continue
+        kernel_fans = fans(weights[f"{layer.name}/kernel"].shape)
+        for parameter, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
+            w = weights[f"{layer.name}/{parameter}"].astype(np.float64)
+            check_sample(w, entry.distribution(*kernel_fans), f"{backend} {layer.name}/{parameter} ({entry.name})")
