@@ -29,8 +29,6 @@ from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE, Linear, Sigm
 from experiments.catalog.initializers import Distribution  # noqa: E402
 from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
-from experiments.spec import plan as P  # noqa: E402
-from experiments.spec.plan import fans  # noqa: E402
 from tests.backend_helpers import error, random_weights
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]

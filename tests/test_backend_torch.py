@@ -25,7 +25,6 @@ from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError
 from experiments.data import load_dataset, to_model_inputs  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
-from experiments.spec.plan import fans  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 from tests.backend_helpers import check_sample, error, random_weights
 
