@@ -47,3 +47,25 @@ def check_sample(w: np.ndarray, d: Distribution, where: str) -> None:
     if w.size >= 256:
         assert abs(w.mean() - mean) < 6 * std / np.sqrt(w.size), where
         assert abs(w.std() / std - 1) < 0.15, where
+
+
+THREE_STEP_BATCHES = [np.arange(0, 8), np.arange(4, 12), np.array([11, 0, 5, 3, 2, 9, 8, 1])]
+
+
+def assert_steps_match_oracle(trainer, oracle, plan, weights, x, y, rates, case: str) -> None:
+    """Three single-batch steps from the same weights: loss, correct counts and every weight and
+    running statistic after every step equal the oracle's to 1e-12, and the step moved something."""
+    trainer.set_weights(weights)
+    oracle.set_weights(weights)
+    trainer.load_training_data(x, y)
+    oracle.load_training_data(x, y)
+    for step, (batch, rate) in enumerate(zip(THREE_STEP_BATCHES, rates), start=1):
+        stats = trainer.train_epoch([batch], np.array([rate]))
+        expected = oracle.train_epoch([batch], np.array([rate]))
+        assert error(stats.loss, expected.loss) <= 1e-12, f"{case} step {step}: loss"
+        assert np.array_equal(stats.correct, expected.correct), f"{case} step {step}: correct"
+        got, want = trainer.get_weights(), oracle.get_weights()
+        for name in want:
+            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name} off by {error(got[name], want[name]):.2e}"
+        moved = max(error(got[name], weights[name]) for name in want if parameter_info(plan)[name].trainable)
+        assert moved > 1e-6, "the step changed nothing"

@@ -26,7 +26,7 @@ from experiments.data import load_dataset, to_model_inputs  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
-from tests.backend_helpers import check_sample, error, random_weights
+from tests.backend_helpers import assert_steps_match_oracle, check_sample, error, random_weights
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -245,23 +245,8 @@ def test_training_steps_match_the_oracle(case):
     preset, overrides = TRAINING_CASES[case]
     trainer, spec, plan = make(preset, "float64", overrides)
     oracle = OracleTrainer(spec, plan, 1)
-    weights = random_weights(plan, "float64")
-    trainer.set_weights(weights)
-    oracle.set_weights(weights)
     x, y = data(12, outputs=spec.data.num_outputs)
-    trainer.load_training_data(x, y)
-    oracle.load_training_data(x, y)
-    batches = [np.arange(0, 8), np.arange(4, 12), np.array([11, 0, 5, 3, 2, 9, 8, 1])]
-    for step, (batch, rate) in enumerate(zip(batches, LEARNING_RATES), start=1):
-        stats = trainer.train_epoch([batch], np.array([rate]))
-        expected = oracle.train_epoch([batch], np.array([rate]))
-        assert error(stats.loss, expected.loss) <= 1e-12, f"{case} step {step}: loss"
-        assert np.array_equal(stats.correct, expected.correct), f"{case} step {step}: correct"
-        got, want = trainer.get_weights(), oracle.get_weights()
-        for name in want:
-            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name} off by {error(got[name], want[name]):.2e}"
-        moved = max(error(got[name], weights[name]) for name in want if parameter_info(plan)[name].trainable)
-        assert moved > 1e-6, "the step changed nothing"
+    assert_steps_match_oracle(trainer, oracle, plan, random_weights(plan, "float64"), x, y, LEARNING_RATES, case)
 
 
 @pytest.mark.parametrize("batch_size", [64, 1])
