@@ -126,3 +126,15 @@ class Trainer(Protocol):
 
     # and train_epoch(batches, learning_rates, noise=None): noise None, or one dict per step as
     # in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes.
+
+
+def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, loaded: bool) -> np.ndarray:
+    """Validate train_epoch's arguments the same way on every backend; returns the rates as float64."""
+    if not loaded:
+        raise RuntimeError("train_epoch: call load_training_data first")
+    rates = np.asarray(learning_rates, dtype=np.float64)
+    if rates.shape != (len(batches),):
+        raise ValueError(f"train_epoch: {len(batches)} batches but learning_rates has shape {rates.shape}")
+    if noise is not None and len(noise) != len(batches):
+        raise ValueError(f"train_epoch: {len(batches)} batches but {len(noise)} noise dicts")
+    return rates

@@ -129,3 +129,17 @@ def test_initial_weights_follow_the_catalog(backend, preset, dtype):
         for parameter, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
             w = weights[f"{layer.name}/{parameter}"].astype(np.float64)
             check_sample(w, entry.distribution(*kernel_fans), f"{backend} {layer.name}/{parameter} ({entry.name})")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_epoch_rejects_bad_arguments(backend):
+    trainer, _ = make_trainer(backend, "mlp-relu-adam", "float64")
+    batches = [np.arange(4), np.arange(4, 8)]
+    with pytest.raises(RuntimeError, match="call load_training_data first"):
+        trainer.train_epoch(batches, np.array([0.1, 0.1]))
+    rng = np.random.default_rng(0)
+    trainer.load_training_data(rng.random((8, 28, 28, 1)), np.eye(10)[rng.integers(0, 10, 8)])
+    with pytest.raises(ValueError, match="2 batches but learning_rates has shape"):
+        trainer.train_epoch(batches, np.array([0.1]))
+    with pytest.raises(ValueError, match="2 batches but 1 noise dicts"):
+        trainer.train_epoch(batches, np.array([0.1, 0.1]), noise=[{}])

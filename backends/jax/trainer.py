@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from backends.base import StepStats  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments  # noqa: E402
 from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
@@ -235,12 +235,8 @@ class Trainer:
                     noise: Sequence[dict] | None = None) -> StepStats:
         """noise: None (per-step keys), or one {noisy layer name: (B_i, ...)} dict per step, fed to
         the scan (stacked) or the per-step function as data."""
-        if self._x is None:
-            raise RuntimeError("call load_training_data before train_epoch")
+        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
         batches = [np.asarray(batch) for batch in batches]
-        rates = np.asarray(learning_rates, dtype=np.float64)
-        if rates.shape != (len(batches),):
-            raise ValueError(f"{len(batches)} batches but learning_rates has shape {rates.shape}")
         if not batches:
             return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
         size = len(batches[0])
@@ -252,8 +248,6 @@ class Trainer:
         if any(len(batch) != size for batch in batches[:full]):
             raise ValueError("all batches but the last must have the same length")
         if noise is not None:
-            if len(noise) != len(batches):
-                raise ValueError(f"{len(batches)} batches but {len(noise)} noise dicts")
             noise = [self._noise(step_noise, len(batch)) for step_noise, batch in zip(noise, batches)]
         indices = [batch.astype(np.int32) for batch in batches]
         rates = rates.astype(self._dtype)

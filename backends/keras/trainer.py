@@ -10,7 +10,7 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from backends.base import StepStats  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import keras, tf  # noqa: E402
 from backends.keras.losses import make_loss  # noqa: E402
@@ -285,13 +285,7 @@ class Trainer:
     def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise: Sequence[dict] | None = None) -> StepStats:
         """One step per batch (see backends.base); noise: None (the layers draw their own), or one
         dict per step {noisy layer name: (B, *input_shape)} of dropout masks and rrelu slopes."""
-        if self._x is None:
-            raise RuntimeError("train_epoch: call load_training_data first")
-        rates = np.asarray(learning_rates, dtype=np.float64)
-        if rates.shape != (len(batches),):
-            raise ValueError(f"train_epoch: {len(batches)} batches but learning_rates has shape {rates.shape}")
-        if noise is not None and len(noise) != len(batches):
-            raise ValueError(f"train_epoch: {len(batches)} batches but {len(noise)} noise dicts")
+        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
         if not batches:
             return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
         order = np.concatenate([np.asarray(b, dtype=np.int64).ravel() for b in batches])

@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from backends.base import StepStats
+from backends.base import StepStats, check_epoch_arguments
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
@@ -126,6 +126,7 @@ class Trainer:
         return {name: {slot: state[slot].copy() for slot in slots} for name, state in self.optimizer.state.items()}
 
     def train_epoch(self, batches, learning_rates, noise=None) -> StepStats:
+        learning_rates = check_epoch_arguments(batches, learning_rates, noise, self.x is not None)
         losses, correct = [], []
         for step, (index, lr) in enumerate(zip(batches, learning_rates)):
             x, y = self.x[index], self.y[index]

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backends.base import StepStats
+from backends.base import StepStats, check_epoch_arguments
 from backends.torch import weights as W
 from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
@@ -137,13 +137,7 @@ class Trainer:
                 module.noise = None
 
     def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise=None) -> StepStats:
-        if self._x is None:
-            raise RuntimeError("train_epoch before load_training_data")
-        rates = np.asarray(learning_rates, dtype=np.float64)
-        if rates.shape != (len(batches),):
-            raise ValueError(f"{len(batches)} batches but learning_rates has shape {rates.shape}")
-        if noise is not None and len(noise) != len(batches):
-            raise ValueError(f"{len(batches)} batches but {len(noise)} noise dicts")
+        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
         losses = torch.empty(len(batches), dtype=torch.float64)
         correct = torch.empty(len(batches), dtype=torch.int64)
         self.model.train()
