@@ -5,11 +5,12 @@ import pytest
 
 from backends import BACKENDS, load_trainer
 from backends.numpy.forward import forward
-from experiments.compare import TOLERANCES, relative_error
+from experiments.compare import relative_error
 from experiments.data import load_dataset, to_model_inputs
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count
 from experiments.spec import plan as P
 from experiments.spec.plan import fans
+from experiments.verify.tolerances import FORWARD_AGAINST_ORACLE
 from tests.backend_helpers import check_sample
 
 PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu"]
@@ -65,7 +66,7 @@ def test_forward_matches_numpy_oracle(backend, preset, dtype, digits):
     assert logits.dtype == np.dtype(dtype)
     reference = forward(plan, {k: v.astype(dtype) for k, v in weights.items()}, x)  # float64 oracle
     error = relative_error(logits, reference)
-    tolerance = TOLERANCES[("forward", dtype)]
+    tolerance = FORWARD_AGAINST_ORACLE[dtype]
     assert error <= tolerance, f"{backend} {preset} {dtype}: forward relative error {error:.3e} > {tolerance:.0e}"
 
 

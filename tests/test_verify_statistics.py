@@ -100,3 +100,14 @@ def test_verify_levels_1_to_4_float64_pass_against_the_oracle(tmp_path):
         assert all(line["passed"] for line in level["summary"]), name
     layers = {row["quantity"] for row in document["levels"]["1"]["rows"]}
     assert {"dense_0", "activation_0", "logits"} <= layers
+
+
+def test_hints_name_a_framework_cause_only_for_its_pairs():
+    from experiments.verify.hints import hint_for
+
+    assert "epsilon hat" in hint_for("step", "adam/weights/dense_0/kernel", ("torch", "keras"))
+    assert hint_for("step", "adam/weights/dense_0/kernel", ("torch", "jax")).startswith("unexplained")
+    assert "unbiased" in hint_for("trajectory", "at/100/batch_norm_0/mean", ("torch", "numpy"))
+    assert hint_for("trajectory", "at/100/batch_norm_0/mean", ("keras", "jax")).startswith("unexplained")
+    assert "flatten order" in hint_for("forward", "dense_0", ("torch", "jax"))
+    assert hint_for("forward", "logits", ("torch", "jax")) == ""

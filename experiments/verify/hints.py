@@ -1,7 +1,8 @@
 """Known causes from the parity canon, matched against a failing comparison to explain it.
 
-A framework-specific cause is offered only when that framework is one side of the pair; the
-conditioning note explains step and trajectory differences that no formula causes.
+A framework-specific cause is offered only when that framework is one side of the pair. A step or
+trajectory failure that matches no known cause is labelled unexplained, with conditioning named
+as one possible cause to check, never as a verdict.
 """
 
 ANY = None
@@ -21,14 +22,15 @@ HINTS = [
 ]
 
 CONDITIONING = (
-    "conditioning, not a formula: adaptive optimizers divide each gradient element by its own running magnitude, so "
-    "float64 rounding in near-zero gradient elements (e.g. a bias feeding a batch norm, whose true gradient is 0) "
-    "becomes a step-sized difference; compare the gradients level"
+    "unexplained; one possible cause to check: adaptive optimizers divide each gradient element by its own running "
+    "magnitude, so rounding in near-zero gradient elements (e.g. a bias feeding a batch norm, whose true gradient "
+    "is 0) can become a step-sized difference; if the gradients level passes, compare with a larger epsilon"
 )
 
 
 def hint_for(level: str, where: str, pair: tuple[str, str] = ("", "")) -> str:
-    """The first known cause whose level, name fragment and framework match, or the conditioning note."""
+    """The first known cause whose level, name fragment and framework match, else (steps and trajectories) the
+    labelled-unexplained conditioning note."""
     for hint_level, fragment, frameworks, text in HINTS:
         if hint_level == level and fragment in where and (frameworks is ANY or frameworks & set(pair)):
             return text

@@ -16,6 +16,10 @@ TOLERANCES = {
     ("trajectory", "float32"): 1e-3,
 }
 
+FORWARD_AGAINST_ORACLE = {"float64": 1e-12, "float32": 1e-5}
+"""The backend tests' bound on eval-mode logits against the NumPy oracle with the same weights:
+stricter than level 1's 1e-10 (the issue's number), because the measured errors are ~1e-15."""
+
 EQUIVALENCE_MARGIN_POINTS = 0.3
 """Level 5: two backends are equivalent when their mean test accuracies differ by less than
 0.3 accuracy points, shown by two one-sided tests at alpha = 0.05."""
