@@ -102,7 +102,7 @@ class Trainer(Protocol):
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Eval-mode logits (N, C) in spec.dtype."""
 
-    # The parity ladder (mnist-parity verify) also needs these four:
+    # The parity ladder (mnist-parity verify) also needs these five:
 
     def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Eval-mode output of every plan layer, keyed by plan layer name, in spec.dtype and the
@@ -124,6 +124,12 @@ class Trainer(Protocol):
         "mean" (centered only), "momentum" (momentum > 0 only); adam/adamw/nadam "m", "v";
         adadelta "square", "delta"; adamax "m", "u". Empty before the first step."""
 
+    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        """One optimizer update with the given gradients (every trainable parameter, canonical
+        names and layouts): what a train step does after backpropagation, through the same
+        optimizer object and state, clipping included. Nothing else changes (no forward, so the
+        batch-norm running statistics stay); optimizer_state() reports the state after it."""
+
     # and train_epoch(batches, learning_rates, noise=None): noise None, or one dict per step as
     # in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes.
 
@@ -138,3 +144,13 @@ def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, 
     if noise is not None and len(noise) != len(batches):
         raise ValueError(f"train_epoch: {len(batches)} batches but {len(noise)} noise dicts")
     return rates
+
+
+def check_gradients(gradients: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> None:
+    """apply_gradients' argument: exactly the trainable parameters, each with its canonical shape."""
+    missing, unexpected = sorted(set(shapes) - set(gradients)), sorted(set(gradients) - set(shapes))
+    if missing or unexpected:
+        raise ValueError(f"apply_gradients: missing {missing}, unexpected {unexpected}")
+    wrong = [f"{name} {np.shape(g)} (expected {shapes[name]})" for name, g in gradients.items() if tuple(np.shape(g)) != shapes[name]]
+    if wrong:
+        raise ValueError("apply_gradients: wrong shapes " + ", ".join(wrong))

@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments, check_gradients  # noqa: E402
 from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
@@ -114,6 +114,7 @@ class Trainer:
         self._logits = jax.jit(self._logits_fn)
         self._gradients = jax.jit(self._gradients_fn)
         self._outputs = jax.jit(self._outputs_fn)
+        self._apply = jax.jit(functools.partial(optimizers.step, self._tx))
         self._noisy = tuple(layer for layer in self._plan if isinstance(layer, P.Dropout)
                             or (isinstance(layer, P.Activation) and layer.activation.name == "rrelu"))
 
@@ -300,6 +301,15 @@ class Trainer:
         key = jax.random.fold_in(self._noise_key, np.uint32(self._steps_done))
         loss, grads = self._gradients(params, batch_stats, x, y, key, noise)
         return float(loss), weights.to_canonical({"params": grads}, self._trainable())
+
+    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        trainable = self._trainable()
+        check_gradients(gradients, {name: info.shape for name, info in trainable.items()})
+        grads = weights.from_canonical(gradients, trainable, self._dtype)["params"]
+        params, batch_stats, opt_state = self._state
+        params, opt_state = self._apply(params, grads, opt_state, jnp.asarray(learning_rate, self._dtype))
+        self._state = (params, batch_stats, opt_state)
+        self._steps_done += 1
 
     def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
         """The used slots per trainable parameter (see optimizers.slots); {} before the first step."""

@@ -10,7 +10,7 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments, check_gradients  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import keras, tf  # noqa: E402
 from backends.keras.losses import make_loss  # noqa: E402
@@ -356,6 +356,12 @@ class Trainer:
             arrays = self._noise_tensors(noise, int(x.shape[0]), "loss_and_gradients")
             loss, grads = self._gradients_noise(x, y, tuple(tf.constant(a, dtype=self.dtype) for a in arrays))
         return float(loss.numpy()), {name: g.numpy() for name, g in zip(self._trainable_names, grads)}
+
+    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        check_gradients(gradients, {name: self._info[name].shape for name in self._trainable_names})
+        self.optimizer.rate.assign(float(learning_rate))
+        self.optimizer.apply([tf.constant(np.asarray(gradients[name]), dtype=self.dtype) for name in self._trainable_names],
+                             [self._variables[name] for name in self._trainable_names])
 
     def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
         """Per trainable parameter, the slots its formula uses (catalog names, e.g. adam "m", "v"); {} before the first step."""

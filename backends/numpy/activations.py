@@ -85,4 +85,4 @@ def activation_vjp(entry, x: np.ndarray, cotangent: np.ndarray, params: dict | N
         slope = slopes if slopes is not None else x.dtype.type(entry.eval_slope)
         return np.where(x > 0, x, slope * x), cotangent * np.where(x > 0, 1.0, slope).astype(x.dtype), {}
     y, derivative = _elementwise(name, x, entry)
-    return y.astype(x.dtype), (cotangent * derivative).astype(x.dtype), {}
+    return y.astype(x.dtype, copy=False), (cotangent * derivative).astype(x.dtype, copy=False), {}

@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from backends.base import StepStats, check_epoch_arguments
+from backends.base import StepStats, check_epoch_arguments, check_gradients
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
@@ -124,6 +124,12 @@ class Trainer:
             return {}
         slots = used_slots(self.spec.optimizer)
         return {name: {slot: state[slot].copy() for slot in slots} for name, state in self.optimizer.state.items()}
+
+    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        check_gradients(gradients, {name: self.info[name].shape for name in self.trainable})
+        trainable = {k: self.weights[k] for k in self.trainable}
+        self.optimizer.step(trainable, {k: np.asarray(g, self.dtype) for k, g in gradients.items()}, float(learning_rate))
+        self.weights.update(trainable)
 
     def train_epoch(self, batches, learning_rates, noise=None) -> StepStats:
         learning_rates = check_epoch_arguments(batches, learning_rates, noise, self.x is not None)

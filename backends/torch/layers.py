@@ -238,7 +238,7 @@ class BatchNorm(nn.Module):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 training=False, momentum=0.0, eps=self.epsilon)
         n = x.numel() // x.shape[1]  # samples per channel
-        if n == 1:  # F.batch_norm refuses one value per channel: the formula written out (var_B = 0)
+        if n == 1 or x.dtype == torch.float64:  # the formula written out, two passes (see the class docstring)
             dims = [0, *range(2, x.dim())]
             mean = x.mean(dim=dims, keepdim=True)
             var = (x - mean).square().mean(dim=dims, keepdim=True)

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backends.base import StepStats, check_epoch_arguments
+from backends.base import StepStats, check_epoch_arguments, check_gradients
 from backends.torch import weights as W
 from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
@@ -206,6 +206,17 @@ class Trainer:
                 for slot, g in zip(trainable, grads)
             }
         return float(loss.detach()), gradients
+
+    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        trainable = [slot for slot in self.slots if slot.tensor.requires_grad]
+        check_gradients(gradients, {slot.name: slot.shape for slot in trainable})
+        for slot in trainable:
+            slot.tensor.grad = slot.from_canonical(torch.tensor(np.asarray(gradients[slot.name]), dtype=self.dtype)).contiguous()
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(learning_rate)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._steps += 1
 
     def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
         """torch's per-parameter state renamed to the contract's slots, canonical names and layouts; {} before a step."""
