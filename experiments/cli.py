@@ -44,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
 
     verify = commands.add_parser("verify", help="prove framework parity level by level: forward, gradients, one step, trajectory, accuracy over seeds")
-    verify.add_argument("experiment", help="a preset name or a path to a .toml spec")
-    verify.add_argument("--levels", default="5", help="levels to run: 1-4, 5, all, or a list like 2,3 (default: 5)")
+    verify.add_argument("experiment", nargs="?", help="a preset name or a path to a .toml spec (with --matrix: the base for data and seed)")
+    verify.add_argument("--levels", help="levels to run: 1-4, 5, all, or a list like 2,3 (default: 5; with --matrix 1-4)")
+    verify.add_argument("--matrix", action="store_true",
+                        help="levels 1-4 for every activation (Adam) and every optimizer (ReLU) on a small MLP and CNN (float64 unless --dtype)")
+    verify.add_argument("--cells", default="*", help="with --matrix: only the cells whose id matches this pattern, e.g. 'cnn-*' or '*-gelu*'")
     verify.add_argument("--dtype", choices=["float32", "float64"], help="overrides the spec's dtype")
     verify.add_argument("--steps", type=int, default=100, help="level 4: optimizer steps in the trajectory (default 100)")
     verify.add_argument("--seeds", type=int, default=5, help="level 5: number of seeds (default 5)")

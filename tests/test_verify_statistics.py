@@ -100,6 +100,10 @@ def test_verify_levels_1_to_4_float64_pass_against_the_oracle(tmp_path):
         assert all(line["passed"] for line in level["summary"]), name
     layers = {row["quantity"] for row in document["levels"]["1"]["rows"]}
     assert {"dense_0", "activation_0", "logits"} <= layers
+    growth = document["levels"]["4"]["growth"]
+    assert list(growth["torch vs numpy"]) == ["1", "2", "3"]  # checkpoints 1, 2 and always the last step
+    assert all(0 <= e <= 1e-8 for pair in growth.values() for e in pair.values())
+    assert "worst parameter error after each checkpoint step" in " ".join(result.stdout.split())
 
 
 def test_hints_name_a_framework_cause_only_for_its_pairs():
@@ -111,3 +115,43 @@ def test_hints_name_a_framework_cause_only_for_its_pairs():
     assert hint_for("trajectory", "at/100/batch_norm_0/mean", ("keras", "jax")).startswith("unexplained")
     assert "flatten order" in hint_for("forward", "dense_0", ("torch", "jax"))
     assert hint_for("forward", "logits", ("torch", "jax")) == ""
+
+
+def test_matrix_cells_cover_every_activation_and_optimizer_on_both_models():
+    from experiments.verify.cases import LEVEL3_OPTIMIZERS, MATRIX_ACTIVATIONS
+    from experiments.verify.matrix import matrix_cells
+
+    cells = matrix_cells("mlp-relu-adam", [], "float64")
+    assert len(cells) == 2 * (len(MATRIX_ACTIVATIONS) + len(LEVEL3_OPTIMIZERS))
+    for model in ("mlp", "cnn"):
+        assert {c["entry"] for c in cells.values() if c["model"] == model and c["axis"] == "activation"} == set(MATRIX_ACTIVATIONS)
+        assert {c["entry"] for c in cells.values() if c["model"] == model and c["axis"] == "optimizer"} == set(LEVEL3_OPTIMIZERS)
+    cnn_nadam = cells["cnn-optimizer-nadam"]
+    assert cnn_nadam["spec"]["model"]["kind"] == "cnn" and cnn_nadam["spec"]["optimizer"]["name"] == "nadam"
+    assert cnn_nadam["spec"]["dtype"] == "float64" and list(cnn_nadam["step_cases"]) == ["nadam"]
+    assert cells["mlp-activation-maxout"]["spec"]["model"]["hidden"][0]["activation"] == {"name": "maxout", "pieces": 3}
+
+
+def test_verify_matrix_end_to_end_on_selected_cells(tmp_path):
+    import json
+
+    from tests.cli_helpers import mnist_parity, only_run_dir
+
+    result = mnist_parity("verify", "--matrix", "--cells", "cnn-*-gelu-tanh", "--steps", "3", "--backends", "torch,jax",
+                          "--dataset", "mnist-subset", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    document = json.loads((only_run_dir(tmp_path) / "verify.json").read_text())
+    assert list(document["matrix"]) == ["cnn-activation-gelu-tanh"]
+    cell = document["matrix"]["cnn-activation-gelu-tanh"]
+    assert cell["passed"] and set(cell["levels"]) == {"1", "2", "3", "4"}
+    assert {(line["first"], line["second"]) for line in cell["levels"]["3"]["summary"]} == {("torch", "numpy"), ("jax", "numpy"), ("torch", "jax")}
+    assert "1 of 1 cells pass" in result.stdout
+
+
+def test_verify_matrix_unknown_cells_is_one_line(tmp_path):
+    from tests.cli_helpers import mnist_parity
+
+    result = mnist_parity("verify", "--matrix", "--cells", "rnn-*", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "--cells: 'rnn-*' matches no cell" in result.stderr and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())

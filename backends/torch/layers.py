@@ -218,10 +218,13 @@ class BatchNorm(nn.Module):
     """Batch norm over the channel axis (dim 1) with the suite's formula (experiments.spec.model.BatchNorm).
 
     torch's BatchNorm uses momentum' = 1 - momentum and updates running_var with the unbiased
-    variance var_B * n / (n - 1). Here F.batch_norm normalises (train: batch mean and biased
-    variance; eval: running statistics) and, given fresh buffers and momentum 1, hands back the
-    batch mean and var_B * n / (n - 1), from which r <- momentum * r + (1 - momentum) * stat is
-    applied with the biased var_B, under no_grad. One pass over x for statistics, as torch's own.
+    variance var_B * n / (n - 1); here r <- momentum * r + (1 - momentum) * stat with the biased
+    var_B, under no_grad. Train mode writes the formula out in two passes (mean, then the mean of
+    squared deviations) and lets autograd differentiate it, instead of F.batch_norm's fused CPU
+    kernel: over seed-cnn's 50,176 values per channel that kernel's statistics are 2.2e-13 off in
+    float64 (two-pass: 3.6e-16), and in float32 its train-mode gradients came out 1-5% away from the
+    oracle, Keras and JAX (which agree to 1e-5), while the written-out formula agrees to 1.2e-5.
+    Cost: float32 seed-cnn training 1,051 -> 638 samples/s here. Eval mode keeps F.batch_norm.
     """
 
     def __init__(self, layer: P.BatchNormalization, dtype: torch.dtype):
@@ -237,16 +240,10 @@ class BatchNorm(nn.Module):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 training=False, momentum=0.0, eps=self.epsilon)
-        n = x.numel() // x.shape[1]  # samples per channel
-        if n == 1 or x.dtype == torch.float64:  # the formula written out, two passes (see the class docstring)
-            dims = [0, *range(2, x.dim())]
-            mean = x.mean(dim=dims, keepdim=True)
-            var = (x - mean).square().mean(dim=dims, keepdim=True)
-            y = (x - mean) / torch.sqrt(var + self.epsilon) * self.weight.reshape(mean.shape) + self.bias.reshape(mean.shape)
-        else:  # with momentum 1, torch stores the batch mean and the unbiased variance in the buffers passed
-            mean, unbiased = torch.zeros_like(self.running_mean), torch.zeros_like(self.running_var)
-            y = F.batch_norm(x, mean, unbiased, self.weight, self.bias, training=True, momentum=1.0, eps=self.epsilon)
-            var = unbiased * ((n - 1) / n)  # the biased var_B (not in place: autograd saved `unbiased`)
+        dims = [0, *range(2, x.dim())]
+        mean = x.mean(dim=dims, keepdim=True)
+        var = (x - mean).square().mean(dim=dims, keepdim=True)
+        y = (x - mean) / torch.sqrt(var + self.epsilon) * self.weight.reshape(mean.shape) + self.bias.reshape(mean.shape)
         with torch.no_grad():
             m = self.momentum
             self.running_mean.mul_(m).add_((1.0 - m) * mean.detach().reshape(-1))

@@ -1,6 +1,7 @@
 """`mnist-parity verify`: run the parity ladder's levels and print a pass/fail table per level and pair."""
 
 import argparse
+import fnmatch
 import json
 
 import numpy as np
@@ -16,10 +17,13 @@ from experiments.data.tasks import binary_targets, task_labels
 from experiments.errors import UserError
 from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, new_run_dir
-from experiments.spec import build_plan, load_spec
+from experiments.spec import ExperimentSpec, build_plan, load_spec
 from experiments.spec.loading import require_trainable
-from experiments.verify.ladder import compare_all, run_probes, summarize
+from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
+from experiments.verify.matrix import matrix_cells
+
+MATRIX_BASE = "mlp-relu-adam"  # --matrix takes its data and seed from this preset unless given one
 
 LEVEL_NAMES = {1: "forward", 2: "gradients", 3: "step", 4: "trajectory", 5: "statistical"}
 
@@ -60,24 +64,17 @@ def _level5_table(result: dict) -> Table:
     return grid
 
 
-def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> dict:
-    """Levels 1-4 on one batch (and args.steps steps), every backend against the oracle and each other."""
+def _probe_data(spec, dataset):
+    """The training split as model inputs in float64 (the probes cast to the spec's dtype)."""
     x_train, y_train, _, _ = split_train_validation(dataset.x_train, dataset.y_train, spec.data.validation_fraction, spec.seed)
     labels = task_labels(y_train, spec.data.task)
     if spec.data.num_outputs == 1:
         x, _ = to_model_inputs(x_train, np.zeros(len(labels), dtype=np.int64), 2, "float64")
-        y = binary_targets(labels, "float64")
-    else:
-        x, y = to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
-    console.print(f"levels {levels} on {spec.name} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
-    (run_dir / "logs").mkdir(exist_ok=True)
-    results, failures = run_probes(spec, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
-    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
-    rows = compare_all(results, spec.dtype)
-    lines = summarize(rows, [layer.name for layer in plan])
-    console.print(_ladder_table(lines, spec.dtype))
-    for backend, reason in failures.items():
-        console.print(f"FAILED: {backend}: {reason}", style="red", markup=False)
+        return x, binary_targets(labels, "float64")
+    return to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
+
+
+def _level_documents(rows, lines, levels, failures) -> dict:
     out = {}
     for number in levels:
         name = LEVEL_NAMES[number]
@@ -87,6 +84,92 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
             "failures": failures, "passed": not failures and bool(level_lines) and all(line["passed"] for line in level_lines),
         }
     return out
+
+
+def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> dict:
+    """Levels 1-4 on one batch (and args.steps steps), every backend against the oracle and each other."""
+    x, y = _probe_data(spec, dataset)
+    console.print(f"levels {levels} on {spec.name} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    cells = {spec.name: {"spec": spec.to_dict(), "step_cases": None}}
+    results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
+    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
+    rows = compare_all(results[spec.name], spec.dtype)
+    lines = summarize(rows, [layer.name for layer in plan])
+    console.print(_ladder_table(lines, spec.dtype))
+    growth = trajectory_growth(rows)
+    if growth:
+        console.print(_growth_table(growth, spec.dtype))
+    for backend, reason in failures.items():
+        console.print(f"FAILED: {backend}: {reason}", style="red", markup=False)
+    document = _level_documents(rows, lines, levels, failures)
+    if "4" in document:
+        document["4"]["growth"] = growth
+    return document
+
+
+def _growth_table(growth: dict[str, dict[int, float]], dtype: str) -> Table:
+    steps = sorted({step for pair in growth.values() for step in pair})
+    table = Table(title=f"trajectory ({dtype}): worst parameter error after each checkpoint step, and its growth")
+    for column in ("pair", *(f"step {s}" for s in steps), "growth"):
+        table.add_column(column)
+    for pair, errors in growth.items():
+        first, last = errors[steps[0]], errors[steps[-1]]
+        factor = f"x{last / first:.3g}" if first > 0 else ("-" if last == 0 else "from 0")
+        table.add_row(pair, *(f"{errors[s]:.1e}" if s in errors else "-" for s in steps), factor)
+    return table
+
+
+def _selected_cells(base: str, args: argparse.Namespace) -> dict[str, dict]:
+    every = matrix_cells(base, list(args.overrides), args.dtype or "float64")
+    cells = {cell: entry for cell, entry in every.items() if fnmatch.fnmatchcase(cell, args.cells)}
+    if not cells:
+        raise UserError(f"--cells: {args.cells!r} matches no cell; cells are <mlp|cnn>-<activation|optimizer>-<entry>, "
+                        f"e.g. {', '.join(list(every)[:2])}, cnn-optimizer-nadam")
+    return cells
+
+
+def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
+    """Levels 1-4 for the cells of experiments.verify.matrix; one status line per cell."""
+    dtype = args.dtype or "float64"
+    first = ExperimentSpec.model_validate(next(iter(cells.values()))["spec"])
+    x, y = _probe_data(first, dataset)
+    console.print(f"matrix: {len(cells)} cells, levels {levels} in {dtype}, probing {', '.join(['numpy (oracle)', *backends])}",
+                  highlight=False)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
+    document = {}
+    for cell, entry in cells.items():
+        spec = ExperimentSpec.model_validate(entry["spec"])
+        rows = compare_all(results[cell], dtype)
+        lines = summarize(rows, [layer.name for layer in build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)])
+        document[cell] = {key: entry[key] for key in ("model", "axis", "entry", "overrides")}
+        document[cell]["levels"] = _level_documents(rows, lines, levels, failures)
+        document[cell]["passed"] = all(level["passed"] for level in document[cell]["levels"].values())
+    console.print(_matrix_table(document, levels, dtype))
+    for backend, reason in failures.items():
+        console.print(f"FAILED: {backend}: {reason}", style="red", markup=False)
+    return document
+
+
+def _matrix_table(document: dict, levels: list[int], dtype: str) -> Table:
+    table = Table(title=f"parity matrix ({dtype}): worst normwise relative error over all pairs per level")
+    for column in ("model", "axis", "entry", *(LEVEL_NAMES[n] for n in levels)):
+        table.add_column(column, overflow="fold")
+    for cell in document.values():
+        figures = []
+        for number in levels:
+            level = cell["levels"][str(number)]
+            worst = max((line["worst_error"] for line in level["summary"] if line["worst_error"] is not None), default=None)
+            failing = [line for line in level["summary"] if not line["passed"]]
+            text = "-" if worst is None else f"{worst:.1e}"
+            if level["passed"]:
+                figures.append(f"[green]pass[/green] {text}")
+            else:
+                where = failing[0]["first_failure"] if failing else "no result"
+                figures.append(f"[red]FAIL[/red] {text} {escape(where)}")
+        table.add_row(cell["model"], cell["axis"], escape(cell["entry"]), *figures)
+    return table
 
 
 def _ladder_table(lines: list[dict], dtype: str) -> Table:
@@ -101,16 +184,39 @@ def _ladder_table(lines: list[dict], dtype: str) -> Table:
     return table
 
 
+def _matrix_command(args: argparse.Namespace, backends: list[str], console: Console) -> int:
+    levels = parse_levels(args.levels or "1-4")
+    if 5 in levels:
+        raise UserError(f"--levels: {args.levels!r}; --matrix runs levels 1 to 4 only")
+    base = args.experiment or MATRIX_BASE
+    spec = load_spec(base, list(args.overrides))
+    selected = _selected_cells(base, args)
+    dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
+    run_dir = new_run_dir(args.out, "verify-matrix", spec.spec_hash())
+    cells = _matrix(selected, dataset, backends, levels, args, run_dir, console)
+    document = {"base": base, "dataset": dataset.record.to_dict(), "matrix": cells,
+                "passed": all(cell["passed"] for cell in cells.values())}
+    atomic_write_text(run_dir / "verify.json", json.dumps(document, indent=2, default=float) + "\n")
+    failed = [name for name, cell in cells.items() if not cell["passed"]]
+    console.print(f"verify --matrix: {len(cells) - len(failed)} of {len(cells)} cells pass"
+                  f"{'' if not failed else '; failing: ' + ', '.join(failed)}; {run_dir / 'verify.json'}", highlight=False)
+    return 0 if document["passed"] else 1
+
+
 def verify_command(args: argparse.Namespace, console: Console) -> int:
-    levels = parse_levels(args.levels)
     backends = _backends(args.backends) if args.backends else list(DEFAULT_BACKENDS)
+    if args.steps < 1:
+        raise UserError(f"--steps: {args.steps}; must be at least 1")
+    if args.matrix:
+        return _matrix_command(args, backends, console)
+    if args.experiment is None:
+        raise UserError("verify: name a preset or a .toml spec (or use --matrix)")
+    levels = parse_levels(args.levels or "5")
     if args.seeds < 1:
         raise UserError(f"--seeds: {args.seeds}; must be at least 1")
     overrides = list(args.overrides) + ([f'dtype="{args.dtype}"'] if args.dtype else [])
     spec = load_spec(args.experiment, overrides)
     require_trainable(spec)
-    if args.steps < 1:
-        raise UserError(f"--steps: {args.steps}; must be at least 1")
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     run_dir = new_run_dir(args.out, f"verify-{spec.name}", spec.spec_hash())
     document = {"spec": spec.to_dict(), "dataset": dataset.record.to_dict(), "levels": {}}

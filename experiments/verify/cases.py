@@ -1,4 +1,7 @@
-"""The optimizers level 3 steps with: every catalog optimizer, every hyperparameter explicit."""
+"""The optimizers level 3 steps with, the matrix's activations, and the trajectory's checkpoints."""
+
+ORACLE = "numpy"
+"""The backend every other is compared with first: NumPy float64, forward and backward by hand."""
 
 LEVEL3_OPTIMIZERS = {
     "sgd": {"name": "sgd", "learning_rate": 0.1},
@@ -18,3 +21,36 @@ LEVEL3_OPTIMIZERS = {
 TRAJECTORY_CHECKPOINTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 """Steps at which the trajectory level compares every parameter in full; per-tensor norms and
 the loss are compared at every step."""
+
+
+MATRIX_ACTIVATIONS = {
+    "sigmoid": {"name": "sigmoid"},
+    "tanh": {"name": "tanh"},
+    "relu": {"name": "relu"},
+    "leaky_relu": {"name": "leaky_relu", "negative_slope": 0.1},
+    "prelu": {"name": "prelu", "initial_value": 0.25, "per_channel": True},
+    "rrelu": {"name": "rrelu", "lower": 0.125, "upper": 1.0 / 3.0},
+    "elu": {"name": "elu", "alpha": 0.7},
+    "selu": {"name": "selu"},
+    "softplus": {"name": "softplus", "beta": 2.0},
+    "linear": {"name": "linear"},
+    "maxout": {"name": "maxout", "pieces": 3},
+    "hard_sigmoid": {"name": "hard_sigmoid"},
+    "silu": {"name": "silu"},
+    "gelu": {"name": "gelu", "approximate": "none"},
+    "gelu-tanh": {"name": "gelu", "approximate": "tanh"},
+}
+"""Every trainable hidden activation of the catalog (step and sign are forward-only), hyperparameters explicit."""
+
+
+def toml_value(value) -> str:
+    """A Python value (dict, list, str, bool, number) as a TOML inline value, for `--set` overrides."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -13,6 +13,7 @@ HINTS = [
     ("step", "adagrad", {"jax", "keras"}, "Adagrad's initial accumulator (torch 0, Keras/optax 0.1) and epsilon inside the root"),
     ("step", "nadam", ANY, "NAdam's momentum schedule differs: torch momentum_decay, Keras 0.96^t, optax none"),
     ("forward", "batch_norm", ANY, "BatchNorm epsilon (torch 1e-5, Keras 1e-3) or momentum convention (torch 1 - m)"),
+    ("forward", "flatten", ANY, "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
     ("forward", "dense_0", {"torch"}, "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
     ("forward", "max_pool", ANY, "SAME pooling puts the extra padding at the end (tensorflow#7969); Flax max_pool strides default to 1"),
     ("forward", "conv2d", ANY, "padding: Flax Conv defaults to SAME, torch and Keras to valid (flax#2993)"),

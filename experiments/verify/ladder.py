@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.spec import ExperimentSpec
+from experiments.verify.cases import ORACLE
 from experiments.verify.hints import hint_for
 from experiments.verify.stats import compare
 from experiments.verify.tolerances import tolerance
 
-ORACLE = "numpy"
+NEGLIGIBLE_NOTE = ("true value ~0 (negligible against its group, e.g. a bias whose output a batch norm re-centres): "
+                   "error taken against the group's scale")
 LEVEL_KEYS = {1: "forward", 2: "gradients", 3: "step", 4: "trajectory"}
 
 
@@ -47,51 +48,56 @@ class _Probe:
     part: str
 
 
-def run_probes(spec: ExperimentSpec, backends: list[str], levels: list[int], steps: int, x: np.ndarray, y: np.ndarray,
-               threads: int, log_dir: Path) -> tuple[dict[str, dict], dict[str, str]]:
-    """Each backend's recorded quantities (numpy oracle included), and the failure reason of any that crashed.
+def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], steps: int, x: np.ndarray, y: np.ndarray,
+               threads: int, log_dir: Path) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    """Per cell, each backend's recorded quantities (numpy oracle included), and the failure reason
+    of any backend whose probe crashed.
 
-    The oracle's levels 1-3 run first (level 3 steps every backend from the oracle's gradients).
-    Then the oracle's trajectory and the backends' probes share the machine: `threads` probes at a
-    time, one thread each (one process per core wastes nothing on thread synchronisation; two
-    multi-threaded processes on two cores measured 2.5x slower for torch's float64 CNN).
+    cells: {cell id: {"spec": spec dict, "step_cases": {name: optimizer table} or None for all}}.
+    One probe process per backend runs every cell. The oracle's levels 1-3 run first (level 3
+    steps every backend from the oracle's gradients); then the oracle's trajectories and the
+    backends' probes share the machine, `threads` processes at a time with one thread each (one
+    process per core wastes nothing on thread synchronisation; two 2-thread processes on two
+    cores made torch's float64 CNN 2.5x slower).
     """
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, dict]] = {cell: {} for cell in cells}
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="mnist-parity-verify-") as scratch:
         scratch = Path(scratch)
         np.savez(scratch / "data.npz", x=x, y=y)
-        gradients = scratch / "oracle-gradients.npz"  # level 3's input, written by the oracle's probe
+        (scratch / "gradients").mkdir()  # level 3's input per cell, written by the oracle's probe
         early = [level for level in levels if level != 4]
         first = [_Probe(ORACLE, early, "ladder")] if early else []
         rest = [_Probe(ORACLE, [4], "trajectory")] if 4 in levels else []
         rest += [_Probe(b, levels, "ladder") for b in dict.fromkeys(backends) if b != ORACLE]
 
         def run(probe: _Probe, probe_threads: int) -> None:
-            job = {"backend": probe.backend, "spec": spec.to_dict(), "data_path": str(scratch / "data.npz"),
-                   "levels": probe.levels, "steps": steps, "threads": probe_threads,
-                   "gradients_out" if probe.backend == ORACLE else "gradients_path": str(gradients)}
-            job_path = scratch / f"{probe.backend}-{probe.part}.json"
-            job_path.write_text(json.dumps(job))
+            name = f"{probe.backend}-{probe.part}"
+            out_dir = scratch / name
+            out_dir.mkdir()
+            job = {"backend": probe.backend, "cells": cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
+                   "steps": steps, "threads": probe_threads, "gradients_dir": str(scratch / "gradients")}
+            (scratch / f"{name}.json").write_text(json.dumps(job))
             env = {**os.environ, "OPENBLAS_NUM_THREADS": str(probe_threads), "OMP_NUM_THREADS": str(probe_threads)}
-            log = log_dir / f"{probe.backend}-{probe.part}.log"
+            log = log_dir / f"{name}.log"
             with open(log, "w") as handle:
-                code = subprocess.run(
-                    [sys.executable, "-m", "experiments.verify.probe", str(job_path), str(job_path.with_suffix(".npz"))],
-                    stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+                code = subprocess.run([sys.executable, "-m", "experiments.verify.probe", str(scratch / f"{name}.json"), str(out_dir)],
+                                      stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
             if code != 0:
                 lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
                 failures.setdefault(probe.backend, f"probe exited with code {code}: {lines[-1][:200] if lines else 'no output'} (see {log})")
                 return
-            with np.load(job_path.with_suffix(".npz")) as data:
-                results.setdefault(probe.backend, {}).update({k: data[k] for k in data.files})
+            for cell in cells:
+                with np.load(out_dir / f"{cell}.npz") as data:
+                    results[cell].setdefault(probe.backend, {}).update({k: data[k] for k in data.files})
 
         for probe in first:
             run(probe, threads)
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             list(pool.map(lambda probe: run(probe, 1), rest))
-    if ORACLE in failures:
-        results.pop(ORACLE, None)  # half an oracle would be compared as if whole
+    for backend in failures:  # half a backend's record would be compared as if whole
+        for cell in results.values():
+            cell.pop(backend, None)
     return results, failures
 
 
@@ -101,14 +107,37 @@ def _group(key: str) -> tuple[str, str]:
     return level, rest
 
 
+def scale_group(key: str) -> str:
+    """The group whose largest magnitude is a quantity's scale S (see stats.NEGLIGIBLE): all forward
+    outputs, all gradients, one optimizer case's weights or state, the parameters at one trajectory
+    checkpoint, all parameter-norm curves; the loss curve alone."""
+    parts = key.split("/")
+    if parts[0] == "step":
+        return "/".join(parts[:3])
+    if parts[0] == "trajectory" and parts[1] == "at":
+        return "/".join(parts[:3])
+    if parts[0] == "trajectory":
+        return "/".join(parts[:2])
+    if parts[0] == "gradients":
+        return key if key == "gradients/loss" else "gradients"
+    return parts[0]
+
+
 def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str) -> list[Row]:
     rows = []
+    scales: dict[str, float] = {}
+    for key, value in b.items():
+        group = scale_group(key)
+        scales[group] = max(scales.get(group, 0.0), float(np.max(np.abs(value))) if np.size(value) else 0.0)
     for key in sorted(set(a) & set(b), key=_order_key):
         level, where = _group(key)
-        stats = compare(a[key], b[key])
+        stats = compare(a[key], b[key], scales[scale_group(key)])
         limit = tolerance(level, dtype)
         passed = stats.needed <= limit
-        rows.append(Row(level, first, second, where, stats.to_dict(), limit, passed, "" if passed else hint_for(level, where, (first, second))))
+        hint = "" if passed else hint_for(level, where, (first, second))
+        if stats.against_scale:
+            hint = (hint + "; " if hint else "") + NEGLIGIBLE_NOTE
+        rows.append(Row(level, first, second, where, stats.to_dict(), limit, passed, hint))
     for key in sorted(set(a) ^ set(b)):
         level, where = _group(key)
         rows.append(Row(level, first, second, where, {}, tolerance(level, dtype), False, f"only {first if key in a else second} reports it"))
@@ -148,6 +177,19 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
         lines.append({
             "level": level, "first": first, "second": second, "passed": not failing, "compared": len(group),
             "worst_quantity": worst.quantity, "worst_error": worst.stats.get("needed"), "tolerance": worst.tolerance,
-            "first_failure": first_failure, "hint": next((r.hint for r in failing if r.hint), ""),
+            "first_failure": first_failure,
+            "hint": next((r.hint for r in sorted(failing, key=lambda r: r.quantity != first_failure) if r.hint), ""),
         })
     return lines
+
+
+def trajectory_growth(rows: list[Row]) -> dict[str, dict[int, float]]:
+    """How the trajectory difference grows: per pair, the worst parameter error at each checkpoint step."""
+    growth: dict[str, dict[int, float]] = {}
+    for row in rows:
+        if row.level != "trajectory" or not row.quantity.startswith("at/") or "needed" not in row.stats:
+            continue
+        step = int(row.quantity.split("/")[1])
+        pair = growth.setdefault(f"{row.first} vs {row.second}", {})
+        pair[step] = max(pair.get(step, 0.0), row.stats["needed"])
+    return {pair: dict(sorted(steps.items())) for pair, steps in growth.items()}
