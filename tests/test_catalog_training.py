@@ -14,7 +14,7 @@ from backends.numpy.trainer import Trainer as OracleTrainer
 from experiments.compare import relative_error
 from experiments.errors import SpecError
 from experiments.spec import build_plan, load_spec
-from experiments.spec.loading import require_trainable
+from experiments.spec.loading import require_trainable, toml_value
 from tests.op_cases import ACTIVATION_CASES, LOSS_CASES, OPTIMIZER_CASES
 
 TWO_STEP_FLOAT64_RTOL = 1e-10
@@ -22,35 +22,22 @@ BACKENDS = ["torch", "keras", "jax"]
 TINY = ['dtype="float64"', "training.batch_size=8"]
 
 
-def _table(value) -> str:
-    """A Python dict as a TOML inline table."""
-    def literal(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return f'"{v}"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(literal(x) for x in v) + "]"
-        return repr(v)
-    return "{" + ", ".join(f"{k} = {literal(v)}" for k, v in value.items()) + "}"
-
-
 def activation_overrides(case):
     table = ACTIVATION_CASES[case]
     units = 12
-    return [f"model.hidden=[{{units = {units}, activation = {_table(table)}}}]"]
+    return [f"model.hidden=[{{units = {units}, activation = {toml_value(table)}}}]"]
 
 
 def loss_overrides(case):
     table, output, classes = LOSS_CASES[case]
-    overrides = [f"loss={_table(table)}", f'model.output_activation="{output}"', 'model.hidden=[{units = 12, activation = "tanh"}]']
+    overrides = [f"loss={toml_value(table)}", f'model.output_activation="{output}"', 'model.hidden=[{units = 12, activation = "tanh"}]']
     if classes == 1:
         overrides.append('data.task="digit_3"')
     return overrides
 
 
 def optimizer_overrides(case):
-    return [f"optimizer={_table(OPTIMIZER_CASES[case])}", 'model.hidden=[{units = 12, activation = "tanh"}]',
+    return [f"optimizer={toml_value(OPTIMIZER_CASES[case])}", 'model.hidden=[{units = 12, activation = "tanh"}]',
             'schedule={name = "exponential", decay_rate = 0.5, decay_steps = 1}']
 
 

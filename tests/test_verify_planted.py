@@ -38,7 +38,8 @@ def _probe(spec, data_path, gradients_dir, levels):
     job = {"backend": "numpy", "cells": {"cell": {"spec": spec.to_dict(), "step_cases": {"adam": LEVEL3_OPTIMIZERS["adam"]}}},
            "data_path": str(data_path), "levels": levels, "steps": 3, "threads": 1, "gradients_dir": str(gradients_dir)}
     gradients_dir.mkdir(exist_ok=True)
-    return probe_cell(job, "cell", lambda what: None)
+    with np.load(data_path) as arrays:
+        return probe_cell(job, "cell", {"x": arrays["x"], "y": arrays["y"]}, lambda what: None)
 
 
 def _ladder(overrides, planted_overrides, data_path, tmp_path, levels=(1, 2, 3, 4), patch=None):

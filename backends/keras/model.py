@@ -3,7 +3,7 @@
 import numpy as np
 
 from backends.keras.activations import activation_layer
-from backends.keras.framework import exact, keras
+from backends.keras.framework import exact, keras, tf
 from experiments.catalog.initializers import Distribution
 from experiments.spec import plan as P
 
@@ -16,8 +16,6 @@ BATCH_NORM_NAMES = {"gamma": "scale", "beta": "offset", "moving_mean": "mean", "
 
 def channel_sum(x):
     """Sum over every axis but the last, along the innermost axis of a (C, rest) view (see BatchNormalization)."""
-    import tensorflow as tf
-
     return tf.reduce_sum(tf.transpose(tf.reshape(x, [-1, x.shape[-1]])), axis=1)
 
 
@@ -29,7 +27,6 @@ def _accurate_bias_add(outputs, bias):
     re-centres its output) against ~5e-15 for torch, JAX and the oracle, and that noise, stepped by
     Adam, walked the bias 3.5e-8 away in 100 steps.
     """
-    import tensorflow as tf
 
     @tf.custom_gradient
     def add(x, b):
@@ -63,12 +60,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _moments(self, inputs, mask):
         if mask is not None or len(self._reduction_axes) != len(inputs.shape) - 1:
             return super()._moments(inputs, mask)
-        import tensorflow as tf
-
-        channels = tf.transpose(tf.reshape(inputs, [-1, inputs.shape[-1]]))  # (C, N*H*W)
-        mean = tf.reduce_mean(channels, axis=1)  # reductions along the innermost axis, as channel_sum
-        variance = tf.reduce_mean(tf.square(channels - tf.stop_gradient(mean)[:, None]), axis=1)
-        return mean, variance
+        count = tf.cast(tf.size(inputs) // inputs.shape[-1], inputs.dtype)
+        mean = channel_sum(inputs) / count
+        return mean, channel_sum(tf.square(inputs - tf.stop_gradient(mean))) / count
 
 
 def derived_seed(seed: int, layer_index: int, stream: int) -> int:

@@ -91,7 +91,6 @@ def _batch_norm_forward(layer: P.BatchNormalization, params: dict, x: np.ndarray
     Train mode uses the batch's mean and biased variance and returns the new running
     statistics r <- momentum * r + (1 - momentum) * batch (in the cache, applied by the trainer).
     """
-    axes = tuple(range(x.ndim - 1))
     if train:
         count = math.prod(x.shape[:-1])
         mean = channel_sum(x) / count
@@ -103,7 +102,7 @@ def _batch_norm_forward(layer: P.BatchNormalization, params: dict, x: np.ndarray
     y = params["scale"] * x_hat + params["offset"]
     m = layer.momentum
     running = {"mean": m * params["mean"] + (1 - m) * mean, "variance": m * params["variance"] + (1 - m) * var} if train else None
-    return y, (x_hat, inv_std, axes, running)
+    return y, (x_hat, inv_std, running)
 
 
 def backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -120,10 +119,10 @@ def backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tup
         _, dx, dparams = activation_vjp(layer.activation, x, dy, params, slopes)
         return dx, dparams
     if isinstance(layer, P.BatchNormalization):
-        x_hat, inv_std, axes, _ = cache
+        x_hat, inv_std, running = cache
         count = math.prod(dy.shape[:-1])
         grads = {"scale": channel_sum(dy * x_hat), "offset": channel_sum(dy)}
-        if cache[3] is None:  # eval mode: an affine map with fixed statistics
+        if running is None:  # eval mode: an affine map with fixed statistics
             return dy * params["scale"] * inv_std, grads
         g = dy * params["scale"]  # gradient with respect to x_hat, through the batch statistics:
         dx = inv_std / count * (count * g - channel_sum(g) - x_hat * channel_sum(g * x_hat))

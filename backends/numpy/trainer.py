@@ -109,7 +109,7 @@ class Trainer:
             dz, layer_grads = layers.backward(layer, layer_params(layer, self.weights), cache, dz)
             grads.update({f"{layer.name}/{k}": v for k, v in layer_grads.items()})
             if isinstance(layer, P.BatchNormalization):
-                running.update({f"{layer.name}/{k}": v for k, v in cache[3].items()})
+                running.update({f"{layer.name}/{k}": v for k, v in cache[-1].items()})  # (x_hat, inv_std, running)
         return losses, h, grads, running
 
     def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -74,6 +74,12 @@ def _probe_data(spec, dataset):
     return to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
 
 
+def _compared(spec, results: dict[str, dict]) -> tuple[list, list[dict]]:
+    """One cell's comparison rows (every backend against the oracle and every pair) and its summary lines."""
+    rows = compare_all(results, spec.dtype)
+    return rows, summarize(rows, [layer.name for layer in build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)])
+
+
 def _level_documents(rows, lines, levels, failures) -> dict:
     out = {}
     for number in levels:
@@ -93,9 +99,7 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     (run_dir / "logs").mkdir(exist_ok=True)
     cells = {spec.name: {"spec": spec.to_dict(), "step_cases": None}}
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
-    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
-    rows = compare_all(results[spec.name], spec.dtype)
-    lines = summarize(rows, [layer.name for layer in plan])
+    rows, lines = _compared(spec, results[spec.name])
     console.print(_ladder_table(lines, spec.dtype))
     growth = trajectory_growth(rows)
     if growth:
@@ -140,9 +144,7 @@ def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
     document = {}
     for cell, entry in cells.items():
-        spec = ExperimentSpec.model_validate(entry["spec"])
-        rows = compare_all(results[cell], dtype)
-        lines = summarize(rows, [layer.name for layer in build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)])
+        rows, lines = _compared(ExperimentSpec.model_validate(entry["spec"]), results[cell])
         document[cell] = {key: entry[key] for key in ("model", "axis", "entry", "overrides")}
         document[cell]["levels"] = _level_documents(rows, lines, levels, failures)
         document[cell]["passed"] = all(level["passed"] for level in document[cell]["levels"].values())

@@ -165,3 +165,16 @@ def load_spec(name_or_path: str, overrides: Iterable[str] = ()) -> ExperimentSpe
     if overrides:
         source += " (with --set)"
     return validate_spec(table, source)
+
+
+def toml_value(value) -> str:
+    """A Python value (dict, list, str, bool, number) as a TOML inline value, for `--set` overrides (the inverse of their parsing)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)

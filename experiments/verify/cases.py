@@ -42,15 +42,3 @@ MATRIX_ACTIVATIONS = {
 }
 """Every trainable hidden activation of the catalog (step and sign are forward-only), hyperparameters explicit."""
 
-
-def toml_value(value) -> str:
-    """A Python value (dict, list, str, bool, number) as a TOML inline value, for `--set` overrides."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)

@@ -6,6 +6,7 @@ as one possible cause to check, never as a verdict.
 """
 
 ANY = None
+FLATTEN_ORDER = "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"
 
 HINTS = [
     ("step", "adam", {"keras"}, "Keras' built-in Adam uses epsilon hat (epsilon / sqrt(1 - beta_2^t) here): keras-team/keras#17391"),
@@ -13,8 +14,8 @@ HINTS = [
     ("step", "adagrad", {"jax", "keras"}, "Adagrad's initial accumulator (torch 0, Keras/optax 0.1) and epsilon inside the root"),
     ("step", "nadam", ANY, "NAdam's momentum schedule differs: torch momentum_decay, Keras 0.96^t, optax none"),
     ("forward", "batch_norm", ANY, "BatchNorm epsilon (torch 1e-5, Keras 1e-3) or momentum convention (torch 1 - m)"),
-    ("forward", "flatten", ANY, "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
-    ("forward", "dense_0", {"torch"}, "flatten order: torch flattens (C, H, W), Keras and Flax (H, W, C); MMdnn#595, nn-transfer#16"),
+    ("forward", "flatten", ANY, FLATTEN_ORDER),
+    ("forward", "dense_0", {"torch"}, FLATTEN_ORDER),
     ("forward", "max_pool", ANY, "SAME pooling puts the extra padding at the end (tensorflow#7969); Flax max_pool strides default to 1"),
     ("forward", "conv2d", ANY, "padding: Flax Conv defaults to SAME, torch and Keras to valid (flax#2993)"),
     ("forward", "activation", ANY, "an activation default: LeakyReLU slope (0.01 / 0.3 / 0.2), GELU approximate, PReLU init"),

@@ -9,7 +9,8 @@ Level 3 steps only the cell's own optimizer (the optimizer axis covers them all)
 """
 
 from experiments.spec import ExperimentSpec, load_spec
-from experiments.verify.cases import LEVEL3_OPTIMIZERS, MATRIX_ACTIVATIONS, toml_value
+from experiments.spec.loading import toml_value
+from experiments.verify.cases import LEVEL3_OPTIMIZERS, MATRIX_ACTIVATIONS
 
 MATRIX_OPTIMIZER = "adam"  # the activation axis trains with LEVEL3_OPTIMIZERS["adam"]
 MATRIX_ACTIVATION = "relu"  # the optimizer axis uses relu

@@ -35,13 +35,13 @@ def _first_batch(spec, x, y):
     return x[index], y[index]
 
 
-def probe_cell(job: dict, cell: str, lap) -> dict[str, np.ndarray]:
-    """One cell's quantities: job["cells"][cell] = {"spec": ..., "step_cases": {name: optimizer} or None (all)}."""
+def probe_cell(job: dict, cell: str, data: dict[str, np.ndarray], lap) -> dict[str, np.ndarray]:
+    """One cell's quantities: job["cells"][cell] = {"spec": ..., "step_cases": {name: optimizer} or None (all)};
+    data = {"x", "y"}, the training split loaded once per process."""
     entry = job["cells"][cell]
     spec = ExperimentSpec.model_validate(entry["spec"])
     plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
-    arrays = np.load(job["data_path"])
-    x_all, y_all = arrays["x"].astype(spec.dtype), arrays["y"].astype(spec.dtype)
+    x_all, y_all = data["x"].astype(spec.dtype), data["y"].astype(spec.dtype)
     start = {k: v.astype(spec.dtype) for k, v in initial_weights(plan, spec.seed).items()}
     Trainer = load_trainer(job["backend"])
     out: dict[str, np.ndarray] = {}
@@ -121,8 +121,10 @@ def main(argv: list[str]) -> int:
         print(f"{what}: {time.perf_counter() - clock:.1f} s", flush=True)
         clock = time.perf_counter()
 
+    with np.load(job["data_path"]) as arrays:
+        data = {"x": arrays["x"], "y": arrays["y"]}
     for cell in job["cells"]:
-        np.savez(Path(argv[1]) / f"{cell}.npz", **probe_cell(job, cell, lap))
+        np.savez(Path(argv[1]) / f"{cell}.npz", **probe_cell(job, cell, data, lap))
     print(f"probe {job['backend']} levels {job['levels']}: {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
