@@ -3,6 +3,8 @@
 import argparse
 import fnmatch
 import json
+import sys
+from datetime import datetime, timezone
 
 import numpy as np
 from rich.markup import escape
@@ -14,18 +16,28 @@ from backends import DEFAULT_BACKENDS
 from experiments.commands.run import _backends
 from experiments.data import load_dataset, split_train_validation, to_model_inputs
 from experiments.data.tasks import binary_targets, task_labels
+from experiments.environment import environment
 from experiments.errors import UserError
 from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, new_run_dir
 from experiments.spec import ExperimentSpec, build_plan, load_spec
 from experiments.spec.loading import require_trainable
+from experiments.store import register_run, store_path
+from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
 from experiments.verify.matrix import matrix_cells
+from experiments.verify.rounding import explain_by_rounding, reference_cells, rounding_floors
 
 MATRIX_BASE = "mlp-relu-adam"  # --matrix takes its data and seed from this preset unless given one
 
 LEVEL_NAMES = {1: "forward", 2: "gradients", 3: "step", 4: "trajectory", 5: "statistical"}
+
+
+def _provenance() -> dict:
+    """When, by which command, and on what machine and install a verify document was made."""
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": ["mnist-parity", *sys.argv[1:]],
+            "environment": environment()}
 
 
 def parse_levels(text: str) -> list[int]:
@@ -74,9 +86,12 @@ def _probe_data(spec, dataset):
     return to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
 
 
-def _compared(spec, results: dict[str, dict]) -> tuple[list, list[dict]]:
-    """One cell's comparison rows (every backend against the oracle and every pair) and its summary lines."""
+def _compared(spec, results: dict[str, dict], floors: dict[str, float] | None = None) -> tuple[list, list[dict]]:
+    """One cell's comparison rows (every backend against the oracle and every pair) and its summary lines;
+    floors (float32): failing trajectory rows within reach of float32 rounding say so."""
     rows = compare_all(results, spec.dtype)
+    if floors:
+        explain_by_rounding(rows, floors)
     return rows, summarize(rows, [layer.name for layer in build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)])
 
 
@@ -98,8 +113,13 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     console.print(f"levels {levels} on {spec.name} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
     (run_dir / "logs").mkdir(exist_ok=True)
     cells = {spec.name: {"spec": spec.to_dict(), "step_cases": None}}
-    results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
-    rows, lines = _compared(spec, results[spec.name])
+    reference = reference_cells(cells) if spec.dtype == "float32" and 4 in levels else {}
+    results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs", reference)
+    floors = {}
+    for cell in reference:
+        exact, rounded = results.pop(cell).get(ORACLE, {}), results[spec.name].get(ORACLE, {})
+        floors = rounding_floors(rounded, exact) if exact and rounded else {}
+    rows, lines = _compared(spec, results[spec.name], floors)
     console.print(_ladder_table(lines, spec.dtype))
     growth = trajectory_growth(rows)
     if growth:
@@ -109,6 +129,11 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     document = _level_documents(rows, lines, levels, failures)
     if "4" in document:
         document["4"]["growth"] = growth
+        if floors:
+            document["4"]["rounding_floor"] = {"loss": floors.get("trajectory/loss"), "worst": max(floors.values())}
+            console.print(f"float32 rounding floor (float32 oracle against its float64 run): loss curve "
+                          f"{floors.get('trajectory/loss', float('nan')):.1e}, worst quantity {max(floors.values()):.1e}",
+                          highlight=False)
     return document
 
 
@@ -196,9 +221,10 @@ def _matrix_command(args: argparse.Namespace, backends: list[str], console: Cons
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     run_dir = new_run_dir(args.out, "verify-matrix", spec.spec_hash())
     cells = _matrix(selected, dataset, backends, levels, args, run_dir, console)
-    document = {"base": base, "dataset": dataset.record.to_dict(), "matrix": cells,
+    document = {**_provenance(), "base": base, "dtype": args.dtype or "float64", "dataset": dataset.record.to_dict(), "matrix": cells,
                 "passed": all(cell["passed"] for cell in cells.values())}
     atomic_write_text(run_dir / "verify.json", json.dumps(document, indent=2, default=float) + "\n")
+    register_run(run_dir, store_path(args.out))
     failed = [name for name, cell in cells.items() if not cell["passed"]]
     console.print(f"verify --matrix: {len(cells) - len(failed)} of {len(cells)} cells pass"
                   f"{'' if not failed else '; failing: ' + ', '.join(failed)}; {run_dir / 'verify.json'}", highlight=False)
@@ -221,7 +247,8 @@ def verify_command(args: argparse.Namespace, console: Console) -> int:
     require_trainable(spec)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     run_dir = new_run_dir(args.out, f"verify-{spec.name}", spec.spec_hash())
-    document = {"spec": spec.to_dict(), "dataset": dataset.record.to_dict(), "levels": {}}
+    document = {**_provenance(), "spec": spec.to_dict(), "spec_hash": spec.spec_hash(), "dataset": dataset.record.to_dict(),
+                "levels": {}}
     numeric = [level for level in levels if level != 5]
     if numeric:
         document["levels"].update(_numeric_levels(spec, dataset, backends, numeric, args, run_dir, console))
@@ -234,5 +261,6 @@ def verify_command(args: argparse.Namespace, console: Console) -> int:
             console.print(f"FAILED: {failure}", style="red", markup=False)
     document["passed"] = all(level["passed"] for level in document["levels"].values())
     atomic_write_text(run_dir / "verify.json", json.dumps(document, indent=2, default=float) + "\n")
+    register_run(run_dir, store_path(args.out))
     console.print(f"verify: {'PASSED' if document['passed'] else 'FAILED'}; {run_dir / 'verify.json'}", highlight=False)
     return 0 if document["passed"] else 1

@@ -14,6 +14,7 @@ import numpy as np
 
 from experiments.verify.cases import ORACLE
 from experiments.verify.hints import hint_for
+from experiments.verify.rounding import summary_cause
 from experiments.verify.stats import compare
 from experiments.verify.tolerances import tolerance
 
@@ -46,21 +47,25 @@ class _Probe:
     backend: str
     levels: list[int]
     part: str
+    cells: dict[str, dict] | None = None  # None: the run's cells
 
 
 def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], steps: int, x: np.ndarray, y: np.ndarray,
-               threads: int, log_dir: Path) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+               threads: int, log_dir: Path, oracle_only: dict[str, dict] | None = None,
+               ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
     """Per cell, each backend's recorded quantities (numpy oracle included), and the failure reason
     of any backend whose probe crashed.
 
     cells: {cell id: {"spec": spec dict, "step_cases": {name: optimizer table} or None for all}}.
+    oracle_only: more cells whose trajectories (level 4) only the oracle runs, in a probe of their
+    own (the float64 reference of experiments.verify.rounding); their results come back beside the cells'.
     One probe process per backend runs every cell. The oracle's levels 1-3 run first (level 3
     steps every backend from the oracle's gradients); then the oracle's trajectories and the
     backends' probes share the machine, `threads` processes at a time with one thread each (one
     process per core wastes nothing on thread synchronisation; two 2-thread processes on two
     cores made torch's float64 CNN 2.5x slower).
     """
-    results: dict[str, dict[str, dict]] = {cell: {} for cell in cells}
+    results: dict[str, dict[str, dict]] = {cell: {} for cell in {**cells, **(oracle_only or {})}}
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="mnist-parity-verify-") as scratch:
         scratch = Path(scratch)
@@ -69,13 +74,15 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
         early = [level for level in levels if level != 4]
         first = [_Probe(ORACLE, early, "ladder")] if early else []
         rest = [_Probe(ORACLE, [4], "trajectory")] if 4 in levels else []
+        rest += [_Probe(ORACLE, [4], "reference", oracle_only)] if 4 in levels and oracle_only else []
         rest += [_Probe(b, levels, "ladder") for b in dict.fromkeys(backends) if b != ORACLE]
 
         def run(probe: _Probe, probe_threads: int) -> None:
             name = f"{probe.backend}-{probe.part}"
             out_dir = scratch / name
             out_dir.mkdir()
-            job = {"backend": probe.backend, "cells": cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
+            probe_cells = cells if probe.cells is None else probe.cells
+            job = {"backend": probe.backend, "cells": probe_cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
                    "steps": steps, "threads": probe_threads, "gradients_dir": str(scratch / "gradients")}
             (scratch / f"{name}.json").write_text(json.dumps(job))
             env = {**os.environ, "OPENBLAS_NUM_THREADS": str(probe_threads), "OMP_NUM_THREADS": str(probe_threads)}
@@ -87,7 +94,7 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
                 lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
                 failures.setdefault(probe.backend, f"probe exited with code {code}: {lines[-1][:200] if lines else 'no output'} (see {log})")
                 return
-            for cell in cells:
+            for cell in probe_cells:
                 with np.load(out_dir / f"{cell}.npz") as data:
                     results[cell].setdefault(probe.backend, {}).update({k: data[k] for k in data.files})
 
@@ -178,7 +185,8 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
             "level": level, "first": first, "second": second, "passed": not failing, "compared": len(group),
             "worst_quantity": worst.quantity, "worst_error": worst.stats.get("needed"), "tolerance": worst.tolerance,
             "first_failure": first_failure,
-            "hint": next((r.hint for r in sorted(failing, key=lambda r: r.quantity != first_failure) if r.hint), ""),
+            "hint": summary_cause(failing) or next((r.hint for r in sorted(failing, key=lambda r: r.quantity != first_failure) if r.hint), ""),
+            "failing": len(failing),
         })
     return lines
 
