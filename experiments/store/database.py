@@ -1,0 +1,104 @@
+"""Open the SQLite store, create or check its schema, and write one run's rows in one transaction.
+
+Concurrency: every write is `BEGIN IMMEDIATE` (the write lock taken up front) with a busy
+timeout, so writers in other processes queue instead of failing; a deferred transaction that
+upgrades from read to write can get SQLITE_BUSY at once, whatever the timeout. Atomicity: the
+rows of one run are written and committed together, so an interruption (an exception, a killed
+process) leaves the run's previous record or the new one, never part of either.
+"""
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from experiments.errors import UserError
+from experiments.store.schema import COLUMNS, CREATE_INDEXES, CREATE_TABLE, SCHEMA_VERSION, UPSERT
+
+BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another to commit before giving up
+
+
+class StoreError(UserError):
+    """The store file itself is unusable (not a database, locked, newer schema, unwritable)."""
+
+
+def store_error(db_path: Path, error: sqlite3.Error) -> StoreError:
+    """One line saying what is wrong with the store file, from SQLite's message."""
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"results store {db_path}: not a readable SQLite database ({text}); move it aside or choose another path")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"results store {db_path}: still locked by another process after {BUSY_TIMEOUT_S:.0f} s; try again")
+    if "unable to open" in text:
+        return StoreError(f"results store {db_path}: cannot open it; check that its folder exists and is writable")
+    if "readonly" in text:
+        return StoreError(f"results store {db_path}: read-only; cannot register runs in it")
+    return StoreError(f"results store {db_path}: {text}")
+
+
+def _check_schema(connection: sqlite3.Connection, db_path: Path) -> int:
+    """The store's schema version; StoreError for a newer store or a SQLite file that is not a store."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"results store {db_path}: schema version {version} is newer than this mnist-parity's "
+                        f"({SCHEMA_VERSION}); upgrade mnist-parity")
+    if version == 0 and connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise StoreError(f"results store {db_path}: a SQLite database, but not a results store (no schema version)")
+    return version
+
+
+@contextmanager
+def connect(db_path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
+    """An autocommit connection (transactions are explicit) with the busy timeout; SQLite errors become StoreError."""
+    db_path = Path(db_path)
+    if read_only and not db_path.is_file():
+        raise StoreError(f"results store {db_path}: no such file; register runs first")
+    target, uri = (db_path.resolve().as_uri() + "?mode=ro", True) if read_only else (str(db_path), False)
+    try:
+        connection = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri)
+    except sqlite3.Error as error:
+        raise store_error(db_path, error) from None
+    try:
+        yield connection
+    except sqlite3.Error as error:
+        raise store_error(db_path, error) from None
+    finally:
+        connection.close()
+
+
+def _write_row(connection: sqlite3.Connection, row: dict) -> None:
+    connection.execute(UPSERT, [row[column] for column in COLUMNS])
+
+
+def write_run(db_path: Path, run_id: str, rows: list[dict]) -> int:
+    """Replace run_id's rows with rows (upsert by (run_id, backend); backends no longer present are deleted),
+    creating the table on first use; all in one transaction. Returns the number of rows written."""
+    with connect(db_path) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if _check_schema(connection, db_path) == 0:
+                connection.execute(CREATE_TABLE)
+                for statement in CREATE_INDEXES:
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            backends = [row["backend"] for row in rows]
+            connection.execute(f"DELETE FROM runs WHERE run_id = ? AND backend NOT IN ({', '.join('?' * len(backends))})",
+                               [run_id, *backends])
+            for row in rows:
+                _write_row(connection, row)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                connection.execute("ROLLBACK")
+            raise
+    return len(rows)
+
+
+def read_rows(db_path: Path, where: str = "", parameters: tuple = ()) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of `SELECT * FROM runs {where}`, from a store opened read-only."""
+    with connect(db_path, read_only=True) as connection:
+        _check_schema(connection, db_path)
+        if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+            return ["id", *COLUMNS], []
+        cursor = connection.execute(f"SELECT * FROM runs {where} ORDER BY created, run_id, id", parameters)
+        return [description[0] for description in cursor.description], cursor.fetchall()

@@ -1,0 +1,47 @@
+"""Read the store back as a DataFrame, optionally only one sweep or some run directories."""
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.store.database import read_rows
+from experiments.store.schema import COLUMNS, JSON_COLUMNS
+
+# pandas' nullable dtypes, so a missing seed or epoch stays an integer column instead of turning it into floats
+INTEGER_COLUMNS = ["id", *(name for name, declaration in COLUMNS.items() if declaration.startswith("INTEGER"))]
+
+
+def _decoded(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def load_runs(db_path: Path, *, sweep: str | None = None, run_dirs: Iterable[Path] | None = None) -> pd.DataFrame:
+    """One row per run and backend, oldest first; columns ending in _json hold decoded objects (dicts, lists),
+    integer columns are nullable Int64 and parity_passed is a nullable boolean.
+
+    Args:
+        sweep: only the cells of this sweep.
+        run_dirs: only these run directories (compared resolved).
+    """
+    clauses, parameters = [], []
+    if sweep is not None:
+        clauses.append("sweep = ?")
+        parameters.append(sweep)
+    if run_dirs is not None:
+        wanted = [str(Path(path).resolve()) for path in run_dirs]
+        clauses.append(f"run_dir IN ({', '.join('?' * len(wanted))})")
+        parameters += wanted
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    columns, rows = read_rows(Path(db_path), where, tuple(parameters))
+    json_at = [i for i, name in enumerate(columns) if name in JSON_COLUMNS]
+    records = []
+    for row in rows:
+        record = list(row)
+        for i in json_at:
+            record[i] = _decoded(record[i])
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    frame = frame.astype({name: "Int64" for name in INTEGER_COLUMNS if name in frame.columns})
+    return frame.astype({"parity_passed": "boolean"}) if "parity_passed" in frame.columns else frame

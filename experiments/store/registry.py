@@ -1,0 +1,82 @@
+"""Register run directories in the store: one row per run and backend, idempotent, one transaction per run."""
+
+from pathlib import Path
+
+from experiments.errors import UserError
+from experiments.store.database import StoreError, write_run
+from experiments.store.documents import RESULTS_FILENAME, VERIFY_FILENAME, read_run_document
+from experiments.store.rows import document_rows
+
+STORE_FILENAME = "results.sqlite"
+
+
+def store_path(out_dir: Path) -> Path:
+    """The store beside the runs: `<out_dir>/results.sqlite`, out_dir being the runs' parent (`--out`)."""
+    return Path(out_dir) / STORE_FILENAME
+
+
+def run_id_for(run_dir: Path, db_path: Path) -> str:
+    """A run's key in the store: its directory relative to the store's folder, in POSIX form.
+
+    A plain run or verify directory beside the store is keyed by its name
+    (`20261130-105320-mlp-relu-adam-813c4f`, unique because new_run_dir never reuses one); a
+    sweep cell under the same `--out` by `sweeps/<name>/cells/<key>`, so cells of different
+    sweeps never collide. The key survives moving or copying the whole folder with its store.
+    A run outside the store's folder is keyed by its absolute resolved path.
+    """
+    run_dir, home = Path(run_dir).resolve(), Path(db_path).resolve().parent
+    try:
+        return run_dir.relative_to(home).as_posix()
+    except ValueError:
+        return run_dir.as_posix()
+
+
+def register_run(run_dir: Path, db_path: Path | None = None) -> int:
+    """Write one row per backend of the run in run_dir (results.json or verify.json) into the store.
+
+    Args:
+        run_dir: a run, verify or sweep-cell directory.
+        db_path: the store; default `store_path(run_dir.parent)`. Sweep cells live at
+            `<out>/sweeps/<name>/cells/<key>/`, so pass `store_path(out)` for them.
+
+    Returns:
+        The number of rows written. Registering again replaces the run's rows (same count).
+    """
+    run_dir = Path(run_dir).resolve()
+    db_path = Path(db_path) if db_path is not None else store_path(run_dir.parent)
+    document = read_run_document(run_dir)
+    run_id = run_id_for(run_dir, db_path)
+    return write_run(db_path, run_id, document_rows(document, run_id, run_dir))
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every directory under root (root included) holding a results.json or verify.json, sorted."""
+    root = Path(root)
+    found = {path.parent for name in (RESULTS_FILENAME, VERIFY_FILENAME) for path in root.rglob(name) if path.is_file()}
+    return sorted(found)
+
+
+def register_tree(root: Path, db_path: Path | None = None) -> int:
+    """Register every run directory under root (e.g. to backfill a store); default store `store_path(root)`.
+
+    Each run is its own transaction. Unreadable runs do not stop the others: once every
+    readable run is registered, one UserError names the ones that were skipped.
+
+    Returns:
+        The number of rows written.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder of runs")
+    db_path = Path(db_path) if db_path is not None else store_path(root)
+    written, skipped = 0, []
+    for run_dir in find_run_dirs(root):
+        try:
+            written += register_run(run_dir, db_path)
+        except StoreError:  # the store itself is unusable: no other run would register either
+            raise
+        except UserError as error:
+            skipped.append(str(error))
+    if skipped:
+        raise UserError(f"registered {written} rows in {db_path}; skipped {len(skipped)} unreadable run(s): {' | '.join(skipped)}")
+    return written

@@ -1,0 +1,139 @@
+"""Turn a run document into store rows: one dict per backend, with every column of schema.COLUMNS."""
+
+import json
+import math
+import re
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from experiments.errors import UserError
+from experiments.spec import ExperimentSpec
+from experiments.store.documents import RunDocument
+from experiments.store.parity import backend_parity, matrix_dtype
+from experiments.store.schema import COLUMNS
+
+RUN_DIR_STAMP = re.compile(r"^(\d{8})-(\d{6})-")  # experiments.results.new_run_dir: <UTC %Y%m%d-%H%M%S>-<name>-<hash>
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _name(value) -> str | None:
+    """A catalog entry's name whether the spec wrote a table ({"name": ...}) or a bare string."""
+    return value.get("name") if isinstance(value, dict) else value
+
+
+def _number(value, kind=float):
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _created(data: dict, run_dir: Path) -> str | None:
+    """The document's own "created"; verify.json has none, so the UTC stamp new_run_dir put in the directory name."""
+    if isinstance(data.get("created"), str):
+        return data["created"]
+    match = RUN_DIR_STAMP.match(run_dir.name)
+    if match:
+        stamp = datetime.strptime("".join(match.groups()), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        return stamp.isoformat(timespec="seconds")
+    return None
+
+
+def _command(value) -> str | None:
+    if isinstance(value, list):
+        return shlex.join(str(part) for part in value)
+    return value if isinstance(value, str) else None
+
+
+def _spec_hash(spec: dict) -> str | None:
+    """The project's own hash (ExperimentSpec.spec_hash) for a document that did not record one; None if the
+    spec no longer validates (an older schema)."""
+    try:
+        return ExperimentSpec.model_validate(spec).spec_hash()
+    except (ValidationError, UserError):
+        return None
+
+
+def _spec_fields(spec: dict | None, spec_hash: str | None) -> dict:
+    if not isinstance(spec, dict):
+        return {}
+    training = spec.get("training") or {}
+    return {
+        "spec_name": spec.get("name"), "spec_hash": spec_hash or _spec_hash(spec), "spec_json": _json(spec),
+        "dtype": spec.get("dtype"), "seed": _number(spec.get("seed"), int), "epochs": _number(training.get("epochs"), int),
+        "batch_size": _number(training.get("batch_size"), int), "model_kind": (spec.get("model") or {}).get("kind"),
+        "optimizer": _name(spec.get("optimizer")), "loss": _name(spec.get("loss")),
+    }
+
+
+def _dataset_fields(dataset: dict | None) -> dict:
+    if not isinstance(dataset, dict):
+        return {}
+    split = dataset.get("split") or {}
+    return {
+        "dataset": dataset.get("name"), "dataset_sha256_json": _json(dataset.get("sha256")),
+        "split_train": _number(split.get("train"), int), "split_validation": _number(split.get("validation"), int),
+        "split_test": _number(split.get("test"), int),
+    }
+
+
+def _provenance(environment: dict | None) -> dict:
+    if not isinstance(environment, dict):
+        return {}
+    gpu = environment.get("gpu")
+    return {
+        "python": environment.get("python"), "platform": environment.get("platform"), "cpu": environment.get("cpu"),
+        "cpu_count": _number(environment.get("cpu_count"), int), "gpu": gpu if gpu is None or isinstance(gpu, str) else _json(gpu),
+        "packages_json": _json(environment.get("packages")), "project_commit": environment.get("project_commit"),
+    }
+
+
+def _outcome_fields(outcome: dict) -> dict:
+    """Status, metrics and versions of one backend; best validation accuracy is the first epoch reaching the maximum."""
+    metrics = outcome.get("metrics") or {}
+    history = [record for record in outcome.get("history") or [] if isinstance(record, dict)]
+    validation = [(record["val_accuracy"], record.get("epoch", i + 1)) for i, record in enumerate(history)
+                  if _number(record.get("val_accuracy")) is not None and not math.isnan(record["val_accuracy"])]
+    best = max(validation, key=lambda pair: pair[0]) if validation else (None, None)
+    return {
+        "status": outcome["status"], "reason": outcome.get("reason") or None,
+        "test_accuracy": _number(metrics.get("test_accuracy")), "test_loss": _number(metrics.get("test_loss")),
+        "best_val_accuracy": _number(best[0]), "best_val_epoch": _number(best[1], int),
+        "final_val_accuracy": _number(validation[-1][0]) if validation else None, "epochs_run": len(history),
+        "train_time_s": _number(metrics.get("train_time_s")), "samples_per_s": _number(metrics.get("samples_per_s")),
+        "steady_samples_per_s": _number(metrics.get("steady_samples_per_s")),
+        "parameter_count": _number(outcome.get("parameter_count"), int),
+        "versions_json": _json(outcome.get("versions")), "settings_json": _json(outcome.get("settings")),
+    }
+
+
+def _results_rows(data: dict) -> list[dict]:
+    sweep = data.get("sweep") or {}
+    shared = {"sweep": sweep.get("name"), "cell_key": sweep.get("key"), "factors_json": _json(sweep.get("factors")),
+              "initialisation": data.get("initialisation")}
+    return [{**shared, "backend": name, **_outcome_fields(outcome)} for name, outcome in data["backends"].items()]
+
+
+def _verify_rows(data: dict) -> list[dict]:
+    shared = {}
+    if "matrix" in data:
+        shared = {"spec_name": data.get("base"), "dtype": matrix_dtype(data)}
+    return [{**shared, "backend": backend, "status": parity.status, "reason": parity.reason or None,
+             "parity_passed": int(parity.passed), "parity_json": _json(parity.figures)}
+            for backend, parity in backend_parity(data).items()]
+
+
+def document_rows(document: RunDocument, run_id: str, run_dir: Path) -> list[dict]:
+    """One row per backend: the run's shared columns, then that backend's own; absent values are None."""
+    data = document.data
+    shared = {
+        "run_id": run_id, "run_dir": str(run_dir), "kind": document.kind, "created": _created(data, run_dir),
+        "registered": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": _command(data.get("command")),
+        **_spec_fields(data.get("spec"), data.get("spec_hash")), **_dataset_fields(data.get("dataset")),
+        **_provenance(data.get("environment")),
+    }
+    own = _verify_rows(data) if document.kind == "verify" else _results_rows(data)
+    return [{column: {**shared, **row}.get(column) for column in COLUMNS} for row in own]
