@@ -61,12 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
     verify.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend")
 
+    sweep = commands.add_parser("sweep", help="run a grid of experiments (activation x optimizer x model x backend x seed), resumable")
+    sweep.add_argument("sweep", help="a sweep name (see 'mnist-parity list sweeps') or a path to a sweep .toml file")
+    sweep.add_argument("--workers", type=int, default=1, help="cells trained at once, each in its own process (default 1)")
+    sweep.add_argument("--threads", type=int, help="threads per cell (default: cores / workers)")
+    sweep.add_argument("--retry-failed", action="store_true", help="rerun cells that failed before (finished cells are always skipped)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the cells and their keys; train nothing")
+    sweep.add_argument("--data-dir", help="directory holding dataset files")
+    sweep.add_argument("--no-download", action="store_true", help="never download")
+    sweep.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                       help="parent folder: the sweep goes to OUT/sweeps/NAME, the store is OUT/results.sqlite (default: runs)")
+    sweep.set_defaults(cpu_count=os.cpu_count() or 1)
+
     defaults = commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
     defaults.add_argument("entries", nargs="*", help="only these catalog entries or layers, e.g. adam leaky_relu batch_norm")
 
     listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
     listing.add_argument("what", nargs="?", default="all",
-                         choices=["all", "presets", "datasets", "backends", "activations", "output_activations", "losses", "optimizers", "schedules", "initializers"])
+                         choices=["all", "presets", "sweeps", "datasets", "backends", "activations", "output_activations", "losses", "optimizers", "schedules", "initializers"])
     return parser
 
 
@@ -86,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.verify_dataset:
                 args.overrides.append(f'data.dataset="{args.verify_dataset}"')
             return verify_command(args, console)
+        if args.command == "sweep":
+            from experiments.commands.sweep import sweep_command
+
+            return sweep_command(args, console)
         if args.command == "defaults":
             from experiments.commands.defaults import defaults_command
 

@@ -41,8 +41,9 @@ def new_run_dir(parent: Path, spec_name: str, spec_hash: str) -> Path:
             candidate = base.with_name(f"{base.name}-{n}")
 
 
-def results_document(result: RunResult, command: list[str]) -> dict:
-    """The JSON document of a run: spec, dataset record, environment, and every backend's outcome."""
+def results_document(result: RunResult, command: list[str], extra: dict | None = None) -> dict:
+    """The JSON document of a run: spec, dataset record, environment, and every backend's outcome
+    (extra: more top-level keys, e.g. a sweep cell's {"sweep": {name, key, factors}})."""
     return {
         "schema": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -53,6 +54,7 @@ def results_document(result: RunResult, command: list[str]) -> dict:
         "initialisation": "same NumPy draw for every backend" if result.same_init else "each framework's own random stream",
         "environment": environment(),
         "backends": {outcome.backend: outcome.to_dict() for outcome in result.outcomes},
+        **(extra or {}),
     }
 
 
@@ -80,10 +82,10 @@ def summary_frame(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_results(result: RunResult, run_dir: Path, command: list[str]) -> Path:
-    """Write results.json and history.csv into run_dir; returns the JSON path."""
+def write_results(result: RunResult, run_dir: Path, command: list[str], extra: dict | None = None) -> Path:
+    """Write results.json (last: its presence means the run is complete) and history.csv into run_dir; returns the JSON path."""
     history_text = history_frame(result).to_csv(index=False)
     atomic_write_text(run_dir / "history.csv", history_text)
     path = run_dir / "results.json"
-    atomic_write_text(path, json.dumps(results_document(result, command), indent=2, default=float) + "\n")
+    atomic_write_text(path, json.dumps(results_document(result, command, extra), indent=2, default=float) + "\n")
     return path

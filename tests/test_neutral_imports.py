@@ -9,6 +9,7 @@ NEUTRAL_MODULES = [
     "experiments", "experiments.cli", "experiments.spec", "experiments.catalog", "experiments.data",
     "experiments.runner", "experiments.results", "experiments.training", "experiments.worker",
     "experiments.support", "experiments.commands.run", "experiments.commands.listing",
+    "experiments.store", "experiments.sweep", "experiments.sweep.task", "experiments.commands.sweep",
     "backends", "backends.torch", "backends.keras", "backends.jax", "backends.numpy.forward",
 ]
 FRAMEWORKS = ["torch", "tensorflow", "keras", "jax", "flax", "optax"]

@@ -53,8 +53,21 @@ def _matrix(category: str) -> Table:
     return table
 
 
+def _sweeps() -> Table:
+    from experiments.sweep import expand_cells, load_sweep, sweep_names
+
+    table = Table(title="sweeps")
+    for column in ("name", "base", "grid", "cells", "description"):
+        table.add_column(column)
+    for name in sweep_names():
+        sweep = load_sweep(name)
+        grid = "; ".join(f"{key}: {len(values)}" for key, values in sweep.grid.items()) or "-"
+        table.add_row(name, sweep.base, grid, str(len(expand_cells(sweep))), sweep.description)
+    return table
+
+
 def list_command(what: str, console: Console) -> int:
-    sections = {"presets": _presets, "datasets": _datasets, "backends": _backends}
+    sections = {"presets": _presets, "sweeps": _sweeps, "datasets": _datasets, "backends": _backends}
     sections.update({category: (lambda c=category: _matrix(c)) for category in CATEGORIES})
     for name, make in sections.items():
         if what in ("all", name):

@@ -15,6 +15,7 @@ from experiments.results import new_run_dir, summary_frame, write_results
 from experiments.runner import RunResult, run_experiment
 from experiments.spec import build_plan, load_spec
 from experiments.spec.loading import require_trainable
+from experiments.store import register_run, store_path
 from experiments.support import missing_support
 
 
@@ -66,6 +67,8 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     outcomes = sorted(result.outcomes + skipped, key=lambda o: order[o.backend])
     result = RunResult(result.spec, result.dataset, result.sizes, outcomes, result.same_init)
     path = write_results(result, run_dir, ["mnist-parity", *sys.argv[1:]])
+    store = store_path(args.out)
+    register_run(run_dir, store)
     console.print(summary_table(summary_frame(result), f"{spec.name} on {dataset.name}"))
-    console.print(f"results: {path}", highlight=False)
+    console.print(f"results: {path} (registered in {store})", highlight=False)
     return 0 if all(o.status == "ok" for o in outcomes) else 1

@@ -1,0 +1,79 @@
+"""One sweep cell as a task: plain data in, plain data out, so a distributed engine (Ray) could run it unchanged.
+
+    run_cell({"sweep": name, "cell": Cell.to_dict(), "cells_dir": str, "data_dir": str | None,
+              "download": bool, "threads": int, "store": str | None}) -> {"key", "status", ...}
+
+The cell trains in a worker process (experiments.runner) into `cells/.partial-<key>-<pid>`, which
+is renamed to `cells/<key>` only once its results.json is written: a cell directory exists
+complete or not at all, so a killed sweep loses only the cells in flight.
+"""
+
+import os
+import shutil
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from experiments.data import load_dataset
+from experiments.results import write_results
+from experiments.runner import run_experiment
+from experiments.spec import ExperimentSpec
+
+PARTIAL_PREFIX = ".partial-"
+
+
+class _Forward:
+    """The runner's Display, forwarding each event to an optional callback."""
+
+    def __init__(self, on_event: Callable[[str, dict], None] | None):
+        self.on_event = on_event
+
+    def backend_started(self, backend: str, epochs: int) -> None:
+        pass
+
+    def event(self, backend: str, event: dict) -> None:
+        if self.on_event is not None:
+            self.on_event(backend, event)
+
+    def backend_finished(self, outcome) -> None:
+        pass
+
+
+@lru_cache(maxsize=4)
+def _dataset(name: str, data_dir: str | None, download: bool):
+    return load_dataset(name, data_dir, download=download)
+
+
+def run_cell(task: dict, on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Train one cell and publish its run directory; returns a plain summary (status "ok" or "failed")."""
+    cell = task["cell"]
+    spec = ExperimentSpec.model_validate(cell["spec"])
+    cells_dir = Path(task["cells_dir"])
+    final = cells_dir / cell["key"]
+    started = time.perf_counter()
+    dataset = _dataset(spec.data.dataset, task.get("data_dir"), bool(task.get("download", False)))
+    partial = cells_dir / f"{PARTIAL_PREFIX}{cell['key']}-{os.getpid()}-{time.monotonic_ns()}"
+    partial.mkdir(parents=True)
+    try:
+        result = run_experiment(spec, dataset, [cell["backend"]], partial, task["threads"], _Forward(on_event))
+        extra = {"sweep": {"name": task["sweep"], "key": cell["key"], "factors": cell["factors"], "overrides": cell["overrides"]}}
+        write_results(result, partial, ["mnist-parity", "sweep", task["sweep"]], extra)
+        try:
+            os.rename(partial, final)
+        except OSError:  # another run of the sweep published this cell first: keep that one
+            shutil.rmtree(partial, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if task.get("store"):
+        from experiments.store import register_run
+
+        register_run(final, Path(task["store"]))
+    outcome = result.outcomes[0]
+    best = max((r.get("val_accuracy") or 0.0 for r in outcome.history), default=None)
+    return {
+        "key": cell["key"], "status": outcome.status, "reason": outcome.reason,
+        "test_accuracy": outcome.metrics.get("test_accuracy"), "best_val_accuracy": best,
+        "seconds": time.perf_counter() - started,
+    }
