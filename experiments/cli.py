@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="parent folder: the sweep goes to OUT/sweeps/NAME, the store is OUT/results.sqlite (default: runs)")
     sweep.set_defaults(cpu_count=os.cpu_count() or 1)
 
+    report = commands.add_parser("report", help="tables, figures and a self-contained HTML page from stored runs, sweeps and verify results (never retrains)")
+    report.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP", help="run, sweep or verify directories")
+    report.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<name derived from the inputs>)")
+
     defaults = commands.add_parser("defaults", help="each framework's own defaults next to the values the suite pins")
     defaults.add_argument("entries", nargs="*", help="only these catalog entries or layers, e.g. adam leaky_relu batch_norm")
 
@@ -102,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.sweep import sweep_command
 
             return sweep_command(args, console)
+        if args.command == "report":
+            from experiments.commands.report import report_command
+
+            return report_command(args, console)
         if args.command == "defaults":
             from experiments.commands.defaults import defaults_command
 

@@ -1,0 +1,74 @@
+"""`mnist-parity report`: tables, figures and a self-contained HTML page from stored results (never retrains).
+
+    report = build_report([Path("runs/20261130-...-mlp-relu-adam-3c84d4")], Path("reports/mlp"))
+
+Modules: loading (read and validate run, sweep and verify directories), gates (the sanity
+gate), tables and figures (pandas frames, matplotlib PNGs), defaults (the framework defaults
+the suite neutralised), document (sections), markdown and html (renderers, which escape every
+name), writing (the output directory, written all at once).
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.errors import UserError
+from experiments.report.defaults import Reader
+from experiments.report.document import Report, build_document
+from experiments.report.html import render_html
+from experiments.report.loading import Inputs, load_inputs
+from experiments.report.markdown import FIGURE_DIR, render_markdown
+from experiments.report.writing import check_out, write_directory
+
+DEFAULT_PARENT = Path("reports")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What build_report wrote: the directory, the two pages, the figure files, and the flagged runs."""
+
+    out: Path
+    markdown: Path
+    html: Path
+    figures: list[Path]
+    flagged: list[str]
+    report: Report
+
+
+def default_out(inputs: Inputs, parent: Path = DEFAULT_PARENT) -> Path:
+    """reports/<the input's name>, or reports/<first>-and-<N>-more for several inputs."""
+    names = inputs.labels
+    name = names[0] if len(names) == 1 else f"{names[0]}-and-{len(names) - 1}-more"
+    return Path(parent) / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:120] or "report")
+
+
+def build_report(paths: list[Path], out: Path | None = None, read_defaults: Reader | None = None) -> Written:
+    """Read the inputs, draw and render everything in memory, then write the directory in one step.
+
+    Args:
+        paths: run, sweep or verify directories.
+        out: the report directory (default: reports/<name derived from the inputs>).
+        read_defaults: experiments.commands.defaults.framework_values (the default) or a stand-in.
+
+    Returns:
+        The paths written and the runs the sanity gate flagged.
+
+    Raises:
+        UserError: a path that is not a run, sweep or verify directory, an unreadable or corrupt
+            document, or an --out that is not a report directory; nothing is written then.
+    """
+    if read_defaults is None:
+        from experiments.commands.defaults import framework_values as read_defaults
+    inputs = load_inputs(paths)
+    out = Path(out) if out is not None else default_out(inputs)
+    check_out(out)
+    report = build_document(inputs, read_defaults)
+    files = {f"{FIGURE_DIR}/{f.name}.png": f.png for f in report.figures}
+    files["report.md"] = render_markdown(report).encode("utf-8")
+    files["report.html"] = render_html(report).encode("utf-8")
+    try:
+        written = write_directory(out, files)
+    except OSError as error:
+        raise UserError(f"report: cannot write {out}: {error.strerror or error}") from None
+    return Written(out, out / "report.md", out / "report.html", [p for p in written if p.suffix == ".png"],
+                   report.flagged, report)

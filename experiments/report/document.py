@@ -1,0 +1,174 @@
+"""Assemble the report from loaded inputs: sections of paragraphs, notes, tables and figures, renderer-neutral."""
+
+from dataclasses import dataclass, field
+
+from experiments.report import figures, tables
+from experiments.report.defaults import Reader, neutralised_defaults
+from experiments.report.figures import Figure
+from experiments.report.gates import SUSPECT, rule_text
+from experiments.report.loading import Inputs
+from experiments.report.tables import Table
+
+
+@dataclass(frozen=True)
+class Note:
+    """A paragraph that stands out: kind "alert" (flagged runs, failures) or "info"."""
+
+    text: str
+    kind: str = "info"
+
+
+Block = str | Note | Table | Figure
+
+
+@dataclass
+class Section:
+    heading: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def add(self, block: Block | None) -> None:
+        if block is not None:
+            self.blocks.append(block)
+
+
+@dataclass
+class Report:
+    """Everything the markdown and HTML renderers write; figures carry their final file stems."""
+
+    title: str
+    sections: list[Section]
+    flagged: list[str]
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+
+
+def _summary(inputs: Inputs, gate_table: Table) -> Section:
+    section = Section("Summary")
+    parts = [f"{len(inputs.runs)} run(s)", f"{len(inputs.sweeps)} sweep(s)", f"{len(inputs.verifies)} verify result(s)"]
+    section.add(f"This report reads stored results only (nothing is retrained): {', '.join(parts)}.")
+    flagged = gate_table.frame[gate_table.frame["verdict"] == SUSPECT]
+    for row in flagged.itertuples():
+        section.add(Note(f"IMPLEMENTATION SUSPECT: {row.run}, backend {row.backend}: {row.reason}", "alert"))
+    if not gate_table.frame.empty and flagged.empty:
+        section.add("No run is flagged by the sanity gate.")
+    for run in inputs.all_runs:
+        for entry in run.backend_runs():
+            if not entry.ok:
+                section.add(Note(f"FAILED: {run.label}, backend {entry.backend}: {entry.outcome.reason}", "alert"))
+    for verify in inputs.verifies:
+        if not verify.document.passed:
+            section.add(Note(f"verify {verify.label} ({verify.name}) did not pass; see the parity section.", "alert"))
+        level5 = verify.document.levels.get("5")
+        for failure in getattr(level5, "failures", []):
+            section.add(Note(f"FAILED: {verify.label} level 5: {failure}", "alert"))
+    for sweep in inputs.sweeps:
+        if sweep.missing:
+            section.add(Note(f"sweep {sweep.name}: {len(sweep.missing)} of {len(sweep.document.cells)} cells have no results "
+                             f"yet ({', '.join(sweep.missing[:5])}{', ...' if len(sweep.missing) > 5 else ''}).", "alert"))
+    notes = dict.fromkeys(run.document.dataset.note for run in inputs.all_runs if run.document.dataset.note)
+    for note in notes:
+        section.add(Note(f"dataset: {note}"))
+    return section
+
+
+def _results(inputs: Inputs) -> Section:
+    section = Section("Results side by side")
+    for run in inputs.runs:
+        dataset = run.document.dataset
+        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {dataset.name}", [run]))
+        section.add(figures.curves_figure(f"curves-{figures.slug(run.label)}", f"{run.spec.name} ({run.label})", [run]))
+    for sweep in inputs.sweeps:
+        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.runs, sweep.study_fields))
+        if not sweep.study_fields:
+            section.add(figures.curves_figure(f"curves-{figures.slug(sweep.name)}", f"sweep {sweep.name} (all seeds)", sweep.runs))
+    section.add(figures.timing_figure(inputs))
+    return section
+
+
+def _studies(inputs: Inputs) -> Section:
+    section = Section("Studies")
+    studies = [s for s in inputs.sweeps if s.study_fields]
+    section.add(figures.studies_figure(studies))
+    for sweep in studies:
+        ranking = tables.ranking_table(sweep)
+        section.add(ranking)
+        section.add(figures.ranking_figure(sweep, ranking))
+    return section
+
+
+def _seeds(inputs: Inputs) -> Section:
+    section = Section("Accuracy over seeds and equivalence")
+    groups = tables.seed_groups(inputs)
+    section.add(figures.seed_figure(groups))
+    if groups:
+        section.add(tables.seed_table(groups))
+    equivalence = tables.equivalence_table(inputs.verifies)
+    if not equivalence.frame.empty:
+        section.add(equivalence)
+    return section
+
+
+def _parity(inputs: Inputs) -> Section:
+    section = Section("Parity ladder")
+    for verify in inputs.verifies:
+        section.add(figures.ladder_figure(verify))
+        if verify.document.matrix:
+            section.add(tables.matrix_table(verify))
+        elif any(n != "5" for n in verify.document.levels):
+            section.add(tables.ladder_table(verify))
+        section.add(figures.growth_figure(verify))
+        section.add(tables.growth_table(verify))
+    return section
+
+
+def _hyperparameters(inputs: Inputs) -> Section:
+    section = Section("Effective hyperparameters")
+    for run in inputs.runs:
+        section.add(tables.hyperparameters_table(f"{run.label}: {run.spec.name}", [run]))
+    for sweep in inputs.sweeps:
+        if sweep.runs:
+            section.add(tables.hyperparameters_table(f"sweep {sweep.name} (several values: the sweep's grid)", sweep.runs))
+    return section
+
+
+def _defaults(inputs: Inputs, read: Reader) -> Section:
+    section = Section("Framework defaults the suite neutralised")
+    specs = [run.raw_spec for run in inputs.all_runs]
+    specs += [v.document.spec.model_dump(mode="json") for v in inputs.verifies if v.document.spec is not None]
+    backends = {e.backend for run in inputs.all_runs for e in run.backend_runs()}
+    backends |= {ln.first for v in inputs.verifies for lv in v.document.levels.values() for ln in getattr(lv, "summary", [])}
+    backends |= {b.backend for v in inputs.verifies for lv in v.document.levels.values() for b in getattr(lv, "backends", [])}
+    table, problems = neutralised_defaults(specs, sorted(backends), read)
+    section.add(table)
+    for problem in problems:
+        section.add(Note(f"could not read the defaults of {problem}", "alert"))
+    return section
+
+
+def _numbered(sections: list[Section]) -> None:
+    """Give each figure a unique file stem in reading order: 01-curves-..., 02-..."""
+    count = 0
+    for section in sections:
+        for index, block in enumerate(section.blocks):
+            if isinstance(block, Figure):
+                count += 1
+                section.blocks[index] = Figure(f"{count:02d}-{block.name}", block.caption, block.png)
+
+
+def build_document(inputs: Inputs, read_defaults: Reader) -> Report:
+    """The whole report; sections without content are left out."""
+    gate_table = tables.gate_table(inputs)
+    gate = Section("Sanity gate", [rule_text()])
+    if not gate_table.frame.empty:
+        gate.add(gate_table)
+    sections = [_summary(inputs, gate_table), gate, Section("Inputs", [tables.inputs_table(inputs)]),
+                _results(inputs), _studies(inputs), _seeds(inputs), _parity(inputs), _hyperparameters(inputs),
+                _defaults(inputs, read_defaults)]
+    sections = [s for s in sections if s.blocks]
+    _numbered(sections)
+    flagged = [f"{row.run} ({row.backend}): {row.reason}" for row in gate_table.frame.itertuples() if row.verdict == SUSPECT]
+    names = inputs.labels
+    title = f"mnist-parity report: {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+    return Report(title, sections, flagged)

@@ -1,0 +1,362 @@
+"""The report's tables as pandas frames of plain numbers and text; markdown.py and html.py render (and escape) them."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from experiments.report.gates import Verdict, gate
+from experiments.report.loading import BackendRun, Inputs, Run, Sweep, Verify
+from experiments.verify.statistical import summarize
+
+LEVEL_ORDER = ("forward", "gradients", "step", "trajectory")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled frame; formats maps a column to how its values are written (default: str)."""
+
+    title: str
+    frame: pd.DataFrame
+    formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
+    note: str = ""
+
+    def cells(self) -> list[list[str]]:
+        """Every row as display text ("-" for a missing value)."""
+        rows = []
+        for _, row in self.frame.iterrows():
+            rows.append([_text(value, self.formats.get(column)) for column, value in row.items()])
+        return rows
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any, fmt: Callable[[Any], str] | None) -> str:
+    if _missing(value):
+        return "-"
+    return fmt(value) if fmt else str(value)
+
+
+def points(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def sci(value: float) -> str:
+    return f"{value:.2e}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def integer(value: Any) -> str:
+    return f"{int(value):,}"
+
+
+def percent(fraction: float | None) -> float | None:
+    return None if _missing(fraction) else 100.0 * fraction
+
+
+def factor_label(run: Run, fields: list[str]) -> str:
+    """A sweep cell's study configuration, e.g. "relu" or "relu / adam"."""
+    return " / ".join(str(run.factors.get(name, "?")) for name in fields) or run.spec.name
+
+
+def backend_gate(entry: BackendRun) -> Verdict:
+    return gate(entry.run.raw_spec, entry.run.train_size, entry.outcome.metrics.test_accuracy, entry.ok)
+
+
+def results_table(title: str, runs: list[Run], fields: list[str] | None = None) -> Table:
+    """Side by side: one row per run and backend; for a sweep's cells (fields given) the study fields and seed first."""
+    rows = []
+    for run in runs:
+        for entry in run.backend_runs():
+            m, verdict = entry.outcome.metrics, backend_gate(entry)
+            row = {name: run.factors.get(name) for name in fields or []}
+            if fields is not None:
+                row["seed"] = run.spec.seed
+            row.update({
+                "backend": entry.backend,
+                "status": "ok" if entry.ok else f"FAILED: {entry.outcome.reason}",
+                "val acc (%)": percent(entry.final_val_accuracy),
+                "test acc (%)": percent(m.test_accuracy),
+                "test loss": m.test_loss,
+                "train time (s)": m.train_time_s,
+                "samples/s": m.steady_samples_per_s,
+                "parameters": entry.outcome.parameter_count,
+                "framework": " ".join(f"{k} {v}" for k, v in entry.outcome.versions.items()),
+                "gate": verdict.status,
+            })
+            rows.append(row)
+    formats = {"val acc (%)": points, "test acc (%)": points, "test loss": lambda v: f"{v:.4f}",
+               "train time (s)": seconds, "samples/s": rate, "parameters": integer}
+    note = "val acc: the last epoch's validation accuracy (the model that was tested); samples/s: steady throughput after the first epoch."
+    return Table(title, pd.DataFrame(rows), formats, note)
+
+
+def gate_table(inputs: Inputs) -> Table:
+    """Every run and backend with its gate verdict, flagged ones first; level-5 means are gated too."""
+    rows = []
+    for run in inputs.all_runs:
+        for entry in run.backend_runs():
+            rows.append(_gate_row(run.label, entry.backend, run.raw_spec, run.train_size, backend_gate(entry),
+                                  percent(entry.outcome.metrics.test_accuracy)))
+    for verify in inputs.verifies:
+        level5 = verify.document.levels.get("5")
+        if level5 is None or verify.document.spec is None:
+            continue
+        spec = verify.document.spec.model_dump(mode="json")
+        train = _level5_train_digits(verify)
+        for backend in level5.backends:
+            verdict = gate(spec, train, backend.mean / 100.0)
+            rows.append(_gate_row(f"{verify.label} (level 5 mean of {len(backend.accuracies)} seeds)", backend.backend,
+                                  spec, train, verdict, backend.mean))
+    frame = pd.DataFrame(rows, columns=["run", "backend", "model", "train digits", "epochs", "test acc (%)",
+                                        "threshold (%)", "verdict", "reason"])
+    frame = frame.sort_values("verdict", key=lambda s: s != "implementation suspect", kind="stable").reset_index(drop=True)
+    return Table("Sanity gate per run and backend", frame,
+                 {"test acc (%)": points, "threshold (%)": lambda v: f"{v:.1f}", "train digits": integer})
+
+
+def _gate_row(label, backend, spec, train, verdict: Verdict, accuracy) -> dict:
+    return {"run": label, "backend": backend, "model": spec.get("model", {}).get("kind"), "train digits": train,
+            "epochs": spec.get("training", {}).get("epochs"), "test acc (%)": accuracy, "threshold (%)": verdict.threshold,
+            "verdict": verdict.status, "reason": verdict.reason}
+
+
+def _level5_train_digits(verify: Verify) -> int | None:
+    """Level 5 records the dataset's sizes, not the split: the split holds out round(fraction * N) (experiments.data.split)."""
+    dataset, spec = verify.document.dataset, verify.document.spec
+    if dataset is None or "train" not in dataset.sizes:
+        return None
+    n = dataset.sizes["train"]
+    return n - int(round(spec.data.get("validation_fraction", 0.0) * n))
+
+
+def ranking_table(sweep: Sweep) -> Table:
+    """Per backend, the study's configurations ranked by final validation accuracy (mean over seeds), test accuracy beside it."""
+    fields = sweep.study_fields
+    header = " / ".join(fields) or "configuration"
+    groups: dict[tuple[str, str], list[BackendRun]] = {}
+    for run in sweep.runs:
+        for entry in run.backend_runs():
+            groups.setdefault((entry.backend, factor_label(run, fields)), []).append(entry)
+    rows = []
+    for (backend, label), entries in groups.items():
+        done = [e for e in entries if e.ok]
+        vals = [e.final_val_accuracy for e in done if e.final_val_accuracy is not None]
+        tests = [e.outcome.metrics.test_accuracy for e in done if e.outcome.metrics.test_accuracy is not None]
+        rows.append({"backend": backend, "rank": None, header: label,
+                     "val acc (%)": 100.0 * sum(vals) / len(vals) if vals else None,
+                     "test acc (%)": 100.0 * sum(tests) / len(tests) if tests else None,
+                     "seeds": len(entries),
+                     "status": "ok" if len(done) == len(entries) else f"{len(entries) - len(done)} of {len(entries)} FAILED"})
+    frame = pd.DataFrame(rows, columns=["backend", "rank", header, "val acc (%)", "test acc (%)", "seeds", "status"])
+    if not frame.empty:
+        backends = list(dict.fromkeys(frame["backend"]))
+        for column in ("val acc (%)", "test acc (%)"):
+            frame[column] = pd.to_numeric(frame[column])
+        frame["rank"] = frame.groupby("backend")["val acc (%)"].rank(ascending=False, method="min")
+        frame = frame.sort_values(["backend", "rank"], key=lambda s: s.map(backends.index) if s.name == "backend" else s,
+                                  na_position="last").reset_index(drop=True)
+    note = ("Ranked by the last epoch's validation accuracy (model selection uses the validation split); "
+            "the test accuracy is reported once, next to it, and is not used to rank.")
+    return Table(f"{sweep.name}: {header} ranked per backend", frame,
+                 {"rank": integer, "val acc (%)": points, "test acc (%)": points}, note)
+
+
+@dataclass(frozen=True)
+class SeedGroup:
+    """Test accuracies of one configuration and backend over seeds, with its 95% interval (points)."""
+
+    label: str
+    backend: str
+    seeds: list[int]
+    accuracies: list[float]
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
+def seed_groups(inputs: Inputs) -> list[SeedGroup]:
+    """Groups with at least two seeds: sweep cells that differ only in seed, and level-5 verify results."""
+    groups: list[SeedGroup] = []
+    for sweep in inputs.sweeps:
+        by_config: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for run in sweep.runs:
+            for entry in run.backend_runs():
+                if entry.ok and entry.outcome.metrics.test_accuracy is not None:
+                    key = (f"{sweep.name}: {factor_label(run, sweep.study_fields)}", entry.backend)
+                    by_config.setdefault(key, []).append((run.spec.seed, entry.outcome.metrics.test_accuracy))
+        for (label, backend), values in by_config.items():
+            if len({seed for seed, _ in values}) < 2:
+                continue
+            values.sort(key=lambda v: (v[0] is None, v[0]))
+            summary = summarize(backend, [a for _, a in values])
+            groups.append(SeedGroup(label, backend, [s for s, _ in values], [a for _, a in values],
+                                    summary.mean, summary.ci_low, summary.ci_high))
+    for verify in inputs.verifies:
+        level5 = verify.document.levels.get("5")
+        if level5 is not None:
+            for b in level5.backends:
+                groups.append(SeedGroup(f"{verify.name} (verify level 5)", b.backend, list(level5.seeds), list(b.accuracies),
+                                        b.mean, b.ci_low, b.ci_high))
+    return groups
+
+
+def seed_table(groups: list[SeedGroup]) -> Table:
+    rows = [{"configuration": g.label, "backend": g.backend, "seeds": len(g.accuracies), "mean (%)": g.mean,
+             "95% CI (%)": _interval(g.ci_low, g.ci_high),
+             "per seed (%)": " ".join(f"{100 * a:.2f}" for a in g.accuracies)} for g in groups]
+    return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows), {"mean (%)": points})
+
+
+def _interval(low: float, high: float, signed: bool = False) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "unbounded (one seed)"
+    return f"[{low:+.3f}, {high:+.3f}]" if signed else f"[{low:.2f}, {high:.2f}]"
+
+
+def equivalence_table(verifies: list[Verify]) -> Table:
+    """Level 5's paired TOST verdict per pair of backends."""
+    rows = []
+    for verify in verifies:
+        level5 = verify.document.levels.get("5")
+        if level5 is None:
+            continue
+        for p in level5.pairs:
+            rows.append({"verify": verify.name, "pair": f"{p.first} vs {p.second}", "seeds": len(level5.seeds),
+                         "mean difference (points)": p.mean_difference, "90% CI": _interval(p.ci90_low, p.ci90_high, True),
+                         "margin (points)": p.margin, "p (TOST)": p.p_tost, "verdict": p.verdict})
+    note = ("equivalent: the 90% interval of the paired mean difference lies inside (-margin, +margin) (two one-sided "
+            "tests at alpha 0.05); different: it lies outside; inconclusive: it overlaps a margin (more seeds would decide).")
+    return Table("Equivalence verdicts (level 5)", pd.DataFrame(rows),
+                 {"mean difference (points)": lambda v: f"{v:+.3f}", "p (TOST)": lambda v: f"{v:.3g}",
+                  "margin (points)": lambda v: f"±{v:g}"}, note)
+
+
+def ladder_table(verify: Verify) -> Table:
+    """Levels 1-4: one line per level and pair, as `verify` prints it."""
+    rows = []
+    for number, level in sorted(verify.document.levels.items()):
+        if number == "5":
+            continue
+        for line in level.summary:
+            failing = "" if line.failing is None else f" ({line.failing} of {line.compared} quantities)"
+            rows.append({"level": f"{number} {line.level}", "pair": f"{line.first} vs {line.second}",
+                         "result": "pass" if line.passed else f"FAIL{failing}", "worst error": line.worst_error,
+                         "tolerance": line.tolerance, "worst quantity": line.worst_quantity,
+                         "first failure": line.first_failure, "known cause": line.hint})
+        for backend, reason in level.failures.items():
+            rows.append({"level": f"{number} {level.name}", "pair": backend, "result": "FAIL", "worst error": None,
+                         "tolerance": None, "worst quantity": "", "first failure": "probe crashed", "known cause": reason})
+    dtype = verify.document.spec.dtype if verify.document.spec else ""
+    return Table(f"Parity ladder of {verify.name} ({dtype}): normwise relative error, worst quantity per level and pair",
+                 pd.DataFrame(rows), {"worst error": sci, "tolerance": lambda v: f"{v:.0e}"})
+
+
+def matrix_table(verify: Verify) -> Table:
+    """`verify --matrix`: per cell and level, pass/fail and the worst error over all pairs."""
+    rows = []
+    for cell_id, cell in (verify.document.matrix or {}).items():
+        row = {"cell": cell_id, "model": cell.model, "axis": cell.axis, "entry": cell.entry}
+        for number, level in sorted(cell.levels.items()):
+            worst = max((line.worst_error for line in level.summary if line.worst_error is not None), default=None)
+            failing = [line.first_failure for line in level.summary if not line.passed]
+            text = "-" if worst is None else f"{worst:.1e}"
+            row[level.name] = f"pass {text}" if level.passed else f"FAIL {text} {failing[0] if failing else 'no result'}".rstrip()
+        rows.append(row)
+    return Table(f"Parity matrix on {verify.document.base}: worst normwise relative error over all pairs", pd.DataFrame(rows))
+
+
+def growth_table(verify: Verify) -> Table | None:
+    level = verify.document.levels.get("4")
+    growth = getattr(level, "growth", None)
+    if not growth:
+        return None
+    steps = sorted({step for errors in growth.values() for step in errors})
+    rows = []
+    for pair, errors in growth.items():
+        first, last = errors.get(steps[0]), errors.get(steps[-1])
+        row = {"pair": pair, **{f"step {s}": errors.get(s) for s in steps}}
+        row["growth"] = (f"x{last / first:.3g}" if first else ("-" if not last else "from 0")) if last is not None else "-"
+        rows.append(row)
+    floor = level.rounding_floor or {}
+    note = ""
+    if floor.get("worst") is not None:
+        loss = "-" if floor.get("loss") is None else f"{floor['loss']:.1e}"
+        note = (f"float32 rounding floor (the float32 oracle against its own float64 run): loss curve {loss}, "
+                f"worst quantity {floor['worst']:.1e}.")
+    return Table(f"Trajectory of {verify.name}: worst parameter error after each checkpoint step",
+                 pd.DataFrame(rows), {f"step {s}": lambda v: f"{v:.1e}" for s in steps}, note)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"optimizer.learning_rate": 0.001, "model.hidden[0].units": 256, ...}."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}
+
+
+def hyperparameters_table(title: str, runs: list[Run]) -> Table:
+    """What each backend ran with: the resolved spec (the same for every backend of a run), then the
+    backend's own recorded settings and versions; several values (a sweep's grid) are listed together."""
+    values: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        spec = {k: v for k, v in run.raw_spec.items() if k not in ("name", "description")}
+        for entry in run.backend_runs():
+            params = {**flatten(spec),
+                      **{f"settings.{k}": v for k, v in flatten(entry.outcome.settings).items()},
+                      **{f"versions.{k}": v for k, v in entry.outcome.versions.items()}}
+            for name, value in params.items():
+                seen = values.setdefault(name, {}).setdefault(entry.backend, [])
+                text = "None" if value is None else str(value)
+                if text not in seen:
+                    seen.append(text)
+    backends = list(dict.fromkeys(e.backend for run in runs for e in run.backend_runs()))
+    rows = [{"parameter": name, **{b: ", ".join(per.get(b, [])) or None for b in backends}} for name, per in values.items()]
+    note = ("Spec fields are the values the suite pinned for every backend (no framework default is relied on); "
+            "settings and versions are what each backend recorded when it started.")
+    return Table(title, pd.DataFrame(rows, columns=["parameter", *backends]), {}, note)
+
+
+def inputs_table(inputs: Inputs) -> Table:
+    rows = []
+    for run in inputs.runs:
+        rows.append(_input_row("run", run.label, run.path, run.document.dataset, list(run.document.backends), run.document.created))
+    for sweep in inputs.sweeps:
+        first = sweep.runs[0].document if sweep.runs else None
+        backends = list(dict.fromkeys(e.backend for run in sweep.runs for e in run.backend_runs()))
+        row = _input_row("sweep", sweep.name, sweep.path, first.dataset if first else None, backends, "")
+        row["cells"] = f"{len(sweep.runs)} of {len(sweep.document.cells)} with results"
+        rows.append(row)
+    for verify in inputs.verifies:
+        levels = ", ".join(sorted(verify.document.levels)) or "matrix 1-4"
+        row = _input_row("verify", verify.label, verify.path, verify.document.dataset, [], "")
+        row["cells"] = f"levels {levels}" if verify.document.spec else f"{len(verify.document.matrix or {})} matrix cells"
+        rows.append(row)
+    return Table("Inputs", pd.DataFrame(rows, columns=["kind", "name", "dataset", "digits", "backends", "cells", "created", "directory"]))
+
+
+def _input_row(kind, name, path, dataset, backends, created) -> dict:
+    digits = None
+    if dataset is not None:
+        split = dataset.split or dataset.sizes
+        digits = " / ".join(f"{split[k]:,} {k}" for k in ("train", "validation", "test") if k in split)
+    return {"kind": kind, "name": name, "dataset": dataset.name if dataset else None, "digits": digits,
+            "backends": ", ".join(backends) or None, "cells": None, "created": created or None, "directory": str(path)}

@@ -1,0 +1,625 @@
+"""`mnist-parity report`: stored run, sweep and verify directories in, markdown, HTML and PNG figures out; nothing retrained.
+
+The inputs are written by the project's own writers (experiments.results.write_results, the
+sweep's expand_cells and write_sweep_document, the verify ladder's summarize and the level-5
+statistics) with made-up outcomes, so they have exactly the shape real runs have.
+"""
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from experiments.commands.report import report_command
+from experiments.data import Dataset, DatasetRecord
+from experiments.errors import UserError
+from experiments.outcome import BackendOutcome
+from experiments.report import build_report, default_out, gates
+from experiments.report.defaults import neutralised_defaults, used_entries
+from experiments.report.loading import load_inputs
+from experiments.report.markdown import escape as md_escape
+from experiments.report.tables import ranking_table, seed_groups
+from experiments.report.writing import write_directory
+from experiments.results import write_results
+from experiments.runner import RunResult
+from experiments.spec import load_spec
+from experiments.sweep import SweepDefinition, expand_cells
+from experiments.sweep.local import write_sweep_document
+from experiments.verify import statistical
+from experiments.verify.ladder import Row, summarize, trajectory_growth
+from experiments.verify.tolerances import tolerance
+from tests.test_neutral_imports import BLOCKER, FRAMEWORKS
+
+SUBSET_SPLIT = {"train": 3600, "validation": 400, "test": 1000}
+RECORD = DatasetRecord("mnist-subset", "test fixture", {"train": 4000, "test": 1000}, {"mnist_5k.csv.gz": "0" * 64},
+                       "embedded 5,000-digit subset (fixture)")
+EMPTY = Dataset("mnist-subset", np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), np.zeros((0, 28, 28), np.uint8),
+                np.zeros(0, np.int64), 10, RECORD)
+EVIL = "<script>alert(1)</script>&co"
+MIN_PNG_BYTES = 5_000
+
+
+# ---------------------------------------------------------------- builders of stored results
+
+
+def history(epochs: int, val: float, train_loss_end: float = 0.3) -> list[dict]:
+    """Per-epoch records ending at validation accuracy `val`."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        f = epoch / epochs
+        rows.append({"epoch": epoch, "train_loss": 1.0 - (1.0 - train_loss_end) * f, "train_accuracy": 0.6 + 0.3 * f,
+                     "val_loss": 1.1 - 0.7 * f, "val_accuracy": val - 0.1 * (1 - f), "learning_rate": 0.001,
+                     "epoch_time_s": 1.0, "elapsed_s": float(epoch)})
+    return rows
+
+
+def outcome(backend: str, test: float, val: float, epochs: int, time_s: float = 2.0) -> BackendOutcome:
+    return BackendOutcome(backend, status="ok", versions={backend: "1.0"}, settings={"dtype": "float32", "device": "cpu"},
+                          parameter_count=235146, history=history(epochs, val),
+                          metrics={"test_loss": 0.3, "test_accuracy": test, "train_time_s": time_s, "samples_per_s": 3000.0,
+                                   "steady_samples_per_s": 3500.0 + 100 * len(backend)})
+
+
+def failed(backend: str) -> BackendOutcome:
+    return BackendOutcome(backend, status="failed", reason="worker exited with code 1 before finishing")
+
+
+def write_run(directory: Path, spec, outcomes, split=SUBSET_SPLIT, extra=None) -> Path:
+    directory.mkdir(parents=True)
+    write_results(RunResult(spec, EMPTY, split, outcomes), directory, ["mnist-parity", "run"], extra)
+    return directory
+
+
+def run_dir(parent: Path, name="run-mlp", epochs=2, accuracies=None, overrides=(), split=SUBSET_SPLIT, spec_name=None) -> Path:
+    """A standalone run of mlp-relu-adam; accuracies: {backend: test accuracy} (a value None: that backend failed)."""
+    spec = load_spec("mlp-relu-adam", [f"training.epochs={epochs}", *overrides])
+    if spec_name:
+        spec = spec.model_copy(update={"name": spec_name})
+    accuracies = accuracies or {"numpy": 0.913, "torch": 0.919, "jax": 0.922}
+    outcomes = [outcome(b, a, a - 0.005, epochs) if a is not None else failed(b) for b, a in accuracies.items()]
+    return write_run(parent / name, spec, outcomes, split)
+
+
+def sweep_dir(parent: Path, definition: dict, result) -> Path:
+    """A sweep directory as `mnist-parity sweep` writes it; result(factors) -> (test, val) or None (failed)."""
+    sweep = SweepDefinition.model_validate(definition)
+    cells = expand_cells(sweep)
+    directory = parent / "sweeps" / sweep.name
+    for cell in cells:
+        spec = load_spec("mlp-relu-adam").model_validate(cell.spec)
+        accuracies = result(cell.factors)
+        made = failed(cell.backend) if accuracies is None else outcome(cell.backend, *accuracies, spec.training.epochs)
+        extra = {"sweep": {"name": sweep.name, "key": cell.key, "factors": cell.factors, "overrides": cell.overrides}}
+        write_run(directory / "cells" / cell.key, spec, [made], extra=extra)
+    write_sweep_document(directory, sweep, cells)
+    return directory
+
+
+ACTIVATIONS = {"relu": {"name": "relu"}, "tanh": {"name": "tanh"}, "sigmoid": {"name": "sigmoid"}}
+# Validation order relu > tanh > sigmoid; test order the reverse: the rank must follow validation.
+ACTIVATION_RESULTS = {"relu": (0.80, 0.95), "tanh": (0.85, 0.90), "sigmoid": (0.90, 0.85)}
+
+
+def activation_sweep(parent: Path, name="study-activations", backends=("torch", "jax")) -> Path:
+    definition = {"name": name, "base": "seed-mlp-sigmoid", "backends": list(backends),
+                  "set": {"loss": {"name": "mse"}, "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+                          "training.epochs": 3},
+                  "grid": {"model.hidden[*].activation": ACTIVATIONS}}
+    return sweep_dir(parent, definition, lambda f: ACTIVATION_RESULTS[f["model.hidden[*].activation"]])
+
+
+def optimizer_sweep(parent: Path) -> Path:
+    definition = {"name": "study-optimizers", "base": "seed-mlp-relu", "backends": ["torch", "jax"], "set": {"training.epochs": 3},
+                  "grid": {"optimizer": {
+                      "sgd": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+                      "adam": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}}}}
+    return sweep_dir(parent, definition, lambda f: (0.95, 0.96) if f["optimizer"] == "adam" else (0.88, 0.89))
+
+
+SEED_ACCURACIES = {("torch", 0): 0.990, ("torch", 1): 0.992, ("torch", 2): 0.991,
+                   ("jax", 0): 0.989, ("jax", 1): 0.993, ("jax", 2): 0.990}
+
+
+def seed_sweep(parent: Path) -> Path:
+    definition = {"name": "study-seed-mlp", "base": "mlp-relu-adam", "backends": ["torch", "jax"], "seeds": [0, 1, 2],
+                  "set": {"training.epochs": 2}}
+    return sweep_dir(parent, definition, lambda f: (SEED_ACCURACIES[f["backend"], f["seed"]], 0.99))
+
+
+PAIRS = [("torch", "numpy"), ("jax", "numpy"), ("torch", "jax")]
+STEPS = (1, 2, 5, 10)
+
+
+def ladder_rows(failing: tuple[str, str] | None = None) -> list[Row]:
+    """Levels 1-4 rows as experiments.verify.ladder.compare_pair makes them; `failing` fails its gradients."""
+    rows = []
+    for first, second in PAIRS:
+        for level, quantities in (("forward", ["dense_0", "logits"]), ("gradients", ["dense_0/kernel", "logits/bias"]),
+                                  ("step", ["adam/weights/dense_0/kernel"]),
+                                  ("trajectory", ["loss", *(f"at/{s}/dense_0/kernel" for s in STEPS)])):
+            for quantity in quantities:
+                step = int(quantity.split("/")[1]) if quantity.startswith("at/") else 1
+                error = 1e-15 * step * (2 if first == "torch" else 1)
+                if failing == (first, second) and level == "gradients":
+                    error = 3e-6
+                limit = tolerance(level, "float64")
+                rows.append(Row(level, first, second, quantity, {"needed": error, "max_abs": error}, limit, error <= limit,
+                                "" if error <= limit else "a known cause"))
+    return rows
+
+
+def verify_levels_dir(parent: Path, failing=None, name="verify-mlp") -> Path:
+    spec = load_spec("mlp-relu-adam", ['dtype="float64"'])
+    rows = ladder_rows(failing)
+    lines = summarize(rows, ["dense_0", "activation_0", "logits"])
+    levels = {}
+    for number, level in enumerate(("forward", "gradients", "step", "trajectory"), start=1):
+        summary = [line for line in lines if line["level"] == level]
+        levels[str(number)] = {"name": level, "summary": summary, "rows": [r.to_dict() for r in rows if r.level == level],
+                               "failures": {}, "passed": all(line["passed"] for line in summary)}
+    levels["4"]["growth"] = trajectory_growth(rows)
+    document = {"spec": spec.to_dict(), "dataset": RECORD.to_dict(), "levels": levels,
+                "passed": all(level["passed"] for level in levels.values())}
+    return _write_json(parent / name, "verify.json", document)
+
+
+LEVEL5_ACCURACIES = {"torch": [0.941, 0.943, 0.944], "jax": [0.940, 0.944, 0.942]}
+
+
+def verify_level5_dir(parent: Path, epochs=10, name="verify-level5") -> Path:
+    spec = load_spec("mlp-relu-adam", [f"training.epochs={epochs}"])
+    pair = statistical.equivalence("torch", LEVEL5_ACCURACIES["torch"], "jax", LEVEL5_ACCURACIES["jax"], 0.3)
+    level5 = {"seeds": [0, 1, 2], "margin_points": 0.3,
+              "backends": [asdict(statistical.summarize(b, a)) for b, a in LEVEL5_ACCURACIES.items()],
+              "pairs": [pair.to_dict()], "failures": [], "passed": pair.verdict != "different"}
+    document = {"spec": spec.to_dict(), "dataset": RECORD.to_dict(), "levels": {"5": level5}, "passed": level5["passed"]}
+    return _write_json(parent / name, "verify.json", document)
+
+
+def verify_matrix_dir(parent: Path) -> Path:
+    cells = {}
+    for cell, failing in (("mlp-activation-relu", None), ("mlp-optimizer-sgd", ("torch", "jax"))):
+        rows = ladder_rows(failing)
+        lines = summarize(rows, ["dense_0", "logits"])
+        levels = {str(n): {"name": level, "summary": [ln for ln in lines if ln["level"] == level], "failures": {},
+                           "passed": all(ln["passed"] for ln in lines if ln["level"] == level)}
+                  for n, level in enumerate(("forward", "gradients", "step", "trajectory"), start=1)}
+        model, axis, entry = cell.split("-", 2)
+        cells[cell] = {"model": model, "axis": axis, "entry": entry, "overrides": [], "levels": levels,
+                       "passed": all(level["passed"] for level in levels.values())}
+    document = {"base": "mlp-relu-adam", "dataset": RECORD.to_dict(), "matrix": cells, "passed": False}
+    return _write_json(parent / "verify-matrix", "verify.json", document)
+
+
+def _write_json(directory: Path, name: str, document: dict) -> Path:
+    directory.mkdir(parents=True)
+    (directory / name).write_text(json.dumps(document, indent=2, default=float))
+    return directory
+
+
+FAKE_DEFAULTS = {
+    "torch": [("adam", "epsilon", 1e-8, "torch.optim.Adam(eps=...)"), ("adam", "beta_1", 0.9, "torch.optim.Adam(betas)"),
+              ("leaky_relu", "negative_slope", 0.01, "torch.nn.LeakyReLU"), ("sgd", "momentum", 0, "torch.optim.SGD")],
+    "jax": [("adam", "epsilon", 1e-8, "optax.adam(eps)"), ("adam", "beta_1", 0.9, "optax.adam(b1)"),
+            ("leaky_relu", "negative_slope", 0.01, "jax.nn.leaky_relu")],
+    "keras": [("adam", "epsilon", 1e-7, "keras.optimizers.Adam(epsilon)"), ("adam", "beta_1", 0.9, "keras.optimizers.Adam(beta_1)"),
+              ("leaky_relu", "negative_slope", 0.3, "keras.layers.LeakyReLU")],
+}
+
+
+def fake_defaults(backend: str):
+    """Stands in for experiments.commands.defaults.framework_values (which imports each framework in a subprocess)."""
+    rows = [dict(zip(("entry", "parameter", "value", "source"), row)) for row in FAKE_DEFAULTS.get(backend, [])]
+    return pd.DataFrame(rows, columns=["entry", "parameter", "value", "source"]), None
+
+
+def png_ok(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > MIN_PNG_BYTES, (path.name, len(data))
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+# ---------------------------------------------------------------- one full report, read by many tests
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    four = {"numpy": 0.913, "torch": 0.919, "keras": 0.917, "jax": 0.922}
+    paths = [run_dir(root, accuracies=four), activation_sweep(root), optimizer_sweep(root), seed_sweep(root),
+             verify_levels_dir(root), verify_level5_dir(root), verify_matrix_dir(root)]
+    out = tmp_path_factory.mktemp("reports") / "full"
+    written = build_report(paths, out, fake_defaults)
+    return written, (out / "report.md").read_text(), (out / "report.html").read_text(), paths
+
+
+EXPECTED_FIGURES = ["curves-run-mlp", "curves-study-seed-mlp", "time-and-throughput", "studies", "ranking-study-activations",
+                    "ranking-study-optimizers", "accuracy-over-seeds", "parity-ladder-verify-mlp", "error-growth-verify-mlp",
+                    "parity-matrix-verify-matrix"]
+
+
+def test_report_writes_markdown_html_and_figures(full):
+    written, markdown, html, _ = full
+    assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.html", "report.md"]
+    stems = sorted(p.stem.split("-", 1)[1] for p in (written.out / "figures").iterdir())
+    assert stems == sorted(EXPECTED_FIGURES)
+    for path in written.figures:
+        assert f"](figures/{path.name})" in markdown
+    assert html.count('<img src="data:image/png;base64,') == len(EXPECTED_FIGURES)
+    assert not list(written.out.parent.glob(".full.*")), "staging folder left behind"
+
+
+@pytest.mark.parametrize("figure", EXPECTED_FIGURES)
+def test_every_figure_is_a_real_png(full, figure):
+    written, _, _, _ = full
+    (path,) = [p for p in written.figures if p.stem.split("-", 1)[1] == figure]
+    width, height = png_ok(path)
+    assert width >= 300 and height >= 200
+
+
+def test_results_table_holds_the_stored_numbers(full):
+    _, markdown, _, _ = full
+    assert "| numpy | ok | 90.80 | 91.30 | 0.3000 | 2.00 | 4,000 | 235,146 | numpy 1.0 | no reference band |" in markdown
+    assert "| jax | ok | 91.70 | 92.20 |" in markdown
+
+
+def test_ranking_uses_validation_accuracy_not_test(tmp_path):
+    sweep = load_inputs([activation_sweep(tmp_path)]).sweeps[0]
+    frame = ranking_table(sweep).frame
+    for backend in ("torch", "jax"):
+        part = frame[frame["backend"] == backend]
+        assert list(part["model.hidden[*].activation"]) == ["relu", "tanh", "sigmoid"]
+        assert list(part["rank"]) == [1, 2, 3]
+        assert list(part["val acc (%)"].round(6)) == [95.0, 90.0, 85.0]
+        assert list(part["test acc (%)"].round(6)) == [80.0, 85.0, 90.0]
+
+
+def test_seed_groups_match_the_level5_statistics(full):
+    inputs = load_inputs([full[3][3]])
+    groups = {g.backend: g for g in seed_groups(inputs)}
+    for backend in ("torch", "jax"):
+        expected = statistical.summarize(backend, [SEED_ACCURACIES[backend, s] for s in (0, 1, 2)])
+        assert groups[backend].seeds == [0, 1, 2]
+        assert groups[backend].mean == pytest.approx(expected.mean)
+        assert (groups[backend].ci_low, groups[backend].ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
+
+
+def test_parity_and_equivalence_tables(full):
+    _, markdown, _, _ = full
+    assert "| 2 gradients | torch vs jax | pass | 2.00e-15 | 1e-10 |" in markdown
+    assert "| mlp-activation-relu | mlp | activation | relu | pass" in markdown
+    assert "| mlp-optimizer-sgd | mlp | optimizer | sgd | pass 2.0e-15 | FAIL 3.0e-06" in markdown
+    pair = statistical.equivalence("torch", LEVEL5_ACCURACIES["torch"], "jax", LEVEL5_ACCURACIES["jax"], 0.3)
+    assert f"| mlp-relu-adam | torch vs jax | 3 | {pair.mean_difference:+.3f} |" in markdown and pair.verdict in markdown
+
+
+def test_hyperparameters_and_neutralised_defaults(full):
+    _, markdown, _, _ = full
+    assert "| optimizer.learning\\_rate | 0.001 | 0.001 | 0.001 |" in markdown
+    assert "| model.hidden\\[0\\].activation.name | relu, tanh, sigmoid | relu, tanh, sigmoid |" in markdown
+    assert ("| adam | epsilon | from spec: required | 1e-08 (torch.optim.Adam(eps=...)) | 1e-07 (keras.optimizers.Adam(epsilon)) "
+            "| 1e-08 (optax.adam(eps)) |") in markdown
+    assert "| adam | beta\\_1 |" not in markdown  # the frameworks agree: nothing was neutralised
+
+
+def test_neutralised_defaults_lists_only_disagreements_for_used_entries():
+    spec = load_spec("seed-cnn").to_dict()
+    assert {"adam", "leaky_relu", "batch_norm", "max_pool", "conv2d", "dropout", "categorical_crossentropy"} <= used_entries(spec)
+    table, problems = neutralised_defaults([spec], ["torch", "keras", "jax", "numpy"], fake_defaults)
+    assert problems == []
+    assert set(zip(table.frame["entry"], table.frame["parameter"])) == {("adam", "epsilon"), ("leaky_relu", "negative_slope")}
+    assert list(table.frame.columns) == ["entry", "parameter", "suite", "torch", "keras", "jax"]
+    broken = lambda backend: (pd.DataFrame(columns=["entry", "parameter", "value", "source"]), f"{backend}: ImportError")  # noqa: E731
+    table, problems = neutralised_defaults([spec], ["torch"], broken)
+    assert problems == ["torch: ImportError"] and table.frame.empty
+    assert neutralised_defaults([spec], ["numpy"], fake_defaults) == (None, [])
+
+
+def test_a_failing_ladder_line_says_how_many_quantities_fail(tmp_path):
+    written = build_report([verify_levels_dir(tmp_path, failing=("torch", "jax"))], tmp_path / "out", fake_defaults)
+    markdown = written.markdown.read_text()
+    assert "| 2 gradients | torch vs jax | FAIL (2 of 2 quantities) | 3.00e-06 | 1e-10 | dense\\_0/kernel |" in markdown
+    assert "> **verify verify-mlp (mlp-relu-adam) did not pass; see the parity section.**" in markdown
+
+
+def test_a_sweep_without_any_results_yet(tmp_path):
+    sweep = activation_sweep(tmp_path)
+    shutil.rmtree(sweep / "cells")
+    written = build_report([sweep], tmp_path / "out", fake_defaults)
+    assert written.figures == []
+    assert "6 of 6 cells have no results yet" in written.markdown.read_text()
+
+
+# ---------------------------------------------------------------- sanity gate
+
+
+
+def spec_dict(model="mlp", loss="categorical_crossentropy", optimizer="adam", epochs=10, task="digits") -> dict:
+    return {"model": {"kind": model}, "loss": {"name": loss}, "optimizer": {"name": optimizer},
+            "training": {"epochs": epochs}, "data": {"task": task}}
+
+
+@pytest.mark.parametrize("change, train, accuracy, verdict", [
+    ({}, 3600, 0.94, gates.PLAUSIBLE),  # measured: an MLP with ReLU and Adam reaches ~94% on the subset
+    ({}, 3600, 0.80, gates.SUSPECT),
+    ({}, 54000, 0.975, gates.PLAUSIBLE),
+    ({}, 54000, 0.95, gates.SUSPECT),
+    ({"model": "cnn"}, 3600, 0.96, gates.PLAUSIBLE),
+    ({"model": "cnn"}, 3600, 0.90, gates.SUSPECT),
+    ({"model": "cnn"}, 60000, 0.985, gates.PLAUSIBLE),
+    ({"model": "cnn"}, 60000, 0.975, gates.SUSPECT),
+    ({"loss": "mse", "optimizer": "sgd"}, 3600, 0.30, gates.NO_BAND),
+    ({"optimizer": "sgd"}, 54000, 0.30, gates.NO_BAND),
+    ({"epochs": 2}, 3600, 0.30, gates.NO_BAND),
+    ({"task": "even_odd", "loss": "binary_crossentropy"}, 3600, 0.30, gates.NO_BAND),
+    ({}, 500, 0.30, gates.NO_BAND),
+    ({}, None, 0.30, gates.NO_BAND),
+])
+def test_gate_verdicts(change, train, accuracy, verdict):
+    result = gates.gate(spec_dict(**change), train, accuracy)
+    assert result.status == verdict, result.reason
+    assert result.reason
+
+
+def test_gate_skips_a_failed_backend():
+    assert gates.gate(spec_dict(), 3600, None, ok=False).status == gates.NOT_GATED
+
+
+@pytest.mark.parametrize("model, train, expected", [("mlp", 60000, 96.0), ("mlp", 54000, 95.8), ("mlp", 3600, 83.7),
+                                                    ("cnn", 60000, 98.0), ("cnn", 54000, 97.9), ("cnn", 3600, 91.8)])
+def test_gate_thresholds_are_the_documented_ones(model, train, expected):
+    assert round(gates.threshold(gates.REFERENCE_BANDS[model], train), 1) == expected
+    assert f"{expected}%" in gates.__doc__
+
+
+def test_flagged_run_is_shown_everywhere_and_others_are_not(tmp_path):
+    low = run_dir(tmp_path, "run-low", epochs=10, accuracies={"torch": 0.70, "jax": 0.94})
+    study = activation_sweep(tmp_path)  # MSE + SGD: outside the recipe, however low
+    level5 = verify_level5_dir(tmp_path)
+    written = build_report([low, study, level5], tmp_path / "out", fake_defaults)
+    assert written.flagged == [f"run-low (torch): {gates.gate(spec_dict(), 3600, 0.70).reason}"]
+    markdown = written.markdown.read_text()
+    html = written.html.read_text()
+    assert "> **IMPLEMENTATION SUSPECT: run-low, backend torch:" in markdown
+    assert '<p class="alert">IMPLEMENTATION SUSPECT: run-low, backend torch:' in html
+    assert "| run-low | torch | mlp | 3,600 | 10 | 70.00 | 83.7 | implementation suspect |" in markdown
+    assert "| run-low | jax | mlp | 3,600 | 10 | 94.00 | 83.7 | plausible |" in markdown
+    assert "| verify-level5 (level 5 mean of 3 seeds) | torch | mlp | 3,600 | 10 | 94.27 | 83.7 | plausible |" in markdown
+    assert markdown.count("IMPLEMENTATION SUSPECT") == 1
+    assert "loss mse (the bands assume categorical\\_crossentropy)" in markdown
+    assert '<td class="bad">implementation suspect</td>' in html
+
+
+def test_failed_backend_and_missing_sweep_cells_are_reported(tmp_path):
+    run = run_dir(tmp_path, "run-failed", accuracies={"torch": 0.9, "jax": None})
+    sweep = activation_sweep(tmp_path)
+    document = json.loads((sweep / "sweep.json").read_text())
+    missing = document["cells"][0]["key"]
+    shutil.rmtree(sweep / "cells" / missing)
+    written = build_report([run, sweep], tmp_path / "out", fake_defaults)
+    markdown = written.markdown.read_text()
+    assert "> **FAILED: run-failed, backend jax: worker exited with code 1 before finishing**" in markdown
+    assert "| jax | FAILED: worker exited with code 1 before finishing |" in markdown
+    assert f"1 of 6 cells have no results yet ({missing})" in markdown
+
+
+# ---------------------------------------------------------------- only figures with data
+
+
+@pytest.mark.parametrize("kinds, expected", [
+    (["run"], {"curves-run-mlp", "time-and-throughput"}),
+    (["levels"], {"parity-ladder-verify-mlp", "error-growth-verify-mlp"}),
+    (["level5"], {"accuracy-over-seeds"}),
+    (["activations"], {"studies", "ranking-study-activations", "time-and-throughput"}),
+])
+def test_only_figures_the_inputs_have_data_for(tmp_path, kinds, expected):
+    makers = {"run": run_dir, "levels": verify_levels_dir, "level5": verify_level5_dir, "activations": activation_sweep}
+    written = build_report([makers[k](tmp_path) for k in kinds], tmp_path / "out", fake_defaults)
+    assert {p.stem.split("-", 1)[1] for p in written.figures} == expected
+
+
+def test_a_run_without_history_gets_no_curves(tmp_path):
+    path = run_dir(tmp_path)
+    document = json.loads((path / "results.json").read_text())
+    for backend in document["backends"].values():
+        backend["history"] = []
+    (path / "results.json").write_text(json.dumps(document))
+    written = build_report([path], tmp_path / "out", fake_defaults)
+    assert [p.stem.split("-", 1)[1] for p in written.figures] == ["time-and-throughput"]
+
+
+# ---------------------------------------------------------------- escaping
+
+
+@pytest.fixture(scope="module")
+def evil(tmp_path_factory):
+    """A report whose spec, sweep, backend and activation names carry markup; shared with the browser test."""
+    root = tmp_path_factory.mktemp("evil")
+    return evil_report(root, root / "out")
+
+
+def evil_report(root: Path, out: Path):
+    run = run_dir(root, "run", accuracies={"torch": 0.92, EVIL: 0.91}, spec_name=EVIL)
+    sweep = activation_sweep(root, name="study")
+    document = json.loads((sweep / "sweep.json").read_text())
+    document["name"] = EVIL
+    for cell in document["cells"]:
+        if cell["factors"]["model.hidden[*].activation"] == "tanh":
+            cell["factors"]["model.hidden[*].activation"] = EVIL
+            results = json.loads((sweep / "cells" / cell["key"] / "results.json").read_text())
+            results["sweep"]["factors"] = cell["factors"]
+            results["spec"]["model"]["hidden"][0]["activation"]["name"] = EVIL
+            (sweep / "cells" / cell["key"] / "results.json").write_text(json.dumps(results))
+    (sweep / "sweep.json").write_text(json.dumps(document))
+    return build_report([run, sweep, verify_levels_dir(root)], out, fake_defaults)
+
+
+def test_names_from_configs_are_escaped_in_markdown(evil):
+    markdown = evil.markdown.read_text()
+    assert "<script" not in markdown and "alert(1)</" not in markdown
+    assert md_escape(EVIL) == "&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
+    assert md_escape(EVIL) in markdown
+    for where in ("| " + md_escape(EVIL) + " | ok |", f"sweep {md_escape(EVIL)}: every cell", f"{md_escape(EVIL)} on mnist-subset"):
+        assert where in markdown
+    assert md_escape("a|b_c*[d]") == "a\\|b\\_c\\*\\[d\\]"
+
+
+def test_names_from_configs_are_escaped_in_html(evil):
+    html = evil.html.read_text()
+    assert "<script" not in html.lower()
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
+    assert html.count(escaped) >= 4
+    assert "default-src 'none'" in html
+
+
+# ---------------------------------------------------------------- bad input: UserError, exit 2, nothing written
+
+
+def _corrupt_results(root: Path) -> Path:
+    path = run_dir(root)
+    text = (path / "results.json").read_text()
+    (path / "results.json").write_text(text[: len(text) // 2])
+    return path
+
+
+def _wrong_shape(root: Path) -> Path:
+    path = run_dir(root)
+    document = json.loads((path / "results.json").read_text())
+    document["backends"] = [document["backends"]["torch"]]
+    (path / "results.json").write_text(json.dumps(document))
+    return path
+
+
+def _corrupt_cell(root: Path) -> Path:
+    sweep = activation_sweep(root)
+    key = json.loads((sweep / "sweep.json").read_text())["cells"][0]["key"]
+    (sweep / "cells" / key / "results.json").write_text("{not json")
+    return sweep
+
+
+def _sweep_json_array(root: Path) -> Path:
+    sweep = activation_sweep(root)
+    (sweep / "sweep.json").write_text("[]")
+    return sweep
+
+
+def _bad_cell_key(root: Path) -> Path:
+    sweep = activation_sweep(root)
+    document = json.loads((sweep / "sweep.json").read_text())
+    document["cells"][0]["key"] = "../../etc"
+    (sweep / "sweep.json").write_text(json.dumps(document))
+    return sweep
+
+
+def _corrupt_verify(root: Path) -> Path:
+    path = verify_levels_dir(root)
+    document = json.loads((path / "verify.json").read_text())
+    document["levels"]["1"]["summary"][0]["passed"] = "maybe"
+    (path / "verify.json").write_text(json.dumps(document))
+    return path
+
+
+def _empty_dir(root: Path) -> Path:
+    (root / "empty").mkdir()
+    return root / "empty"
+
+
+def _a_file(root: Path) -> Path:
+    (root / "file.json").write_text("{}")
+    return root / "file.json"
+
+
+@pytest.mark.parametrize("make, message", [
+    (_a_file, "is not a directory"),
+    (_empty_dir, "is not a run, sweep or verify directory"),
+    (lambda root: root / "nowhere", "is not a directory"),
+    (_corrupt_results, "is not valid JSON"),
+    (_wrong_shape, "backends: Input should be a valid dictionary"),
+    (_corrupt_cell, "is not valid JSON"),
+    (_sweep_json_array, "expected a JSON object"),
+    (_bad_cell_key, "is not a folder name"),
+    (_corrupt_verify, "is not a verify.json this version writes"),
+])
+def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, make, message):
+    good = run_dir(tmp_path / "good")
+    bad = make(tmp_path)
+    out = tmp_path / "reports" / "r"
+    args = argparse.Namespace(paths=[good, bad], out=out)
+    with pytest.raises(UserError) as error:
+        report_command(args, Console(file=io.StringIO()))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert error.value.exit_code == 2
+    assert not (tmp_path / "reports").exists()
+
+
+def test_an_unwritable_out_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot write"):
+        build_report([run_dir(tmp_path)], tmp_path / "file" / "out", fake_defaults)
+
+
+def test_out_that_is_not_a_report_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="holds no report"):
+        build_report([run_dir(tmp_path)], out, fake_defaults)
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+
+
+def test_an_earlier_report_is_replaced_whole(tmp_path):
+    out = tmp_path / "out"
+    build_report([run_dir(tmp_path, "a")], out, fake_defaults)
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    build_report([verify_level5_dir(tmp_path)], out, fake_defaults)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["01-accuracy-over-seeds.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "out", "verify-level5"]
+
+
+def test_a_failure_while_writing_leaves_the_earlier_report(tmp_path):
+    out = tmp_path / "out"
+    write_directory(out, {"report.md": b"first"})
+    with pytest.raises(TypeError):
+        write_directory(out, {"report.md": b"second", "figures/x.png": "not bytes"})
+    assert (out / "report.md").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---------------------------------------------------------------- command and naming
+
+
+def test_report_command_prints_what_it_wrote(tmp_path, monkeypatch):
+    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    low = run_dir(tmp_path, "run-low", epochs=10, accuracies={"torch": 0.5})
+    monkeypatch.chdir(tmp_path)
+    buffer = io.StringIO()
+    code = report_command(argparse.Namespace(paths=[low], out=None), Console(file=buffer, width=300))
+    assert code == 0
+    assert (tmp_path / "reports" / "run-low" / "report.html").is_file()
+    assert "IMPLEMENTATION SUSPECT: run-low (torch)" in buffer.getvalue()
+
+
+def test_default_out_names_the_inputs(tmp_path):
+    one = load_inputs([run_dir(tmp_path, "20261130-mlp")])
+    assert default_out(one) == Path("reports/20261130-mlp")
+    several = load_inputs([tmp_path / "20261130-mlp", activation_sweep(tmp_path)])
+    assert default_out(several) == Path("reports/20261130-mlp-and-1-more")
+
+
+def test_report_modules_import_no_framework():
+    code = BLOCKER.format(frameworks=set(FRAMEWORKS), module="experiments.commands.report")  # imports experiments.report
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
