@@ -144,3 +144,102 @@ def test_killed_sweep_reruns_to_completion_without_lost_or_duplicated_cells(tmp_
     assert again.returncode == 0 and f"{len(expected)} already finished" in again.stderr
     assert published(sweep_root) == after
     assert len(load_runs(store_path(out), sweep="tiny")) == len(expected)
+
+
+def test_failing_cell_costs_only_itself_and_reruns_only_when_asked(tmp_path):
+    grid = '[grid."optimizer.learning_rate"]\nsane = 0.001\nexploding = 1e30'  # 1e30 makes the loss non-finite
+    path = tiny_sweep(tmp_path, grid=grid, seeds=[0])
+    out = tmp_path / "runs"
+    first = mnist_parity("sweep", str(path), "--out", str(out), "--threads", "1", "--workers", "2")
+    assert first.returncode == 1, first.stderr[-2000:]
+    rows = load_runs(store_path(out), sweep="tiny").set_index("cell_key")
+    statuses = {r.factors_json["optimizer.learning_rate"]: r.status for r in rows.itertuples()}
+    assert statuses == {"sane": "ok", "exploding": "failed"}
+    assert "FAILED:" in first.stdout and "1 of 2 cells ok" in " ".join(first.stdout.split())
+    failed_dir = next(p for p in (out / "sweeps" / "tiny" / "cells").iterdir() if rows.loc[p.name, "status"] == "failed")
+    log = Path(json.loads((failed_dir / "results.json").read_text())["backends"]["numpy"]["log"])
+    assert log.is_file() and failed_dir in log.parents  # the log moved with the published cell
+    before = published(out / "sweeps" / "tiny")
+
+    resumed = mnist_parity("sweep", str(path), "--out", str(out), "--threads", "1")
+    assert resumed.returncode == 1 and "2 already finished" in resumed.stderr
+    assert published(out / "sweeps" / "tiny") == before
+
+    retried = mnist_parity("sweep", str(path), "--out", str(out), "--threads", "1", "--retry-failed")
+    assert retried.returncode == 1 and "1 already finished, 1 to run" in retried.stderr
+    after = published(out / "sweeps" / "tiny")
+    assert after[failed_dir.name] != before[failed_dir.name]
+    assert {k: v for k, v in after.items() if k != failed_dir.name} == {k: v for k, v in before.items() if k != failed_dir.name}
+    assert len(load_runs(store_path(out), sweep="tiny")) == 2
+
+
+def test_damaged_cell_is_moved_aside_and_rerun(tmp_path):
+    path = tiny_sweep(tmp_path, seeds=[0, 1])
+    out = tmp_path / "runs"
+    assert mnist_parity("sweep", str(path), "--out", str(out), "--threads", "1").returncode == 0
+    cells = out / "sweeps" / "tiny" / "cells"
+    damaged = sorted(p for p in cells.iterdir() if not p.name.startswith("."))[0]
+    (damaged / "results.json").write_text('{"truncated')
+    result = mnist_parity("sweep", str(path), "--out", str(out), "--threads", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "moved aside" in result.stderr and "1 already finished, 1 to run" in result.stderr
+    assert json.loads((damaged / "results.json").read_text())["backends"]["numpy"]["status"] == "ok"
+    assert len(list(cells.glob(".damaged-*"))) == 1
+    assert len(load_runs(store_path(out), sweep="tiny")) == 2
+
+
+def test_second_run_of_a_running_sweep_is_refused(tmp_path):
+    import fcntl
+
+    path = tiny_sweep(tmp_path, seeds=[0])
+    out = tmp_path / "runs"
+    root = out / "sweeps" / "tiny"
+    root.mkdir(parents=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running sweep holds it
+        result = mnist_parity("sweep", str(path), "--out", str(out))
+    assert result.returncode == 2 and "already running" in result.stderr and "Traceback" not in result.stderr
+    assert not published(root)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "--workers"),
+    (["--threads", "0"], "--threads"),
+    (["--no-download", "--set-dataset", "npz:/no/such/file.npz"], "no/such/file.npz"),
+])
+def test_bad_run_options_and_missing_data_fail_before_any_cell(tmp_path, args, message):
+    path = tiny_sweep(tmp_path, seeds=[0])
+    if "--set-dataset" in args:
+        path.write_text(path.read_text().replace(str(tmp_path / "digits.npz"), args[-1]))
+        args = args[:-2]
+    out = tmp_path / "runs"
+    result = mnist_parity("sweep", str(path), "--out", str(out), *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (out / "sweeps").exists()
+
+
+def test_dry_run_lists_cells_and_trains_nothing(tmp_path):
+    path = tiny_sweep(tmp_path, seeds=[0, 1], backends=("numpy", "torch"))
+    out = tmp_path / "runs"
+    result = mnist_parity("sweep", str(path), "--dry-run", "--out", str(out))
+    assert result.returncode == 0 and "4 cells" in result.stdout
+    assert {c.key for c in expand_cells(load_sweep(str(path)))} <= set(result.stdout.split())
+    assert not out.exists()
+
+
+def test_time_left_follows_epochs_and_drops_the_work_of_a_failed_cell():
+    from experiments.sweep.display import SweepDisplay
+    from experiments.sweep.local import SweepState
+
+    display = SweepDisplay()
+    state = SweepState(total=2)
+    pending = [{"key": k, "factors": {}, "spec": {"training": {"epochs": 3}}} for k in ("a", "b")]
+    display(state, "start", {"pending": pending})
+    for _ in range(2):
+        display(state, "epoch", {"key": "a", "event": "epoch"})
+    display.started -= 10.0 - (time.perf_counter() - display.started)  # 10 s elapsed for 2 of 6 epochs
+    assert display.eta_seconds() == pytest.approx(20.0, rel=0.01)
+    state.done, state.failed = 1, 1
+    display(state, "cell-finished", {"key": "a", "status": "failed", "reason": "boom", "seconds": 10.0})
+    assert display.epochs_total == 5  # a's unrun epoch is gone; b's three remain
+    assert display.eta_seconds() == pytest.approx(15.0, rel=0.01)

@@ -15,7 +15,7 @@ from experiments.results import new_run_dir, summary_frame, write_results
 from experiments.runner import RunResult, run_experiment
 from experiments.spec import build_plan, load_spec
 from experiments.spec.loading import require_trainable
-from experiments.store import register_run, store_path
+from experiments.store import check_store, register_run, store_path
 from experiments.support import missing_support
 
 
@@ -52,6 +52,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
     runnable = [b for b in backends if not missing_support(b, spec, plan)]
 
+    check_store(store_path(args.out))
     run_dir = new_run_dir(args.out, spec.name, spec.spec_hash())
     console.print(
         f"[bold]{spec.name}[/bold] on {dataset.name} ({len(dataset.x_train):,} train / {len(dataset.x_test):,} test), "

@@ -22,7 +22,7 @@ from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, new_run_dir
 from experiments.spec import ExperimentSpec, build_plan, load_spec
 from experiments.spec.loading import require_trainable
-from experiments.store import register_run, store_path
+from experiments.store import check_store, register_run, store_path
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
@@ -219,6 +219,7 @@ def _matrix_command(args: argparse.Namespace, backends: list[str], console: Cons
     spec = load_spec(base, list(args.overrides))
     selected = _selected_cells(base, args)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
+    check_store(store_path(args.out))
     run_dir = new_run_dir(args.out, "verify-matrix", spec.spec_hash())
     cells = _matrix(selected, dataset, backends, levels, args, run_dir, console)
     document = {**_provenance(), "base": base, "dtype": args.dtype or "float64", "dataset": dataset.record.to_dict(), "matrix": cells,
@@ -246,6 +247,7 @@ def verify_command(args: argparse.Namespace, console: Console) -> int:
     spec = load_spec(args.experiment, overrides)
     require_trainable(spec)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
+    check_store(store_path(args.out))
     run_dir = new_run_dir(args.out, f"verify-{spec.name}", spec.spec_hash())
     document = {**_provenance(), "spec": spec.to_dict(), "spec_hash": spec.spec_hash(), "dataset": dataset.record.to_dict(),
                 "levels": {}}

@@ -1,7 +1,7 @@
 """The SQLite results store: every run, verify and sweep cell as one row per backend, for reports to query."""
 
-from experiments.store.database import StoreError
+from experiments.store.database import StoreError, check_store
 from experiments.store.query import load_runs
 from experiments.store.registry import STORE_FILENAME, find_run_dirs, register_run, register_tree, run_id_for, store_path
 
-__all__ = ["STORE_FILENAME", "StoreError", "find_run_dirs", "load_runs", "register_run", "register_tree", "run_id_for", "store_path"]
+__all__ = ["STORE_FILENAME", "StoreError", "check_store", "find_run_dirs", "load_runs", "register_run", "register_tree", "run_id_for", "store_path"]

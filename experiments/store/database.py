@@ -47,6 +47,17 @@ def _check_schema(connection: sqlite3.Connection, db_path: Path) -> int:
     return version
 
 
+def check_store(db_path: Path) -> None:
+    """Fail early (StoreError, one line) when db_path exists but is not a usable results store, so a run
+    never trains only to lose its registration; a missing store is fine (it is created on first write)."""
+    db_path = Path(db_path)
+    if db_path.exists():
+        with connect(db_path, read_only=True) as connection:
+            _check_schema(connection, db_path)
+    elif not db_path.parent.is_dir() and db_path.parent.exists():
+        raise StoreError(f"results store {db_path}: {db_path.parent} is not a folder")
+
+
 @contextmanager
 def connect(db_path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
     """An autocommit connection (transactions are explicit) with the busy timeout; SQLite errors become StoreError."""

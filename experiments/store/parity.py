@@ -117,8 +117,10 @@ def backend_parity(document: dict) -> dict[str, BackendParity]:
 
 
 def matrix_dtype(document: dict) -> str | None:
-    """A matrix document's dtype: it records none at the top, but every cell's overrides carry `dtype="..."`
-    (experiments.verify.matrix.matrix_cells); the last such override wins, as in --set."""
+    """A matrix document's dtype: its top-level `dtype`, or for documents written before it was recorded,
+    the cells' `dtype="..."` overrides (experiments.verify.matrix.matrix_cells; the last one wins, as in --set)."""
+    if document.get("dtype"):
+        return document["dtype"]
     for cell in document.get("matrix", {}).values():
         values = [item.split("=", 1)[1] for item in cell.get("overrides", []) if item.replace(" ", "").startswith("dtype=")]
         if values:

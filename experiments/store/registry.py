@@ -50,9 +50,11 @@ def register_run(run_dir: Path, db_path: Path | None = None) -> int:
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under root (root included) holding a results.json or verify.json, sorted."""
+    """Every directory under root (root included) holding a results.json or verify.json, sorted; folders
+    whose name starts with a dot (a sweep's `.partial-*` cells in training or left by a kill) are skipped."""
     root = Path(root)
-    found = {path.parent for name in (RESULTS_FILENAME, VERIFY_FILENAME) for path in root.rglob(name) if path.is_file()}
+    found = {path.parent for name in (RESULTS_FILENAME, VERIFY_FILENAME) for path in root.rglob(name)
+             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts[:-1])}
     return sorted(found)
 
 

@@ -56,7 +56,10 @@ class SweepDisplay:
             self.cells = {c["key"]: c for c in pending}
             self.epochs_total = sum(c["spec"]["training"]["epochs"] for c in pending)
             self.task = self.progress.add_task(self._describe(state), total=self.epochs_total or 1)
-            self.console.print(f"{state.total} cells: {state.skipped} already finished, {len(pending)} to run", highlight=False)
+            self.console.print(f"{state.total} cells: {state.skipped} already finished, {len(pending)} to run", highlight=False, soft_wrap=True)
+            for path in state.damaged:
+                self.console.print(f"a damaged cell (no readable results.json) was moved aside and will be rerun: {path}",
+                                   style="yellow", highlight=False, soft_wrap=True)
         elif what == "epoch" and payload.get("event") == "epoch":
             self.epochs_done += 1
             self.cell_epochs[payload["key"]] = self.cell_epochs.get(payload["key"], 0) + 1
@@ -78,4 +81,4 @@ class SweepDisplay:
         status = "[green]ok[/green]" if summary["status"] == "ok" else "[red]FAILED[/red]"
         line = (f"[{state.done}/{state.total}] {status} {escape(_factors(cell.get('factors', {})))}: {figure} "
                 f"({summary.get('seconds', 0):.0f} s); running {len(state.running)}, failed {state.failed}{left}")
-        self.console.print(line, highlight=False)
+        self.console.print(line, highlight=False, soft_wrap=True)

@@ -1,5 +1,6 @@
 """Run a sweep's cells on this machine: skip finished cells, run the rest in a pool, write sweep.json."""
 
+import fcntl
 import json
 import shutil
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -8,12 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from experiments.errors import UserError
 from experiments.results import atomic_write_text
 from experiments.sweep.cells import Cell
 from experiments.sweep.definition import SweepDefinition
-from experiments.sweep.task import PARTIAL_PREFIX, run_cell
-
-RESULTS_FILE = "results.json"
+from experiments.sweep.task import PARTIAL_PREFIX, cell_status, move_aside, run_cell
 
 
 @dataclass
@@ -26,27 +26,19 @@ class SweepState:
     failed: int = 0
     running: set = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
 
 
 def sweep_dir(out: Path, name: str) -> Path:
     return Path(out) / "sweeps" / name
 
 
-def cell_status(cells_dir: Path, key: str) -> str | None:
-    """"ok" or "failed" for a published cell, None for one not (completely) run."""
-    path = cells_dir / key / RESULTS_FILE
-    try:
-        backends = json.loads(path.read_text(encoding="utf-8"))["backends"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return "ok" if backends and all(b.get("status") == "ok" for b in backends.values()) else "failed"
-
-
 def write_sweep_document(directory: Path, sweep: SweepDefinition, cells: list[Cell]) -> None:
-    """sweep.json: the definition and every cell (key, backend, factors), rewritten at each start."""
+    """sweep.json: the definition (grid as {key: {label: value}}) and every cell (key, backend, factors), rewritten at
+    each start and end."""
     document = {
         "name": sweep.name, "description": sweep.description, "base": sweep.base, "backends": sweep.backends,
-        "seeds": sweep.seeds, "set": sweep.set, "grid": {key: list(values) for key, values in sweep.grid.items()},
+        "seeds": sweep.seeds, "set": sweep.set, "grid": sweep.grid,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cells": [{"key": c.key, "backend": c.backend, "factors": c.factors} for c in cells],
     }
@@ -73,12 +65,24 @@ def run_sweep(
     directory = sweep_dir(out, sweep.name)
     cells_dir = directory / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    remove_partials(cells_dir)
+    with open(directory / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the process ends, however it ends
+        except BlockingIOError:
+            raise UserError(f"sweep {sweep.name} is already running in another process ({directory}); "
+                            "wait for it to finish or stop it, then rerun to resume") from None
+        return _run_locked(sweep, cells, directory, workers=workers, threads=threads, data_dir=data_dir,
+                           download=download, retry_failed=retry_failed, store=store, on_change=on_change)
+
+
+def _run_locked(sweep, cells, directory, *, workers, threads, data_dir, download, retry_failed, store, on_change) -> SweepState:
+    cells_dir = directory / "cells"
+    remove_partials(cells_dir)  # safe: the lock says no other process is training into them
     write_sweep_document(directory, sweep, cells)
     state = SweepState(total=len(cells))
     pending = []
     for cell in cells:
-        status = cell_status(cells_dir, cell.key)
+        status = cell_status(cells_dir / cell.key)
         if status == "ok" or (status == "failed" and not retry_failed):
             state.done += 1
             state.skipped += 1
@@ -90,6 +94,8 @@ def run_sweep(
         else:
             if status == "failed":
                 shutil.rmtree(cells_dir / cell.key)
+            elif (cells_dir / cell.key).exists():  # no readable results.json: damaged by hand or by the disk
+                state.damaged.append(str(move_aside(cells_dir / cell.key)))
             pending.append(cell)
     on_change(state, "start", {"pending": [c.to_dict() for c in pending]})
 

@@ -8,6 +8,7 @@ is renamed to `cells/<key>` only once its results.json is written: a cell direct
 complete or not at all, so a killed sweep loses only the cells in flight.
 """
 
+import json
 import os
 import shutil
 import time
@@ -21,6 +22,45 @@ from experiments.runner import run_experiment
 from experiments.spec import ExperimentSpec
 
 PARTIAL_PREFIX = ".partial-"
+DAMAGED_PREFIX = ".damaged-"
+RESULTS_FILE = "results.json"
+
+
+def cell_status(cell_dir: Path) -> str | None:
+    """"ok" or "failed" for a published cell, None for one that is missing or unreadable."""
+    try:
+        backends = json.loads((Path(cell_dir) / RESULTS_FILE).read_text(encoding="utf-8"))["backends"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return "ok" if backends and all(b.get("status") == "ok" for b in backends.values()) else "failed"
+
+
+def move_aside(cell_dir: Path) -> Path:
+    """Rename a damaged cell folder (no readable results.json) to `.damaged-<key>-<time>`: kept for
+    inspection, out of the way of a fresh result, never deleted."""
+    target = cell_dir.with_name(f"{DAMAGED_PREFIX}{cell_dir.name}-{time.time_ns()}")
+    os.rename(cell_dir, target)
+    return target
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Rename the finished cell into place; an existing complete cell wins, a damaged one is moved aside."""
+    try:
+        os.rename(partial, final)
+        return
+    except OSError:
+        if cell_status(final) is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+            return
+    move_aside(final)
+    os.rename(partial, final)
+
+
+def _relocate(outcomes, partial: Path, final: Path) -> None:
+    """Point the outcomes' log paths (and reasons quoting them) at the published folder."""
+    for outcome in outcomes:
+        outcome.log = outcome.log.replace(str(partial), str(final))
+        outcome.reason = outcome.reason.replace(str(partial), str(final))
 
 
 class _Forward:
@@ -41,7 +81,8 @@ class _Forward:
 
 
 @lru_cache(maxsize=4)
-def _dataset(name: str, data_dir: str | None, download: bool):
+def cell_dataset(name: str, data_dir: str | None, download: bool):
+    """A cell's dataset, loaded once per process (the sweep command loads each one up front to fail early)."""
     return load_dataset(name, data_dir, download=download)
 
 
@@ -52,17 +93,15 @@ def run_cell(task: dict, on_event: Callable[[str, dict], None] | None = None) ->
     cells_dir = Path(task["cells_dir"])
     final = cells_dir / cell["key"]
     started = time.perf_counter()
-    dataset = _dataset(spec.data.dataset, task.get("data_dir"), bool(task.get("download", False)))
+    dataset = cell_dataset(spec.data.dataset, task.get("data_dir"), bool(task.get("download", False)))
     partial = cells_dir / f"{PARTIAL_PREFIX}{cell['key']}-{os.getpid()}-{time.monotonic_ns()}"
     partial.mkdir(parents=True)
     try:
         result = run_experiment(spec, dataset, [cell["backend"]], partial, task["threads"], _Forward(on_event))
+        _relocate(result.outcomes, partial, final)
         extra = {"sweep": {"name": task["sweep"], "key": cell["key"], "factors": cell["factors"], "overrides": cell["overrides"]}}
         write_results(result, partial, ["mnist-parity", "sweep", task["sweep"]], extra)
-        try:
-            os.rename(partial, final)
-        except OSError:  # another run of the sweep published this cell first: keep that one
-            shutil.rmtree(partial, ignore_errors=True)
+        _publish(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
