@@ -25,11 +25,14 @@ from experiments.data import Dataset, DatasetRecord
 from experiments.errors import UserError
 from experiments.outcome import BackendOutcome
 from experiments.report import build_report, default_out, gates
-from experiments.report.defaults import neutralised_defaults, used_entries
+from experiments.report import figures as report_figures
+from experiments.report.defaults import UNPINNED, neutralised_defaults, same_value, used_entries
+from experiments.report.html import table as html_table
+from experiments.report.tables import Table, seed_table
 from experiments.report.loading import load_inputs
 from experiments.report.markdown import escape as md_escape
 from experiments.report.tables import ranking_table, seed_groups
-from experiments.report.writing import write_directory
+from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
 from experiments.runner import RunResult
 from experiments.spec import load_spec
@@ -253,7 +256,7 @@ EXPECTED_FIGURES = ["curves-run-mlp", "curves-study-seed-mlp", "time-and-through
 
 def test_report_writes_markdown_html_and_figures(full):
     written, markdown, html, _ = full
-    assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.html", "report.md"]
+    assert sorted(p.name for p in written.out.iterdir()) == [MARKER, "figures", "report.html", "report.md"]
     stems = sorted(p.stem.split("-", 1)[1] for p in (written.out / "figures").iterdir())
     assert stems == sorted(EXPECTED_FIGURES)
     for path in written.figures:
@@ -297,6 +300,63 @@ def test_seed_groups_match_the_level5_statistics(full):
         assert (groups[backend].ci_low, groups[backend].ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
 
 
+NAN = float("nan")
+
+
+def diverged_sweep(parent: Path) -> Path:
+    """An activation study over seeds 0-2 where relu (best by validation) diverges for torch at seed 1: NaN accuracies."""
+    definition = {"name": "study-unstable", "base": "seed-mlp-sigmoid", "backends": ["torch", "jax"], "seeds": [0, 1, 2],
+                  "set": {"loss": {"name": "mse"}, "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0,
+                                                                  "nesterov": False}, "training.epochs": 3},
+                  "grid": {"model.hidden[*].activation": ACTIVATIONS}}
+
+    def result(f):
+        activation = f["model.hidden[*].activation"]
+        if (activation, f["backend"], f["seed"]) == ("relu", "torch", 1):
+            return NAN, NAN
+        test, val = ACTIVATION_RESULTS[activation]
+        return test + 0.001 * f["seed"], val
+    return sweep_dir(parent, definition, result)
+
+
+def test_a_diverged_seed_is_counted_ranked_last_and_left_out_of_the_means(tmp_path):
+    sweep = load_inputs([diverged_sweep(tmp_path)]).sweeps[0]
+    frame = ranking_table(sweep).frame
+    torch = frame[frame["backend"] == "torch"]
+    assert list(torch["model.hidden[*].activation"]) == ["tanh", "sigmoid", "relu"]
+    assert list(torch["rank"]) == [1, 2, 3]
+    relu = torch.iloc[-1]
+    assert relu["seeds"] == 3 and relu["status"] == "1 of 3 diverged; means over the other 2"
+    assert relu["val acc (%)"] == pytest.approx(95.0) and relu["test acc (%)"] == pytest.approx(80.1)
+    jax = frame[frame["backend"] == "jax"]
+    assert list(jax["model.hidden[*].activation"]) == ["relu", "tanh", "sigmoid"] and set(jax["status"]) == {"ok"}
+
+    group = next(g for g in seed_groups(load_inputs([sweep.path])) if g.backend == "torch" and g.label.endswith(": relu"))
+    assert group.seeds == [0, 1, 2] and group.diverged == 1
+    expected = statistical.summarize("torch", [0.800, 0.802])
+    assert group.mean == pytest.approx(expected.mean)
+    assert (group.ci_low, group.ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
+    row = seed_table([group]).cells()[0]
+    assert row[2:] == ["3", "80.10", f"[{expected.ci_low:.2f}, {expected.ci_high:.2f}]", "80.00 diverged 80.20",
+                       "1 of 3 diverged; mean and CI over the other 2"]
+
+
+def test_a_diverged_seed_is_shown_in_the_report(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    written = build_report([diverged_sweep(tmp_path)], tmp_path / "out", fake_defaults)
+    markdown = written.markdown.read_text()
+    assert "> **DIVERGED: study-unstable: model.hidden\\[\\*\\].activation=relu, seed=1, backend torch:" in markdown
+    assert "| relu | 1 | torch | diverged: finished without a finite accuracy |" in markdown
+    assert "| torch | 3 | relu | 95.00 | 80.10 | 3 | 1 of 3 diverged; means over the other 2 |" in markdown
+    assert "no finite test accuracy: the training diverged" in markdown
+    html = written.html.read_text()
+    assert '<td class="bad">1 of 3 diverged; means over the other 2</td>' in html
+    ranking = next(f for f in drawn if f.get_suptitle().startswith("study-unstable: ranked"))
+    labels = [t.get_text() for t in ranking.axes[0].get_yticklabels()]
+    assert labels[0] == "relu (1 of 3 diverged)"  # the bottom bar: ranked last
+
+
 def test_parity_and_equivalence_tables(full):
     _, markdown, _, _ = full
     assert "| 2 gradients | torch vs jax | pass | 2.00e-15 | 1e-10 |" in markdown
@@ -318,14 +378,45 @@ def test_hyperparameters_and_neutralised_defaults(full):
 def test_neutralised_defaults_lists_only_disagreements_for_used_entries():
     spec = load_spec("seed-cnn").to_dict()
     assert {"adam", "leaky_relu", "batch_norm", "max_pool", "conv2d", "dropout", "categorical_crossentropy"} <= used_entries(spec)
-    table, problems = neutralised_defaults([spec], ["torch", "keras", "jax", "numpy"], fake_defaults)
+    (table,), problems = neutralised_defaults([spec], ["torch", "keras", "jax", "numpy"], fake_defaults)
     assert problems == []
     assert set(zip(table.frame["entry"], table.frame["parameter"])) == {("adam", "epsilon"), ("leaky_relu", "negative_slope")}
     assert list(table.frame.columns) == ["entry", "parameter", "suite", "torch", "keras", "jax"]
     broken = lambda backend: (pd.DataFrame(columns=["entry", "parameter", "value", "source"]), f"{backend}: ImportError")  # noqa: E731
-    table, problems = neutralised_defaults([spec], ["torch"], broken)
+    (table,), problems = neutralised_defaults([spec], ["torch"], broken)
     assert problems == ["torch: ImportError"] and table.frame.empty
-    assert neutralised_defaults([spec], ["numpy"], fake_defaults) == (None, [])
+    assert neutralised_defaults([spec], ["numpy"], fake_defaults) == ([], [])
+
+
+def test_defaults_compare_numbers_by_value():
+    assert same_value(0) == same_value(0.0) == same_value("0.0")
+    assert same_value(1e-07) == same_value("1e-7") != same_value(1e-08)
+    assert same_value([2, 2]) == same_value((2.0, 2))
+    assert same_value(True) != same_value(1) and same_value(None) == same_value(NAN) != same_value("None")
+    assert same_value("valid") != same_value("VALID")
+
+
+def test_defaults_that_agree_in_value_and_defaults_no_spec_field_pins():
+    spec = load_spec("mlp-relu-adam").to_dict()
+    spec["optimizer"] = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False}
+    rows = {"torch": [("sgd", "momentum", 0, "torch.optim.SGD"), ("sgd", "nesterov", False, "torch.optim.SGD"),
+                      ("dense", "kernel_init", "kaiming_uniform_(a=math.sqrt(5))", "torch.nn.Linear"),
+                      ("categorical_crossentropy", "reduction", "mean", "torch.nn.CrossEntropyLoss")],
+            "keras": [("sgd", "momentum", 0.0, "keras.optimizers.SGD"), ("sgd", "nesterov", False, "keras.optimizers.SGD"),
+                      ("dense", "kernel_init", "glorot_uniform", "keras.layers.Dense")],
+            "jax": [("sgd", "momentum", "0.0", "optax.sgd"), ("sgd", "nesterov", False, "optax.sgd"),
+                    ("dense", "kernel_init", "lecun_normal", "flax.linen.Dense"),
+                    ("categorical_crossentropy", "reduction", "none", "optax.softmax_cross_entropy")]}
+    read = lambda backend: (pd.DataFrame([dict(zip(("entry", "parameter", "value", "source"), r)) for r in rows[backend]]),  # noqa: E731
+                            None)
+    (pinned, unpinned), problems = neutralised_defaults([spec], ["torch", "keras", "jax"], read)
+    assert problems == []
+    assert list(zip(pinned.frame["entry"], pinned.frame["parameter"], pinned.frame["suite"])) == [
+        ("dense", "kernel_init", "from spec: model.kernel_init (or the block's own), required")]
+    assert list(zip(unpinned.frame["entry"], unpinned.frame["parameter"], unpinned.frame["suite"])) == [
+        ("categorical_crossentropy", "reduction", UNPINNED)]
+    assert "no run relied on these defaults" in pinned.note and "no run relied" not in unpinned.note
+    assert "does not pin" in unpinned.title
 
 
 def test_a_failing_ladder_line_says_how_many_quantities_fail(tmp_path):
@@ -441,6 +532,18 @@ def test_a_run_without_history_gets_no_curves(tmp_path):
     assert [p.stem.split("-", 1)[1] for p in written.figures] == ["time-and-throughput"]
 
 
+def test_study_panels_share_the_y_axis_across_backends(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"")
+    sweeps = load_inputs([activation_sweep(tmp_path), optimizer_sweep(tmp_path)]).sweeps
+    assert report_figures.studies_figure(sweeps) is not None
+    (figure,) = drawn
+    (activations_torch, activations_jax, optimizers_torch, optimizers_jax) = figure.axes[:4]
+    assert activations_torch.get_shared_y_axes().joined(activations_torch, activations_jax)
+    assert optimizers_torch.get_shared_y_axes().joined(optimizers_torch, optimizers_jax)
+    assert activations_torch.get_ylim() == activations_jax.get_ylim()
+
+
 # ---------------------------------------------------------------- escaping
 
 
@@ -483,6 +586,20 @@ def test_names_from_configs_are_escaped_in_html(evil):
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
     assert html.count(escaped) >= 4
     assert "default-src 'none'" in html
+
+
+def test_html_colours_verdict_columns_only():
+    frame = pd.DataFrame([{"activation": "ok: x", "status": "ok", "verdict": "different"},
+                          {"activation": "failed run", "status": "1 of 3 diverged; means over the other 2", "verdict": "x"}])
+    html = html_table(Table("t", frame))
+    assert "<td>ok: x</td>" in html and "<td>failed run</td>" in html
+    assert '<td class="good">ok</td>' in html and '<td class="bad">different</td>' in html
+    assert '<td class="bad">1 of 3 diverged; means over the other 2</td>' in html
+
+
+def test_html_still_colours_the_matrix_levels(full):
+    _, _, html, _ = full
+    assert '<td class="bad">FAIL 3.0e-06' in html and '<td class="good">pass 2.0e-15</td>' in html
 
 
 # ---------------------------------------------------------------- bad input: UserError, exit 2, nothing written
@@ -571,13 +688,61 @@ def test_an_unwritable_out_is_a_user_error(tmp_path):
         build_report([run_dir(tmp_path)], tmp_path / "file" / "out", fake_defaults)
 
 
-def test_out_that_is_not_a_report_is_refused(tmp_path):
+def _user_folder(out: Path) -> None:
+    (out / "precious.txt").write_text("keep me")
+
+
+def _report_md_among_other_files(out: Path) -> None:
+    (out / "report.md").write_text("my notes, not a generated report")
+    (out / "thesis.tex").write_text("keep me")
+
+
+def _a_figures_folder_with_other_files(out: Path) -> None:
+    (out / "report.md").write_text("x")
+    (out / "figures").mkdir()
+    (out / "figures" / "01-curves.png").write_bytes(b"png")
+    (out / "figures" / "data.csv").write_text("keep me")
+
+
+def _report_md_that_is_a_folder(out: Path) -> None:
+    (out / "report.md").mkdir()
+    (out / "report.md" / "chapter.md").write_text("keep me")
+
+
+@pytest.mark.parametrize("make", [_user_folder, _report_md_among_other_files, _a_figures_folder_with_other_files,
+                                  _report_md_that_is_a_folder])
+def test_out_that_is_not_a_report_is_refused(tmp_path, make, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "precious.txt").write_text("keep me")
-    with pytest.raises(UserError, match="holds no report"):
-        build_report([run_dir(tmp_path)], out, fake_defaults)
-    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    make(out)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    with pytest.raises(UserError) as error:
+        report_command(argparse.Namespace(paths=[run_dir(tmp_path)], out=out), Console(file=io.StringIO()))
+    assert str(error.value) == (f"--out: {out} exists and is not a report (no {MARKER} marker, and it holds other files); "
+                                "choose another --out")
+    assert error.value.exit_code == 2
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def test_a_report_folder_carries_the_marker_and_is_replaced_whole(tmp_path):
+    out = tmp_path / "out"
+    build_report([run_dir(tmp_path, "a")], out, fake_defaults)
+    assert (out / MARKER).is_file()
+    (out / "scratch.txt").write_text("put into a report folder: replaced with it")
+    build_report([verify_level5_dir(tmp_path)], out, fake_defaults)
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "figures", "report.html", "report.md"]
+
+
+def test_a_report_written_before_the_marker_is_replaced(tmp_path):
+    out = tmp_path / "reports" / "old"
+    (out / "figures").mkdir(parents=True)
+    for name in ("report.md", "report.html"):
+        (out / name).write_text("old")
+    (out / "figures" / "01-curves-old.png").write_bytes(b"old")
+    build_report([run_dir(tmp_path)], out, fake_defaults)
+    assert (out / MARKER).is_file() and (out / "report.md").read_text() != "old"
+    assert not (out / "figures" / "01-curves-old.png").exists()
 
 
 def test_an_earlier_report_is_replaced_whole(tmp_path):

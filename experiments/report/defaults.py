@@ -5,11 +5,15 @@ suite's pinned values from suite_values() and each framework's own defaults from
 framework_values(backend), read live from the installed framework in a subprocess.
 """
 
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import pandas as pd
+from pydantic_core import PydanticUndefined
 
+from experiments import catalog
 from experiments.commands.defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
+from experiments.spec.experiment import ExperimentSpec
 from experiments.report.tables import Table
 
 Reader = Callable[[str], tuple[pd.DataFrame, str | None]]
@@ -43,7 +47,62 @@ def used_entries(spec: dict) -> set[str]:
     return entries
 
 
-def neutralised_defaults(specs: list[dict], backends: list[str], read: Reader = framework_values) -> tuple[Table | None, list[str]]:
+INHERITED = {("dense", "kernel_init"): "model.kernel_init", ("dense", "bias_init"): "model.bias_init",
+             ("conv2d", "kernel_init"): "model.kernel_init", ("conv2d", "bias_init"): "model.bias_init"}
+UNPINNED = "not pinned by the suite: no spec field sets it"
+
+
+def _field_value(field) -> str:
+    return "from spec: required" if field.default is PydanticUndefined and field.default_factory is None else repr(field.default)
+
+
+def suite_pins() -> dict[tuple[str, str], str]:
+    """(entry, parameter) -> the value the suite pins, as `mnist-parity defaults` shows it (suite_values), completed.
+
+    suite_values() keeps a layer field's own default (None) for dense and conv2d kernel_init and
+    bias_init; None there means "the model's initialiser", which every spec must set. Initialisers,
+    schedules and the spec's own dtype are fields of the spec too. A pair missing here is a
+    framework parameter that no spec field sets.
+    """
+    pins = {(r.entry, r.parameter): r.suite for r in suite_values().itertuples()}
+    for (entry, parameter), source in INHERITED.items():
+        if pins.get((entry, parameter)) in (None, "None"):
+            pins[(entry, parameter)] = f"from spec: {source} (or the block's own), required"
+    for entry, cls in {**catalog.INITIALIZERS, **catalog.SCHEDULES}.items():
+        for parameter, field in cls.model_fields.items():
+            if parameter != "name":
+                pins.setdefault((entry, field.alias or parameter), _field_value(field))
+    pins.setdefault(("spec", "dtype"), _field_value(ExperimentSpec.model_fields["dtype"]))
+    return pins
+
+
+def _none(value: Any) -> bool:
+    """None, or the NaN pandas puts in its place in a column of numbers."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _shown(value: Any) -> str:
+    return "None" if _none(value) else repr(value)
+
+
+def same_value(value: Any) -> Any:
+    """A key under which equal settings compare equal: numbers by value (0 == 0.0, 1e-07 == 1e-7, "1e-7" too),
+    sequences element by element; booleans, None and other text stay as they are."""
+    if isinstance(value, bool) or _none(value):
+        return ("literal", repr(None if _none(value) else value))
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    if isinstance(value, str):
+        try:
+            return same_value(float(value.strip()))
+        except ValueError:
+            return ("text", value)
+    if isinstance(value, (list, tuple)):
+        return ("sequence", tuple(same_value(v) for v in value))
+    return ("other", repr(value))
+
+
+def neutralised_defaults(specs: list[dict], backends: list[str], read: Reader = framework_values) -> tuple[list[Table], list[str]]:
     """Rows where the frameworks' own defaults disagree, for the entries the specs use, beside the suite's value.
 
     Args:
@@ -52,14 +111,16 @@ def neutralised_defaults(specs: list[dict], backends: list[str], read: Reader = 
         read: framework_values or a stand-in with its signature.
 
     Returns:
-        The table (None when no framework backend is reported) and one line per framework that could not be read.
+        The tables (none when no framework backend is reported): the parameters the suite pins, then, when
+        there are any, the disagreeing parameters no spec field sets; and one line per framework that could
+        not be read.
     """
     frameworks = [b for b in FRAMEWORK_BACKENDS if b in backends]
     if not frameworks or not specs:
-        return None, []
+        return [], []
     entries = set().union(*(used_entries(spec) for spec in specs))
-    suite = {(r.entry, r.parameter): r.suite for r in suite_values().itertuples()}
-    cells: dict[tuple[str, str], dict[str, list[tuple[str, str]]]] = {}
+    suite = suite_pins()
+    cells: dict[tuple[str, str], dict[str, list[tuple[Any, str]]]] = {}
     problems = []
     for backend in frameworks:
         rows, problem = read(backend)
@@ -67,19 +128,28 @@ def neutralised_defaults(specs: list[dict], backends: list[str], read: Reader = 
             problems.append(problem)
         for row in rows.itertuples():
             if row.entry in entries:
-                cells.setdefault((row.entry, row.parameter), {}).setdefault(backend, []).append((repr(row.value), row.source))
-    table_rows = []
+                cells.setdefault((row.entry, row.parameter), {}).setdefault(backend, []).append((row.value, row.source))
+    pinned, unpinned = [], []
     for (entry, parameter), per in sorted(cells.items()):
-        distinct = {value for found in per.values() for value, _ in found}
+        distinct = {same_value(value) for found in per.values() for value, _ in found}
         if len(distinct) < 2:
             continue
-        row = {"entry": entry, "parameter": parameter, "suite": suite.get((entry, parameter), "-")}
+        value = suite.get((entry, parameter))
+        row = {"entry": entry, "parameter": parameter, "suite": value if value is not None else UNPINNED}
         for backend in frameworks:
-            row[backend] = "; ".join(f"{value} ({source})" for value, source in per.get(backend, [])) or None
-        table_rows.append(row)
+            row[backend] = "; ".join(f"{_shown(found)} ({source})" for found, source in per.get(backend, [])) or None
+        (pinned if value is not None else unpinned).append(row)
+    columns = ["entry", "parameter", "suite", *frameworks]
     note = ("Each framework's own default, read now from the installed frameworks as `mnist-parity defaults` reads them, "
-            "for the entries and layers these runs use; a row is listed when the frameworks disagree. The suite column is "
-            "the value the suite pins ('from spec: required': every spec must choose it), so no run relied on these defaults. "
-            "The framework versions the runs used are in the hyperparameter tables.")
-    frame = pd.DataFrame(table_rows, columns=["entry", "parameter", "suite", *frameworks])
-    return Table("Framework defaults the suite neutralised", frame, {}, note), problems
+            "for the entries and layers these runs use; a row is listed when the frameworks disagree (numbers compare by "
+            "value: 0 and 0.0 agree). The suite column is the value the suite pins ('from spec: required': every spec "
+            "must choose it), so no run relied on these defaults. The framework versions the runs used are in the "
+            "hyperparameter tables.")
+    tables = [Table("Framework defaults the suite neutralised", pd.DataFrame(pinned, columns=columns), {}, note)]
+    if unpinned:
+        note = ("These framework parameters have no field in the spec, so the suite does not pin them through the spec "
+                "and the guarantee above does not cover them: each backend's own code decides (it may set the value "
+                "itself or take its framework's default). A disagreement here is a place to check the backends.")
+        tables.append(Table("Framework defaults the suite does not pin (no spec field)",
+                            pd.DataFrame(unpinned, columns=columns), {}, note))
+    return tables, problems

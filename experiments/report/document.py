@@ -57,6 +57,9 @@ def _summary(inputs: Inputs, gate_table: Table) -> Section:
         for entry in run.backend_runs():
             if not entry.ok:
                 section.add(Note(f"FAILED: {run.label}, backend {entry.backend}: {entry.outcome.reason}", "alert"))
+            elif entry.diverged:
+                section.add(Note(f"DIVERGED: {run.label}, backend {entry.backend}: finished without a finite accuracy; "
+                                 "left out of means, intervals and ranks", "alert"))
     for verify in inputs.verifies:
         if not verify.document.passed:
             section.add(Note(f"verify {verify.label} ({verify.name}) did not pass; see the parity section.", "alert"))
@@ -140,8 +143,9 @@ def _defaults(inputs: Inputs, read: Reader) -> Section:
     backends = {e.backend for run in inputs.all_runs for e in run.backend_runs()}
     backends |= {ln.first for v in inputs.verifies for lv in v.document.levels.values() for ln in getattr(lv, "summary", [])}
     backends |= {b.backend for v in inputs.verifies for lv in v.document.levels.values() for b in getattr(lv, "backends", [])}
-    table, problems = neutralised_defaults(specs, sorted(backends), read)
-    section.add(table)
+    found, problems = neutralised_defaults(specs, sorted(backends), read)
+    for table in found:
+        section.add(table)
     for problem in problems:
         section.add(Note(f"could not read the defaults of {problem}", "alert"))
     return section

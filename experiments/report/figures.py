@@ -126,7 +126,8 @@ def studies_figure(sweeps: list[Sweep]) -> Figure | None:
         return None
     backends = _backends_of(sweeps)
     figure = MplFigure(figsize=(4.2 * len(backends) + 2.2, 3.4 * len(sweeps)), layout="constrained")
-    axes = np.atleast_2d(figure.subplots(len(sweeps), len(backends), squeeze=False))
+    # Within a study the backends' panels share the y axis, so their curves compare at a glance.
+    axes = np.atleast_2d(figure.subplots(len(sweeps), len(backends), squeeze=False, sharey="row"))
     for row, sweep in zip(axes, sweeps):
         labels = list(dict.fromkeys(factor_label(run, sweep.study_fields) for run in sweep.runs))
         palette = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"].colors
@@ -145,7 +146,8 @@ def studies_figure(sweeps: list[Sweep]) -> Figure | None:
             ax.set_title(f"{sweep.name}: {backend}")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
-            ax.set_ylabel("validation accuracy (%)")
+            if ax is row[0]:
+                ax.set_ylabel("validation accuracy (%)")
             ax.grid(alpha=0.3)
         handles, names = [], []
         for ax in row:
@@ -157,6 +159,12 @@ def studies_figure(sweeps: list[Sweep]) -> Figure | None:
             row[-1].legend(handles, names, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5),
                            title=" / ".join(sweep.study_fields), title_fontsize=7)
     return Figure("studies", "Studies side by side per backend: validation accuracy per epoch for each configuration.", _png(figure))
+
+
+def _unstable(status: str) -> str:
+    """" (1 of 3 diverged)" for a ranking row whose seeds did not all give a finite result, else ""."""
+    parts = [p for p in str(status).split("; ") if p.endswith(("diverged", "FAILED"))]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @_plain_text
@@ -178,12 +186,12 @@ def ranking_figure(sweep: Sweep, ranking) -> Figure | None:
         ax.barh(y, part["val acc (%)"].astype(float).fillna(left), color=backend_colour(backend, backends), alpha=0.8,
                 label="validation (ranks)")
         ax.scatter(part["test acc (%)"].astype(float), y, color="black", s=12, zorder=3, label="test")
-        ax.set_yticks(y, [_label(str(v)) for v in part[header]])
+        ax.set_yticks(y, [_label(str(v)) + _unstable(status) for v, status in zip(part[header], part["status"])])
         ax.set_xlim(left, min(100.0, float(shown.max()) + 1.0))
         ax.set_xlabel("accuracy (%)")
         ax.set_title(_label(backend))
         ax.grid(alpha=0.3, axis="x")
-    axes[0].legend(fontsize=7, loc="lower left")
+    figure.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper right", ncols=2)
     figure.suptitle(f"{sweep.name}: ranked by validation accuracy")
     return Figure(f"ranking-{slug(sweep.name)}", f"{sweep.name}: configurations ranked per backend by final validation "
                   "accuracy (bars); test accuracy as dots, not used to rank.", _png(figure))
@@ -208,9 +216,11 @@ def seed_figure(groups: list[SeedGroup]) -> Figure | None:
             else:
                 ax.plot([x], [g.mean], "o", color=colour, label=_label(g.backend) if g.backend not in seen else "_nolegend_")
             seen.add(g.backend)
-            ax.scatter([x + 0.15] * len(g.accuracies), [100 * a for a in g.accuracies], color=colour, s=8, alpha=0.6)
+            finite = [100 * a for _, a in g.finite]
+            ax.scatter([x + 0.15] * len(finite), finite, color=colour, s=8, alpha=0.6)
             ticks.append(x)
-            names.append(f"{label}\n{g.backend}" if len(labels) > 1 else g.backend)
+            name = f"{label}\n{g.backend}" if len(labels) > 1 else g.backend
+            names.append(name + (f" ({g.diverged} of {len(g.accuracies)} diverged)" if g.diverged else ""))
             x += 1.0
         x += 0.6
     several = len(labels) > 1

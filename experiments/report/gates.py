@@ -110,8 +110,10 @@ def gate(spec: dict, train_digits: int | None, test_accuracy: float | None, ok: 
     Returns:
         The verdict; its reason says why a run is outside the recipe or how far below it is.
     """
-    if not ok or test_accuracy is None or math.isnan(test_accuracy):
+    if not ok:
         return Verdict(NOT_GATED, "the backend did not finish")
+    if test_accuracy is None or not math.isfinite(test_accuracy):
+        return Verdict(NOT_GATED, "no finite test accuracy: the training diverged")
     outside = _outside_recipe(spec, train_digits)
     if outside:
         return Verdict(NO_BAND, outside)

@@ -6,6 +6,7 @@ that allows no script is defence in depth, not the protection.
 
 import base64
 import html
+import re
 
 from experiments.report.document import Note, Report
 from experiments.report.figures import Figure, slug
@@ -13,7 +14,8 @@ from experiments.report.tables import Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 GOOD = ("pass", "ok", "plausible", "equivalent")
-BAD = ("fail", "failed", "implementation suspect", "different")
+BAD = ("fail", "failed", "implementation suspect", "different", "diverged")
+SOME_BAD = re.compile(r"^\d+ of \d+ (diverged|failed)\b")
 NEUTRAL = ("inconclusive", "no reference band", "not gated")
 
 STYLE = """
@@ -41,8 +43,13 @@ def _starts(text: str, words: tuple[str, ...]) -> bool:
 
 
 def cell_class(text: str) -> str:
-    """A verdict's colour: "good", "bad" or "neutral" when the cell starts with a verdict word, else ""."""
+    """A verdict's colour: "good", "bad" or "neutral" when the cell starts with a verdict word, else "".
+
+    Only for cells of a table's verdict columns (Table.verdicts): a name that happens to start with a
+    verdict word (an activation labelled "ok: x") is not a verdict."""
     lowered = text.lower()
+    if SOME_BAD.match(lowered):
+        return "bad"
     for css, words in (("bad", BAD), ("good", GOOD), ("neutral", NEUTRAL)):
         if _starts(lowered, words):
             return css
@@ -52,10 +59,11 @@ def cell_class(text: str) -> str:
 def table(t: Table) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in t.frame.columns)
     body = []
+    judged = [column in t.verdicts for column in t.frame.columns]
     for row in t.cells():
         cells = []
-        for text in row:
-            css = cell_class(text)
+        for text, verdict in zip(row, judged):
+            css = cell_class(text) if verdict else ""
             cells.append(f'<td class="{css}">{_e(text)}</td>' if css else f"<td>{_e(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:

@@ -114,7 +114,7 @@ class SweepDocument(_Document):
     name: str
     description: str = ""
     base: str = ""
-    grid: dict[str, list[Any]] = {}
+    grid: dict[str, list[Any] | dict[str, Any]] = {}  # {key: {label: value}}; older sweep.json: {key: [labels]}
     seeds: list[int] | None = None
     cells: list[SweepCell]
 
@@ -213,6 +213,28 @@ class BackendRun:
         history = self.outcome.history
         value = history[-1].val_accuracy if history else None
         return None if value is None or math.isnan(value) else value
+
+    @property
+    def diverged(self) -> bool:
+        """Finished, yet without a usable accuracy: the test accuracy (or, with a validation split, the last
+        epoch's validation accuracy) is missing or not finite, as when the weights became NaN."""
+        if not self.ok:
+            return False
+        test = self.outcome.metrics.test_accuracy
+        if test is None or not math.isfinite(test):
+            return True
+        history = self.outcome.history
+        if not history:
+            return False
+        value = history[-1].val_accuracy
+        if value is None:
+            return self.run.document.dataset.split.get("validation", 0) > 0
+        return not math.isfinite(value)
+
+    @property
+    def usable(self) -> bool:
+        """Finished and not diverged: its accuracies enter means, intervals and ranks."""
+        return self.ok and not self.diverged
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from experiments.report.loading import BackendRun, Inputs, Run, Sweep, Verify
 from experiments.verify.statistical import summarize
 
 LEVEL_ORDER = ("forward", "gradients", "step", "trajectory")
+VERDICT_COLUMNS = ("status", "gate", "verdict", "result")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Table:
     frame: pd.DataFrame
     formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
     note: str = ""
+    verdicts: tuple[str, ...] = VERDICT_COLUMNS  # the columns whose text is a verdict (the HTML colours only these)
 
     def cells(self) -> list[list[str]]:
         """Every row as display text ("-" for a missing value)."""
@@ -73,6 +75,28 @@ def backend_gate(entry: BackendRun) -> Verdict:
     return gate(entry.run.raw_spec, entry.run.train_size, entry.outcome.metrics.test_accuracy, entry.ok)
 
 
+def backend_status(entry: BackendRun) -> str:
+    if not entry.ok:
+        return f"FAILED: {entry.outcome.reason}"
+    if entry.diverged:
+        return "diverged: finished without a finite accuracy"
+    return "ok"
+
+
+def group_status(entries: list[BackendRun]) -> str:
+    """"ok", or how many of a configuration's seeds diverged or failed and what the means are over."""
+    n = len(entries)
+    diverged = sum(e.diverged for e in entries)
+    failed = sum(not e.ok for e in entries)
+    if not diverged and not failed:
+        return "ok"
+    parts = [f"{diverged} of {n} diverged"] if diverged else []
+    parts += [f"{failed} of {n} FAILED"] if failed else []
+    usable = n - diverged - failed
+    parts.append(f"means over the other {usable}" if usable else "no finite result")
+    return "; ".join(parts)
+
+
 def results_table(title: str, runs: list[Run], fields: list[str] | None = None) -> Table:
     """Side by side: one row per run and backend; for a sweep's cells (fields given) the study fields and seed first."""
     rows = []
@@ -84,7 +108,7 @@ def results_table(title: str, runs: list[Run], fields: list[str] | None = None) 
                 row["seed"] = run.spec.seed
             row.update({
                 "backend": entry.backend,
-                "status": "ok" if entry.ok else f"FAILED: {entry.outcome.reason}",
+                "status": backend_status(entry),
                 "val acc (%)": percent(entry.final_val_accuracy),
                 "test acc (%)": percent(m.test_accuracy),
                 "test loss": m.test_loss,
@@ -141,40 +165,52 @@ def _level5_train_digits(verify: Verify) -> int | None:
 
 
 def ranking_table(sweep: Sweep) -> Table:
-    """Per backend, the study's configurations ranked by final validation accuracy (mean over seeds), test accuracy beside it."""
+    """Per backend, the study's configurations ranked by final validation accuracy (mean over seeds), test accuracy beside it.
+
+    Means are over the seeds that finished with finite accuracies; a configuration with a diverged seed
+    (NaN accuracy) ranks after every configuration without one, and its status says how many diverged.
+    """
     fields = sweep.study_fields
     header = " / ".join(fields) or "configuration"
     groups: dict[tuple[str, str], list[BackendRun]] = {}
     for run in sweep.runs:
         for entry in run.backend_runs():
             groups.setdefault((entry.backend, factor_label(run, fields)), []).append(entry)
-    rows = []
+    rows, unstable = [], []
     for (backend, label), entries in groups.items():
-        done = [e for e in entries if e.ok]
-        vals = [e.final_val_accuracy for e in done if e.final_val_accuracy is not None]
-        tests = [e.outcome.metrics.test_accuracy for e in done if e.outcome.metrics.test_accuracy is not None]
+        usable = [e for e in entries if e.usable]
+        vals = [e.final_val_accuracy for e in usable if e.final_val_accuracy is not None]
+        tests = [e.outcome.metrics.test_accuracy for e in usable]
         rows.append({"backend": backend, "rank": None, header: label,
                      "val acc (%)": 100.0 * sum(vals) / len(vals) if vals else None,
                      "test acc (%)": 100.0 * sum(tests) / len(tests) if tests else None,
-                     "seeds": len(entries),
-                     "status": "ok" if len(done) == len(entries) else f"{len(entries) - len(done)} of {len(entries)} FAILED"})
+                     "seeds": len(entries), "status": group_status(entries)})
+        unstable.append(any(e.diverged for e in entries))
     frame = pd.DataFrame(rows, columns=["backend", "rank", header, "val acc (%)", "test acc (%)", "seeds", "status"])
     if not frame.empty:
         backends = list(dict.fromkeys(frame["backend"]))
         for column in ("val acc (%)", "test acc (%)"):
             frame[column] = pd.to_numeric(frame[column])
-        frame["rank"] = frame.groupby("backend")["val acc (%)"].rank(ascending=False, method="min")
-        frame = frame.sort_values(["backend", "rank"], key=lambda s: s.map(backends.index) if s.name == "backend" else s,
-                                  na_position="last").reset_index(drop=True)
+        # Accuracies are at most 100 points, so +1000 puts every configuration with a diverged seed after the others.
+        key = 1000.0 * pd.Series(unstable, index=frame.index, dtype=float) - frame["val acc (%)"]
+        frame["rank"] = key.groupby(frame["backend"]).rank(method="min")
+        order = frame.assign(_backend=frame["backend"].map(backends.index), _key=key)
+        frame = frame.loc[order.sort_values(["_backend", "_key"], na_position="last", kind="stable").index].reset_index(drop=True)
     note = ("Ranked by the last epoch's validation accuracy (model selection uses the validation split); "
-            "the test accuracy is reported once, next to it, and is not used to rank.")
+            "the test accuracy is reported once, next to it, and is not used to rank. Means are over the seeds that "
+            "finished with finite accuracies; a configuration with a diverged seed (accuracy NaN or missing) ranks "
+            "after all the others, and its status says how many of its seeds diverged.")
     return Table(f"{sweep.name}: {header} ranked per backend", frame,
                  {"rank": integer, "val acc (%)": points, "test acc (%)": points}, note)
 
 
 @dataclass(frozen=True)
 class SeedGroup:
-    """Test accuracies of one configuration and backend over seeds, with its 95% interval (points)."""
+    """Test accuracies of one configuration and backend over seeds, with its 95% interval (points).
+
+    seeds and accuracies list every finished seed, a diverged one with a NaN accuracy; mean and
+    interval are over the finite ones only (`finite`).
+    """
 
     label: str
     backend: str
@@ -184,43 +220,77 @@ class SeedGroup:
     ci_low: float
     ci_high: float
 
+    @property
+    def finite(self) -> list[tuple[int, float]]:
+        return [(s, a) for s, a in zip(self.seeds, self.accuracies) if _finite(a)]
+
+    @property
+    def diverged(self) -> int:
+        return len(self.accuracies) - len(self.finite)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _seed_group(label: str, backend: str, seeds: list, accuracies: list[float], stored=None) -> SeedGroup:
+    """Mean and interval over the finite accuracies (stored: level 5's own summary, used when every seed is finite)."""
+    accuracies = [a if _finite(a) else math.nan for a in accuracies]
+    finite = [a for a in accuracies if _finite(a)]
+    if stored is not None and len(finite) == len(accuracies):
+        mean, low, high = stored.mean, stored.ci_low, stored.ci_high
+    elif finite:
+        summary = summarize(backend, finite)
+        mean, low, high = summary.mean, summary.ci_low, summary.ci_high
+    else:
+        mean, low, high = math.nan, math.nan, math.nan
+    return SeedGroup(label, backend, list(seeds), accuracies, mean, low, high)
+
 
 def seed_groups(inputs: Inputs) -> list[SeedGroup]:
-    """Groups with at least two seeds: sweep cells that differ only in seed, and level-5 verify results."""
+    """Groups with at least two seeds: sweep cells that differ only in seed, and level-5 verify results.
+
+    A finished seed without a finite test accuracy (diverged) stays in the group as NaN, so the table can say so.
+    """
     groups: list[SeedGroup] = []
     for sweep in inputs.sweeps:
         by_config: dict[tuple[str, str], list[tuple[int, float]]] = {}
         for run in sweep.runs:
             for entry in run.backend_runs():
-                if entry.ok and entry.outcome.metrics.test_accuracy is not None:
+                if entry.ok:
                     key = (f"{sweep.name}: {factor_label(run, sweep.study_fields)}", entry.backend)
-                    by_config.setdefault(key, []).append((run.spec.seed, entry.outcome.metrics.test_accuracy))
+                    accuracy = entry.outcome.metrics.test_accuracy if entry.usable else math.nan
+                    by_config.setdefault(key, []).append((run.spec.seed, accuracy))
         for (label, backend), values in by_config.items():
             if len({seed for seed, _ in values}) < 2:
                 continue
             values.sort(key=lambda v: (v[0] is None, v[0]))
-            summary = summarize(backend, [a for _, a in values])
-            groups.append(SeedGroup(label, backend, [s for s, _ in values], [a for _, a in values],
-                                    summary.mean, summary.ci_low, summary.ci_high))
+            groups.append(_seed_group(label, backend, [s for s, _ in values], [a for _, a in values]))
     for verify in inputs.verifies:
         level5 = verify.document.levels.get("5")
         if level5 is not None:
             for b in level5.backends:
-                groups.append(SeedGroup(f"{verify.name} (verify level 5)", b.backend, list(level5.seeds), list(b.accuracies),
-                                        b.mean, b.ci_low, b.ci_high))
+                groups.append(_seed_group(f"{verify.name} (verify level 5)", b.backend, level5.seeds, b.accuracies, b))
     return groups
 
 
 def seed_table(groups: list[SeedGroup]) -> Table:
     rows = [{"configuration": g.label, "backend": g.backend, "seeds": len(g.accuracies), "mean (%)": g.mean,
-             "95% CI (%)": _interval(g.ci_low, g.ci_high),
-             "per seed (%)": " ".join(f"{100 * a:.2f}" for a in g.accuracies)} for g in groups]
-    return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows), {"mean (%)": points})
+             "95% CI (%)": _interval(g.ci_low, g.ci_high, finite=len(g.finite)),
+             "per seed (%)": " ".join(f"{100 * a:.2f}" if _finite(a) else "diverged" for a in g.accuracies),
+             "status": "ok" if not g.diverged else
+             (f"{g.diverged} of {len(g.accuracies)} diverged; " +
+              (f"mean and CI over the other {len(g.finite)}" if g.finite else "no finite result"))} for g in groups]
+    note = ("A diverged seed finished without a finite test accuracy (NaN); the mean and interval leave it out and "
+            "its status says so.") if any(g.diverged for g in groups) else ""
+    return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows), {"mean (%)": points}, note)
 
 
-def _interval(low: float, high: float, signed: bool = False) -> str:
+def _interval(low: float, high: float, signed: bool = False, finite: int | None = None) -> str:
+    if finite == 0:
+        return "none (no finite seed)"
     if not (math.isfinite(low) and math.isfinite(high)):
-        return "unbounded (one seed)"
+        return "unbounded (one seed)" if finite in (None, 1) else "-"
     return f"[{low:+.3f}, {high:+.3f}]" if signed else f"[{low:.2f}, {high:.2f}]"
 
 
@@ -273,7 +343,10 @@ def matrix_table(verify: Verify) -> Table:
             text = "-" if worst is None else f"{worst:.1e}"
             row[level.name] = f"pass {text}" if level.passed else f"FAIL {text} {failing[0] if failing else 'no result'}".rstrip()
         rows.append(row)
-    return Table(f"Parity matrix on {verify.document.base}: worst normwise relative error over all pairs", pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    levels = tuple(c for c in frame.columns if c not in ("cell", "model", "axis", "entry"))
+    return Table(f"Parity matrix on {verify.document.base}: worst normwise relative error over all pairs", frame,
+                 verdicts=levels)
 
 
 def growth_table(verify: Verify) -> Table | None:

@@ -9,20 +9,44 @@ from experiments.errors import UserError
 from experiments.report.markdown import FIGURE_DIR
 
 REPORT_FILES = ("report.md", "report.html")
+MARKER = ".mnist-parity-report"
+MARKER_TEXT = (b"This folder was written by `mnist-parity report`; writing a report here again replaces the whole folder.\n"
+               b"Keep nothing else in it.\n")
+
+
+def _report_only(out: Path) -> bool:
+    """out holds nothing but what a report writes: report.md, report.html, figures/*.png and the marker."""
+    for path in out.iterdir():
+        if path.name in (*REPORT_FILES, MARKER):
+            if path.is_symlink() or not path.is_file():
+                return False
+        elif path.name == FIGURE_DIR and path.is_dir() and not path.is_symlink():
+            if any(f.suffix != ".png" or f.is_symlink() or not f.is_file() for f in path.iterdir()):
+                return False
+        else:
+            return False
+    return True
 
 
 def check_out(out: Path) -> None:
-    """UserError unless out is absent, empty, or an earlier report (which is replaced whole)."""
+    """UserError unless out is absent, empty, or an earlier report (which is replaced whole).
+
+    An earlier report carries the marker file written into every report folder; a folder without it
+    counts as a report only when it holds nothing but a report's files. Anything else is someone's
+    folder, and replacing it would delete their files.
+    """
     if not out.exists():
         return
     if not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a directory; choose another --out")
-    if any(out.iterdir()) and not any((out / name).is_file() for name in REPORT_FILES):
-        raise UserError(f"--out: {out} is a non-empty directory that holds no report; choose another --out")
+    if not any(out.iterdir()) or (out / MARKER).is_file() or _report_only(out):
+        return
+    raise UserError(f"--out: {out} exists and is not a report (no {MARKER} marker, and it holds other files); "
+                    "choose another --out")
 
 
 def write_directory(out: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write files (relative path -> bytes) as the directory out; an earlier report there is replaced.
+    """Write files (relative path -> bytes) and the marker as the directory out; an earlier report there is replaced.
 
     Nothing appears at out until every file is written: the files go into `.<name>.tmp-*` beside
     out, which is renamed to out at the end (the earlier report is moved aside first and then
@@ -30,6 +54,7 @@ def write_directory(out: Path, files: dict[str, bytes]) -> list[Path]:
     """
     out = Path(out)
     check_out(out)
+    files = {**files, MARKER: MARKER_TEXT}
     out.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     staging = out.parent / f".{out.name}.tmp-{tag}"
@@ -55,4 +80,4 @@ def write_directory(out: Path, files: dict[str, bytes]) -> list[Path]:
     return [out / relative for relative in files]
 
 
-__all__ = ["FIGURE_DIR", "REPORT_FILES", "check_out", "write_directory"]
+__all__ = ["FIGURE_DIR", "MARKER", "REPORT_FILES", "check_out", "write_directory"]
