@@ -26,6 +26,7 @@ from experiments.errors import UserError
 from experiments.outcome import BackendOutcome
 from experiments.report import build_report, default_out, gates
 from experiments.report import figures as report_figures
+from experiments.report import loading as report_loading
 from experiments.report.defaults import UNPINNED, neutralised_defaults, same_value, used_entries
 from experiments.report.html import table as html_table
 from experiments.report.tables import Table, seed_table
@@ -36,6 +37,7 @@ from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
 from experiments.runner import RunResult
 from experiments.spec import load_spec
+from experiments.store import load_runs, register_run
 from experiments.sweep import SweepDefinition, expand_cells
 from experiments.sweep.local import write_sweep_document
 from experiments.verify import statistical
@@ -277,6 +279,95 @@ def test_results_table_holds_the_stored_numbers(full):
     _, markdown, _, _ = full
     assert "| numpy | ok | 90.80 | 91.30 | 0.3000 | 2.00 | 4,000 | 235,146 | numpy 1.0 | no reference band |" in markdown
     assert "| jax | ok | 91.70 | 92.20 |" in markdown
+
+
+def _tables(written) -> dict[str, Table]:
+    return {block.title: block for section in written.report.sections for block in section.blocks if isinstance(block, Table)}
+
+
+def _spy_on_the_store(monkeypatch, change=None) -> list[Path]:
+    """Record the store each load_runs of the report reads (and let `change` edit the frame it returns)."""
+    stores, real = [], report_loading.load_runs
+
+    def load_runs_spy(db_path, **options):
+        stores.append(Path(db_path))
+        frame = real(db_path, **options)
+        return change(frame) if change else frame
+    monkeypatch.setattr(report_loading, "load_runs", load_runs_spy)
+    return stores
+
+
+def test_the_results_table_is_the_stores_rows(tmp_path, monkeypatch):
+    """Every run directory (sweep cells too) goes through a temporary results store: the results table holds
+    load_runs' values, the store is deleted afterwards and nothing is written beside the runs."""
+    inputs = tmp_path / "inputs"
+    run = run_dir(inputs, accuracies={"numpy": 0.913, "torch": 0.919, "jax": None})
+    sweep = activation_sweep(inputs)
+    db_path = tmp_path / "check" / "results.sqlite"
+    db_path.parent.mkdir()
+    for path in (run, *sorted((sweep / "cells").iterdir())):
+        register_run(path, db_path)
+    expected = load_runs(db_path)
+    stores = _spy_on_the_store(monkeypatch)
+    written = build_report([run, sweep], tmp_path / "out", fake_defaults)
+
+    (store,) = stores
+    assert not store.parent.exists() and inputs not in store.parents
+    assert not list(inputs.rglob("*.sqlite*"))
+    tables = _tables(written)
+    run_rows = expected[expected["sweep"].isna()]
+    frame = tables["run-mlp: mlp-relu-adam on mnist-subset"].frame
+    assert list(frame["backend"]) == list(run_rows["backend"]) == ["numpy", "torch", "jax"]
+    for column, store_column, scale in (("test acc (%)", "test_accuracy", 100.0), ("val acc (%)", "final_val_accuracy", 100.0),
+                                        ("test loss", "test_loss", 1.0), ("train time (s)", "train_time_s", 1.0),
+                                        ("samples/s", "steady_samples_per_s", 1.0), ("parameters", "parameter_count", 1)):
+        assert frame[column].tolist() == pytest.approx((scale * run_rows[store_column].astype(float)).tolist(), nan_ok=True)
+    assert frame["status"].tolist() == ["ok", "ok", "FAILED: " + run_rows["reason"].iloc[2]]
+    assert frame["framework"].tolist()[:2] == [" ".join(f"{k} {v}" for k, v in versions.items())
+                                               for versions in run_rows["versions_json"].iloc[:2]]
+    cells = tables["sweep study-activations: every cell"].frame
+    cell_rows = expected[expected["sweep"] == "study-activations"]
+    assert len(cells) == len(cell_rows) == 6
+    by_cell = {(f["model.hidden[*].activation"], b): a for f, b, a in
+               zip(cell_rows["factors_json"], cell_rows["backend"], cell_rows["test_accuracy"])}
+    for activation, backend, accuracy in zip(cells["model.hidden[*].activation"], cells["backend"], cells["test acc (%)"]):
+        assert accuracy == pytest.approx(100.0 * by_cell[activation, backend])
+
+
+def test_results_gate_ranking_and_throughput_read_the_stores_frame(tmp_path, monkeypatch):
+    """Numbers changed in the frame load_runs returns (and only there) are the ones the report shows."""
+    def change(frame):
+        frame = frame.copy()
+        frame["test_accuracy"] = 0.4321
+        frame["train_time_s"] = 123.0
+        sigmoid = frame["factors_json"].map(lambda f: (f or {}).get("model.hidden[*].activation") == "sigmoid")
+        frame.loc[sigmoid, "final_val_accuracy"] = 0.99
+        return frame
+    _spy_on_the_store(monkeypatch, change)
+    drawn = []
+    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    written = build_report([run_dir(tmp_path, epochs=10), activation_sweep(tmp_path)], tmp_path / "out", fake_defaults)
+    tables = _tables(written)
+    assert set(tables["run-mlp: mlp-relu-adam on mnist-subset"].frame["test acc (%)"].round(6)) == {43.21}
+    gate = tables["Sanity gate per run and backend"].frame
+    assert set(gate["test acc (%)"].round(6)) == {43.21}
+    assert set(gate.loc[gate["run"] == "run-mlp", "verdict"]) == {gates.SUSPECT}  # 43.21% is far below an MLP's band
+    ranking = tables["study-activations: model.hidden[*].activation ranked per backend"].frame
+    assert list(ranking.loc[ranking["backend"] == "torch", "model.hidden[*].activation"]) == ["sigmoid", "relu", "tanh"]
+    timing = next(f for f in drawn if f.get_suptitle() == "time and throughput per backend")
+    assert {patch.get_height() for patch in timing.axes[0].patches} == {123.0}
+
+
+def test_cells_written_without_their_sweep_tag_take_it_from_sweep_json(tmp_path):
+    """The store has no factors for a cell whose results.json lacks "sweep"; the report takes sweep.json's."""
+    sweep = activation_sweep(tmp_path)
+    for path in sweep.glob("cells/*/results.json"):
+        document = json.loads(path.read_text())
+        del document["sweep"]
+        path.write_text(json.dumps(document))
+    frame = ranking_table(load_inputs([sweep]).sweeps[0]).frame
+    assert list(frame.loc[frame["backend"] == "torch", "model.hidden[*].activation"]) == ["relu", "tanh", "sigmoid"]
+    assert set(frame["seeds"]) == {1}
 
 
 def test_ranking_uses_validation_accuracy_not_test(tmp_path):
@@ -680,6 +771,13 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, make, message):
     assert message in str(error.value) and "\n" not in str(error.value)
     assert error.value.exit_code == 2
     assert not (tmp_path / "reports").exists()
+
+
+def test_no_room_for_the_temporary_store_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-folder"))
+    with pytest.raises(UserError, match="cannot make a temporary results store") as error:
+        build_report([run_dir(tmp_path)], tmp_path / "out", fake_defaults)
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
 
 
 def test_an_unwritable_out_is_a_user_error(tmp_path):

@@ -151,6 +151,35 @@ def test_sweep_cell_rows_carry_sweep_key_and_factors(tmp_path, run_document):
     assert json.loads(row["factors_json"]) == {"optimizer.learning_rate": 0.01}
 
 
+def test_final_validation_accuracy_is_the_last_epochs_even_when_it_diverged(tmp_path, run_document):
+    """final_val_accuracy is the tested (last) model's: a NaN last epoch gives NULL, not an earlier epoch's value;
+    best_val_accuracy still skips the NaN."""
+    document = copy.deepcopy(run_document)
+    document["backends"]["torch"]["history"][-1]["val_accuracy"] = float("nan")
+    document["backends"]["numpy"]["history"][-1]["val_accuracy"] = None
+    register_run(write_run(tmp_path / "20260101-000000-nan", document))
+    by_backend = {row["backend"]: row for row in rows(store_path(tmp_path))}
+    for backend in ("torch", "numpy"):
+        row = by_backend[backend]
+        assert (row["final_val_accuracy"], row["best_val_accuracy"], row["best_val_epoch"], row["epochs_run"]) == (None, 0.93, 2, 3)
+    assert by_backend["jax"]["final_val_accuracy"] is None and by_backend["jax"]["epochs_run"] == 0
+
+
+def test_factors_versions_and_settings_keep_the_documents_order(tmp_path, run_document):
+    """A report lists these as written (the grid's order, the backend's own order), so the store does not sort them."""
+    document = copy.deepcopy(run_document)
+    document["backends"]["torch"]["versions"] = {"torch": "2.0", "numpy": "2.1", "cuda": None}
+    document["backends"]["torch"]["settings"] = {"threads": 2, "device": "cpu", "dtype": "float32"}
+    factors = {"optimizer": "sgd", "model.hidden[*].activation": "relu", "seed": 0, "backend": "torch"}
+    cell = sweep_cell(tmp_path, document, "study", "abc-torch", factors)
+    register_run(cell, store_path(tmp_path))
+    (row,) = load_runs(store_path(tmp_path)).to_dict("records")
+    assert list(row["factors_json"].items()) == list(factors.items())
+    assert list(row["versions_json"]) == ["torch", "numpy", "cuda"] and row["versions_json"]["cuda"] is None
+    assert list(row["settings_json"]) == ["threads", "device", "dtype"]
+    assert list(json.loads(rows(store_path(tmp_path))[0]["spec_json"])) == sorted(document["spec"])  # spec: canonical
+
+
 # --- verify runs -------------------------------------------------------------------------------------------
 
 def _level(number: int, name: str, lines: list[dict], rows_, failures: dict) -> dict:

@@ -6,7 +6,7 @@ from experiments.report import figures, tables
 from experiments.report.defaults import Reader, neutralised_defaults
 from experiments.report.figures import Figure
 from experiments.report.gates import SUSPECT, rule_text
-from experiments.report.loading import Inputs
+from experiments.report.loading import Inputs, records
 from experiments.report.tables import Table
 
 
@@ -53,13 +53,12 @@ def _summary(inputs: Inputs, gate_table: Table) -> Section:
         section.add(Note(f"IMPLEMENTATION SUSPECT: {row.run}, backend {row.backend}: {row.reason}", "alert"))
     if not gate_table.frame.empty and flagged.empty:
         section.add("No run is flagged by the sanity gate.")
-    for run in inputs.all_runs:
-        for entry in run.backend_runs():
-            if not entry.ok:
-                section.add(Note(f"FAILED: {run.label}, backend {entry.backend}: {entry.outcome.reason}", "alert"))
-            elif entry.diverged:
-                section.add(Note(f"DIVERGED: {run.label}, backend {entry.backend}: finished without a finite accuracy; "
-                                 "left out of means, intervals and ranks", "alert"))
+    for result in records(inputs.results):
+        if result["status"] != "ok":
+            section.add(Note(f"FAILED: {result['label']}, backend {result['backend']}: {result['reason'] or ''}", "alert"))
+        elif result["diverged"]:
+            section.add(Note(f"DIVERGED: {result['label']}, backend {result['backend']}: finished without a finite "
+                             "accuracy; left out of means, intervals and ranks", "alert"))
     for verify in inputs.verifies:
         if not verify.document.passed:
             section.add(Note(f"verify {verify.label} ({verify.name}) did not pass; see the parity section.", "alert"))
@@ -80,10 +79,10 @@ def _results(inputs: Inputs) -> Section:
     section = Section("Results side by side")
     for run in inputs.runs:
         dataset = run.document.dataset
-        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {dataset.name}", [run]))
+        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {dataset.name}", run.rows))
         section.add(figures.curves_figure(f"curves-{figures.slug(run.label)}", f"{run.spec.name} ({run.label})", [run]))
     for sweep in inputs.sweeps:
-        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.runs, sweep.study_fields))
+        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.rows, sweep.study_fields))
         if not sweep.study_fields:
             section.add(figures.curves_figure(f"curves-{figures.slug(sweep.name)}", f"sweep {sweep.name} (all seeds)", sweep.runs))
     section.add(figures.timing_figure(inputs))
@@ -140,7 +139,7 @@ def _defaults(inputs: Inputs, read: Reader) -> Section:
     section = Section("Framework defaults the suite neutralised")
     specs = [run.raw_spec for run in inputs.all_runs]
     specs += [v.document.spec.model_dump(mode="json") for v in inputs.verifies if v.document.spec is not None]
-    backends = {e.backend for run in inputs.all_runs for e in run.backend_runs()}
+    backends = set(inputs.results["backend"])
     backends |= {ln.first for v in inputs.verifies for lv in v.document.levels.values() for ln in getattr(lv, "summary", [])}
     backends |= {b.backend for v in inputs.verifies for lv in v.document.levels.values() for b in getattr(lv, "backends", [])}
     found, problems = neutralised_defaults(specs, sorted(backends), read)

@@ -19,7 +19,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from experiments.report.loading import Inputs, Run, Sweep, Verify
+from experiments.report.loading import Inputs, Run, Sweep, Verify, records
 from experiments.report.tables import SeedGroup, factor_label
 
 BACKEND_COLOURS = {"numpy": "#444444", "torch": "#ee4c2c", "keras": "#8e24aa", "jax": "#1e88e5"}
@@ -80,26 +80,27 @@ CURVE_PANELS = (("train_accuracy", "training accuracy"), ("val_accuracy", "valid
 @_plain_text
 def curves_figure(name: str, title: str, runs: list[Run]) -> Figure | None:
     """Training and validation accuracy and loss per epoch, backends overlaid (one line per run and backend)."""
-    entries = [e for run in runs for e in run.backend_runs() if e.outcome.history]
+    entries = [(backend, outcome.history) for run in runs for backend, outcome in run.document.backends.items()
+               if outcome.history]
     if not entries:
         return None
-    order = list(dict.fromkeys(e.backend for e in entries))
+    order = list(dict.fromkeys(backend for backend, _ in entries))
     figure = MplFigure(figsize=(10, 6.5), layout="constrained")
     axes = figure.subplots(2, 2)
     drawn = False
     for ax, (key, label) in zip(axes.flat, CURVE_PANELS):
         labelled = set()
-        for entry in entries:
-            epochs = [h.epoch for h in entry.outcome.history]
-            values = [np.nan if getattr(h, key) is None else getattr(h, key) for h in entry.outcome.history]
+        for backend, history in entries:
+            epochs = [h.epoch for h in history]
+            values = [np.nan if getattr(h, key) is None else getattr(h, key) for h in history]
             if not _finite(values):
                 continue
             if key.endswith("accuracy"):
                 values = [100.0 * v for v in values]
-            first = entry.backend not in labelled
-            labelled.add(entry.backend)
-            ax.plot(epochs, values, marker="o", markersize=3, color=backend_colour(entry.backend, order),
-                    alpha=0.9 if len(runs) == 1 else 0.55, label=_label(entry.backend) if first else "_nolegend_")
+            first = backend not in labelled
+            labelled.add(backend)
+            ax.plot(epochs, values, marker="o", markersize=3, color=backend_colour(backend, order),
+                    alpha=0.9 if len(runs) == 1 else 0.55, label=_label(backend) if first else "_nolegend_")
             drawn = True
         ax.set_title(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -115,13 +116,17 @@ def curves_figure(name: str, title: str, runs: list[Run]) -> Figure | None:
 
 
 def _backends_of(sweeps: list[Sweep]) -> list[str]:
-    return list(dict.fromkeys(e.backend for sweep in sweeps for run in sweep.runs for e in run.backend_runs()))
+    return list(dict.fromkeys(backend for sweep in sweeps for run in sweep.runs for backend in run.document.backends))
+
+
+def _study_label(run: Run, fields: list[str]) -> str:
+    return factor_label(run.factors, fields, run.spec.name)
 
 
 @_plain_text
 def studies_figure(sweeps: list[Sweep]) -> Figure | None:
     """One row per study sweep, one column per backend: validation accuracy per epoch for each configuration."""
-    sweeps = [s for s in sweeps if s.study_fields and any(e.outcome.history for r in s.runs for e in r.backend_runs())]
+    sweeps = [s for s in sweeps if s.study_fields and any(o.history for r in s.runs for o in r.document.backends.values())]
     if not sweeps:
         return None
     backends = _backends_of(sweeps)
@@ -129,18 +134,17 @@ def studies_figure(sweeps: list[Sweep]) -> Figure | None:
     # Within a study the backends' panels share the y axis, so their curves compare at a glance.
     axes = np.atleast_2d(figure.subplots(len(sweeps), len(backends), squeeze=False, sharey="row"))
     for row, sweep in zip(axes, sweeps):
-        labels = list(dict.fromkeys(factor_label(run, sweep.study_fields) for run in sweep.runs))
+        labels = list(dict.fromkeys(_study_label(run, sweep.study_fields) for run in sweep.runs))
         palette = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"].colors
         colours = lambda index: palette[index % len(palette)]  # noqa: E731
         for ax, backend in zip(row, backends):
             seen = set()
             for run in sweep.runs:
-                for entry in run.backend_runs():
-                    if entry.backend != backend or not entry.outcome.history:
-                        continue
-                    label = factor_label(run, sweep.study_fields)
-                    values = [np.nan if h.val_accuracy is None else 100.0 * h.val_accuracy for h in entry.outcome.history]
-                    ax.plot([h.epoch for h in entry.outcome.history], values, color=colours(labels.index(label)),
+                history = run.document.backends[backend].history if backend in run.document.backends else []
+                if history:
+                    label = _study_label(run, sweep.study_fields)
+                    values = [np.nan if h.val_accuracy is None else 100.0 * h.val_accuracy for h in history]
+                    ax.plot([h.epoch for h in history], values, color=colours(labels.index(label)),
                             label=_label(label) if label not in seen else "_nolegend_")
                     seen.add(label)
             ax.set_title(f"{sweep.name}: {backend}")
@@ -325,18 +329,16 @@ def growth_figure(verify: Verify) -> Figure | None:
 @_plain_text
 def timing_figure(inputs: Inputs) -> Figure | None:
     """Training time and steady throughput per backend, per run or sweep (sweeps: mean over cells, whiskers min to max)."""
-    groups = [(run.label, [run]) for run in inputs.runs] + [(s.name, s.runs) for s in inputs.sweeps if s.runs]
+    groups = [(run.label, run.rows) for run in inputs.runs] + [(s.name, s.rows) for s in inputs.sweeps if s.runs]
     data = []
-    for label, runs in groups:
+    for label, results in groups:
         per: dict[str, dict[str, list[float]]] = {}
-        for run in runs:
-            for e in run.backend_runs():
-                m = e.outcome.metrics
-                if e.ok and m.train_time_s is not None:
-                    slot = per.setdefault(e.backend, {"time": [], "rate": []})
-                    slot["time"].append(m.train_time_s)
-                    if m.steady_samples_per_s is not None:
-                        slot["rate"].append(m.steady_samples_per_s)
+        for result in records(results):
+            if result["status"] == "ok" and result["train_time_s"] is not None:
+                slot = per.setdefault(result["backend"], {"time": [], "rate": []})
+                slot["time"].append(result["train_time_s"])
+                if result["steady_samples_per_s"] is not None:
+                    slot["rate"].append(result["steady_samples_per_s"])
         if per:
             data.append((label, per))
     if not data:

@@ -5,18 +5,29 @@ holds sweep.json and cells/<key>/results.json (experiments.sweep.local); a verif
 holds verify.json (experiments.commands.verify, single spec or --matrix). Only the fields the
 report reads are validated; everything else is kept as it was written. history.csv is not
 read: results.json holds the same per-epoch records.
+
+Per-backend results (status, metrics, validation accuracies, versions, settings, factors, split)
+are not read here: every run directory, sweep cells included, is registered in a temporary
+results store (experiments.store, the one place that flattens a run document into rows) and
+each Run carries its rows of `load_runs`. The documents give what the store does not hold: the
+per-epoch history for the curves, the spec as written, the dataset note, and verify.json.
 """
 
 import json
 import math
 import re
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from experiments.errors import UserError
+from experiments.store import load_runs, register_run
+from experiments.store.schema import COLUMNS
 
 RESULTS_FILE = "results.json"
 SWEEP_FILE = "sweep.json"
@@ -42,26 +53,12 @@ class Epoch(_Document):
     elapsed_s: float | None = None
 
 
-class Metrics(_Document):
-    """A finished backend's final figures (empty for a failed one)."""
-
-    test_accuracy: float | None = None
-    test_loss: float | None = None
-    train_time_s: float | None = None
-    samples_per_s: float | None = None
-    steady_samples_per_s: float | None = None
-
-
 class Outcome(_Document):
-    """One backend's outcome in results.json (experiments.outcome.BackendOutcome.to_dict)."""
+    """One backend's outcome in results.json (experiments.outcome.BackendOutcome.to_dict), as far as the report reads
+    it itself: the history for the curves. Status, metrics, versions and settings come from the store's rows."""
 
     backend: str
     status: str
-    reason: str = ""
-    versions: dict[str, str | None] = {}
-    settings: dict[str, Any] = {}
-    parameter_count: int | None = None
-    metrics: Metrics = Metrics()
     history: list[Epoch] = []
 
 
@@ -195,55 +192,19 @@ class VerifyDocument(_Document):
     passed: bool
 
 
-@dataclass(frozen=True)
-class BackendRun:
-    """One backend of one run: the unit every results table row, curve and gate is about."""
-
-    run: "Run"
-    backend: str
-    outcome: Outcome
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome.status == "ok"
-
-    @property
-    def final_val_accuracy(self) -> float | None:
-        """The last epoch's validation accuracy: the model that was tested is the last one."""
-        history = self.outcome.history
-        value = history[-1].val_accuracy if history else None
-        return None if value is None or math.isnan(value) else value
-
-    @property
-    def diverged(self) -> bool:
-        """Finished, yet without a usable accuracy: the test accuracy (or, with a validation split, the last
-        epoch's validation accuracy) is missing or not finite, as when the weights became NaN."""
-        if not self.ok:
-            return False
-        test = self.outcome.metrics.test_accuracy
-        if test is None or not math.isfinite(test):
-            return True
-        history = self.outcome.history
-        if not history:
-            return False
-        value = history[-1].val_accuracy
-        if value is None:
-            return self.run.document.dataset.split.get("validation", 0) > 0
-        return not math.isfinite(value)
-
-    @property
-    def usable(self) -> bool:
-        """Finished and not diverged: its accuracies enter means, intervals and ranks."""
-        return self.ok and not self.diverged
+STORE_COLUMNS = ["id", *COLUMNS]
+REPORT_COLUMNS = ["label", "diverged", "usable"]  # added to the store's columns by this module
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Run:
-    """One results.json; label is what the report calls it (the directory name)."""
+    """One results.json; label is what the report calls it (the directory name); rows are its rows of the
+    results store, one per backend in the document's order, with the REPORT_COLUMNS added."""
 
     path: Path
     document: ResultsDocument
     label: str
+    rows: pd.DataFrame
 
     @property
     def spec(self) -> SpecView:
@@ -254,16 +215,31 @@ class Run:
         return self.document.spec.model_dump(mode="json")
 
     @property
-    def train_size(self) -> int | None:
-        """Training digits actually used (after the validation hold-out)."""
-        return self.document.dataset.split.get("train")
-
-    @property
     def factors(self) -> dict[str, Any]:
-        return dict(self.document.sweep.factors) if self.document.sweep else {}
+        """A sweep cell's {spec field: value} as the store read it; {} for a standalone run."""
+        return dict(self.rows["factors_json"].iloc[0] or {}) if len(self.rows) else {}
 
-    def backend_runs(self) -> list[BackendRun]:
-        return [BackendRun(self, name, outcome) for name, outcome in self.document.backends.items()]
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of several runs, in order; an empty frame with every column when there are none."""
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        return pd.DataFrame(columns=STORE_COLUMNS + REPORT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _plain(value: Any) -> Any:
+    """A frame's value as plain Python: None for a missing one (SQL NULL, pandas NA, NaN), numpy scalars unwrapped."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts of plain Python values, for the tables and figures to read."""
+    return [{name: _plain(value) for name, value in row.items()} for row in frame.to_dict("records")]
 
 
 @dataclass(frozen=True)
@@ -280,16 +256,16 @@ class Sweep:
         return self.document.name
 
     @property
+    def rows(self) -> pd.DataFrame:
+        return concat([run.rows for run in self.runs])
+
+    @property
     def study_fields(self) -> list[str]:
         """The grid's fields (e.g. `model.hidden[*].activation`, `optimizer`): what the study compares."""
         if self.document.grid:
             return list(self.document.grid)
         keys = dict.fromkeys(k for run in self.runs for k in run.factors if k not in SWEEP_CONTROL_FACTORS)
         return [k for k in keys if len({str(run.factors.get(k)) for run in self.runs}) > 1]
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted({run.spec.seed for run in self.runs if run.spec.seed is not None})
 
 
 @dataclass(frozen=True)
@@ -319,6 +295,11 @@ class Inputs:
     def all_runs(self) -> list[Run]:
         """Standalone runs, then every sweep's cells."""
         return self.runs + [run for sweep in self.sweeps for run in sweep.runs]
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """The store's rows of every run, in the order of all_runs."""
+        return concat([run.rows for run in self.all_runs])
 
     @property
     def labels(self) -> list[str]:
@@ -355,10 +336,11 @@ def _parse(model: type[BaseModel], path: Path) -> Any:
 
 
 def load_run(path: Path, label: str | None = None) -> Run:
+    """The validated results.json; its rows are filled in by load_inputs, from the store."""
     document: ResultsDocument = _parse(ResultsDocument, path / RESULTS_FILE)
     if not document.backends:
         raise UserError(f"report: {path / RESULTS_FILE} lists no backends")
-    return Run(path, document, label or path.name)
+    return Run(path, document, label or path.name, concat([]))
 
 
 def load_sweep(path: Path) -> Sweep:
@@ -376,7 +358,7 @@ def load_sweep(path: Path) -> Sweep:
         run = load_run(cell_dir, label=f"{document.name}: {shown}")
         if run.document.sweep is None:
             tag = SweepTag(name=document.name, key=cell.key, factors=cell.factors)
-            run = Run(run.path, run.document.model_copy(update={"sweep": tag}), run.label)
+            run = replace(run, document=run.document.model_copy(update={"sweep": tag}))
         runs.append(run)
     return Sweep(path, document, runs, missing)
 
@@ -388,8 +370,57 @@ def load_verify(path: Path) -> Verify:
     return Verify(path, document, path.name)
 
 
+def store_rows(run_dirs: list[Path]) -> dict[str, pd.DataFrame]:
+    """{resolved run directory: its rows}, each backend in the document's order, from a temporary results store.
+
+    Every run is registered afresh, so the report is right for copied or never-registered folders,
+    and nothing is written beside the user's runs: the store lives in a temporary folder, deleted
+    once it has been read.
+    """
+    wanted = list(dict.fromkeys(str(Path(path).resolve()) for path in run_dirs))
+    if not wanted:
+        return {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mnist-parity-report-") as folder:
+            db_path = Path(folder) / "results.sqlite"
+            for run_dir in wanted:
+                register_run(Path(run_dir), db_path)
+            frame = load_runs(db_path)
+    except UserError as error:
+        raise UserError(f"report: {error}") from None
+    except OSError as error:
+        raise UserError(f"report: cannot make a temporary results store in {tempfile.gettempdir()}: "
+                        f"{error.strerror or error}; set TMPDIR to a writable folder") from None
+    return {run_dir: rows.reset_index(drop=True) for run_dir, rows in frame.groupby("run_dir", sort=False)}
+
+
+def _report_columns(rows: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The store's rows with the run's label, and whether each backend diverged or is usable.
+
+    Diverged: finished, yet without a usable accuracy: the test accuracy, or with a validation split the last
+    epoch's validation accuracy, is missing or not finite (as when the weights became NaN; the store holds a
+    NaN as NULL). Usable: finished and not diverged; only those enter means, intervals and ranks.
+    """
+    ok = (rows["status"] == "ok").to_numpy(dtype=bool)
+    test = pd.to_numeric(rows["test_accuracy"], errors="coerce").to_numpy(dtype=float)
+    validated = (rows["split_validation"].fillna(0) > 0).to_numpy(dtype=bool) | rows["best_val_accuracy"].notna().to_numpy()
+    no_final = ((rows["epochs_run"].fillna(0) > 0).to_numpy(dtype=bool) & rows["final_val_accuracy"].isna().to_numpy()
+                & validated)
+    diverged = ok & (~np.isfinite(test) | no_final)
+    return rows.assign(label=label, diverged=diverged, usable=ok & ~diverged)
+
+
+def _with_rows(run: Run, rows: dict[str, pd.DataFrame]) -> Run:
+    own = rows[str(run.path.resolve())]
+    tag = run.document.sweep
+    if tag is not None and own["sweep"].isna().all():  # a cell whose results.json predates its sweep tag: sweep.json's
+        own = own.assign(sweep=tag.name, cell_key=tag.key, factors_json=[dict(tag.factors)] * len(own))
+    return replace(run, rows=_report_columns(own, run.label))
+
+
 def load_inputs(paths: list[Path]) -> Inputs:
-    """Classify and read every path; a path that is none of the three kinds raises UserError."""
+    """Classify and read every path, then the runs' rows from the store; a path that is none of the three kinds
+    raises UserError."""
     if not paths:
         raise UserError("report: name at least one run, sweep or verify directory")
     runs, sweeps, verifies = [], [], []
@@ -411,4 +442,7 @@ def load_inputs(paths: list[Path]) -> Inputs:
         else:
             raise UserError(f"report: {path} is not a run, sweep or verify directory: it holds no {RESULTS_FILE}, "
                             f"{SWEEP_FILE} or {VERIFY_FILE}")
+    rows = store_rows([run.path for run in runs] + [run.path for sweep in sweeps for run in sweep.runs])
+    runs = [_with_rows(run, rows) for run in runs]
+    sweeps = [replace(sweep, runs=[_with_rows(run, rows) for run in sweep.runs]) for sweep in sweeps]
     return Inputs(runs, sweeps, verifies)

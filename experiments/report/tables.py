@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from experiments.report.gates import Verdict, gate
-from experiments.report.loading import BackendRun, Inputs, Run, Sweep, Verify
+from experiments.report.loading import Inputs, Run, Sweep, Verify, records
 from experiments.verify.statistical import summarize
 
 LEVEL_ORDER = ("forward", "gradients", "step", "trajectory")
@@ -66,28 +66,32 @@ def percent(fraction: float | None) -> float | None:
     return None if _missing(fraction) else 100.0 * fraction
 
 
-def factor_label(run: Run, fields: list[str]) -> str:
-    """A sweep cell's study configuration, e.g. "relu" or "relu / adam"."""
-    return " / ".join(str(run.factors.get(name, "?")) for name in fields) or run.spec.name
+def factor_label(factors: dict[str, Any] | None, fields: list[str], name: str | None) -> str:
+    """A sweep cell's study configuration, e.g. "relu" or "relu / adam" (name: the spec's, when there are no fields)."""
+    factors = factors or {}
+    return " / ".join(str(factors.get(field_name, "?")) for field_name in fields) or str(name)
 
 
-def backend_gate(entry: BackendRun) -> Verdict:
-    return gate(entry.run.raw_spec, entry.run.train_size, entry.outcome.metrics.test_accuracy, entry.ok)
+# The functions below read a store row (loading.records): its columns, plus the report's label, diverged and usable.
 
 
-def backend_status(entry: BackendRun) -> str:
-    if not entry.ok:
-        return f"FAILED: {entry.outcome.reason}"
-    if entry.diverged:
+def backend_gate(row: dict) -> Verdict:
+    return gate(row["spec_json"] or {}, row["split_train"], row["test_accuracy"], row["status"] == "ok")
+
+
+def backend_status(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"FAILED: {row['reason'] or ''}"
+    if row["diverged"]:
         return "diverged: finished without a finite accuracy"
     return "ok"
 
 
-def group_status(entries: list[BackendRun]) -> str:
+def group_status(entries: list[dict]) -> str:
     """"ok", or how many of a configuration's seeds diverged or failed and what the means are over."""
     n = len(entries)
-    diverged = sum(e.diverged for e in entries)
-    failed = sum(not e.ok for e in entries)
+    diverged = sum(e["diverged"] for e in entries)
+    failed = sum(e["status"] != "ok" for e in entries)
     if not diverged and not failed:
         return "ok"
     parts = [f"{diverged} of {n} diverged"] if diverged else []
@@ -97,28 +101,28 @@ def group_status(entries: list[BackendRun]) -> str:
     return "; ".join(parts)
 
 
-def results_table(title: str, runs: list[Run], fields: list[str] | None = None) -> Table:
-    """Side by side: one row per run and backend; for a sweep's cells (fields given) the study fields and seed first."""
+def results_table(title: str, results: pd.DataFrame, fields: list[str] | None = None) -> Table:
+    """Side by side: one row per run and backend (the store's rows); for a sweep's cells (fields given) the study
+    fields and seed first."""
     rows = []
-    for run in runs:
-        for entry in run.backend_runs():
-            m, verdict = entry.outcome.metrics, backend_gate(entry)
-            row = {name: run.factors.get(name) for name in fields or []}
-            if fields is not None:
-                row["seed"] = run.spec.seed
-            row.update({
-                "backend": entry.backend,
-                "status": backend_status(entry),
-                "val acc (%)": percent(entry.final_val_accuracy),
-                "test acc (%)": percent(m.test_accuracy),
-                "test loss": m.test_loss,
-                "train time (s)": m.train_time_s,
-                "samples/s": m.steady_samples_per_s,
-                "parameters": entry.outcome.parameter_count,
-                "framework": " ".join(f"{k} {v}" for k, v in entry.outcome.versions.items()),
-                "gate": verdict.status,
-            })
-            rows.append(row)
+    for result in records(results):
+        factors = result["factors_json"] or {}
+        row = {name: factors.get(name) for name in fields or []}
+        if fields is not None:
+            row["seed"] = result["seed"]
+        row.update({
+            "backend": result["backend"],
+            "status": backend_status(result),
+            "val acc (%)": percent(result["final_val_accuracy"]),
+            "test acc (%)": percent(result["test_accuracy"]),
+            "test loss": result["test_loss"],
+            "train time (s)": result["train_time_s"],
+            "samples/s": result["steady_samples_per_s"],
+            "parameters": result["parameter_count"],
+            "framework": " ".join(f"{k} {v}" for k, v in (result["versions_json"] or {}).items()),
+            "gate": backend_gate(result).status,
+        })
+        rows.append(row)
     formats = {"val acc (%)": points, "test acc (%)": points, "test loss": lambda v: f"{v:.4f}",
                "train time (s)": seconds, "samples/s": rate, "parameters": integer}
     note = "val acc: the last epoch's validation accuracy (the model that was tested); samples/s: steady throughput after the first epoch."
@@ -128,10 +132,9 @@ def results_table(title: str, runs: list[Run], fields: list[str] | None = None) 
 def gate_table(inputs: Inputs) -> Table:
     """Every run and backend with its gate verdict, flagged ones first; level-5 means are gated too."""
     rows = []
-    for run in inputs.all_runs:
-        for entry in run.backend_runs():
-            rows.append(_gate_row(run.label, entry.backend, run.raw_spec, run.train_size, backend_gate(entry),
-                                  percent(entry.outcome.metrics.test_accuracy)))
+    for result in records(inputs.results):
+        rows.append(_gate_row(result["label"], result["backend"], result["spec_json"] or {}, result["split_train"],
+                              backend_gate(result), percent(result["test_accuracy"])))
     for verify in inputs.verifies:
         level5 = verify.document.levels.get("5")
         if level5 is None or verify.document.spec is None:
@@ -172,20 +175,20 @@ def ranking_table(sweep: Sweep) -> Table:
     """
     fields = sweep.study_fields
     header = " / ".join(fields) or "configuration"
-    groups: dict[tuple[str, str], list[BackendRun]] = {}
-    for run in sweep.runs:
-        for entry in run.backend_runs():
-            groups.setdefault((entry.backend, factor_label(run, fields)), []).append(entry)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for result in records(sweep.rows):
+        label = factor_label(result["factors_json"], fields, result["spec_name"])
+        groups.setdefault((result["backend"], label), []).append(result)
     rows, unstable = [], []
     for (backend, label), entries in groups.items():
-        usable = [e for e in entries if e.usable]
-        vals = [e.final_val_accuracy for e in usable if e.final_val_accuracy is not None]
-        tests = [e.outcome.metrics.test_accuracy for e in usable]
+        usable = [e for e in entries if e["usable"]]
+        vals = [e["final_val_accuracy"] for e in usable if e["final_val_accuracy"] is not None]
+        tests = [e["test_accuracy"] for e in usable]
         rows.append({"backend": backend, "rank": None, header: label,
                      "val acc (%)": 100.0 * sum(vals) / len(vals) if vals else None,
                      "test acc (%)": 100.0 * sum(tests) / len(tests) if tests else None,
                      "seeds": len(entries), "status": group_status(entries)})
-        unstable.append(any(e.diverged for e in entries))
+        unstable.append(any(e["diverged"] for e in entries))
     frame = pd.DataFrame(rows, columns=["backend", "rank", header, "val acc (%)", "test acc (%)", "seeds", "status"])
     if not frame.empty:
         backends = list(dict.fromkeys(frame["backend"]))
@@ -255,12 +258,12 @@ def seed_groups(inputs: Inputs) -> list[SeedGroup]:
     groups: list[SeedGroup] = []
     for sweep in inputs.sweeps:
         by_config: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        for run in sweep.runs:
-            for entry in run.backend_runs():
-                if entry.ok:
-                    key = (f"{sweep.name}: {factor_label(run, sweep.study_fields)}", entry.backend)
-                    accuracy = entry.outcome.metrics.test_accuracy if entry.usable else math.nan
-                    by_config.setdefault(key, []).append((run.spec.seed, accuracy))
+        for result in records(sweep.rows):
+            if result["status"] == "ok":
+                key = (f"{sweep.name}: {factor_label(result['factors_json'], sweep.study_fields, result['spec_name'])}",
+                       result["backend"])
+                accuracy = result["test_accuracy"] if result["usable"] else math.nan
+                by_config.setdefault(key, []).append((result["seed"], accuracy))
         for (label, backend), values in by_config.items():
             if len({seed for seed, _ in values}) < 2:
                 continue
@@ -392,16 +395,16 @@ def hyperparameters_table(title: str, runs: list[Run]) -> Table:
     values: dict[str, dict[str, list[str]]] = {}
     for run in runs:
         spec = {k: v for k, v in run.raw_spec.items() if k not in ("name", "description")}
-        for entry in run.backend_runs():
+        for result in records(run.rows):
             params = {**flatten(spec),
-                      **{f"settings.{k}": v for k, v in flatten(entry.outcome.settings).items()},
-                      **{f"versions.{k}": v for k, v in entry.outcome.versions.items()}}
+                      **{f"settings.{k}": v for k, v in flatten(result["settings_json"] or {}).items()},
+                      **{f"versions.{k}": v for k, v in (result["versions_json"] or {}).items()}}
             for name, value in params.items():
-                seen = values.setdefault(name, {}).setdefault(entry.backend, [])
+                seen = values.setdefault(name, {}).setdefault(result["backend"], [])
                 text = "None" if value is None else str(value)
                 if text not in seen:
                     seen.append(text)
-    backends = list(dict.fromkeys(e.backend for run in runs for e in run.backend_runs()))
+    backends = list(dict.fromkeys(backend for run in runs for backend in run.rows["backend"]))
     rows = [{"parameter": name, **{b: ", ".join(per.get(b, [])) or None for b in backends}} for name, per in values.items()]
     note = ("Spec fields are the values the suite pinned for every backend (no framework default is relied on); "
             "settings and versions are what each backend recorded when it started.")
@@ -414,7 +417,7 @@ def inputs_table(inputs: Inputs) -> Table:
         rows.append(_input_row("run", run.label, run.path, run.document.dataset, list(run.document.backends), run.document.created))
     for sweep in inputs.sweeps:
         first = sweep.runs[0].document if sweep.runs else None
-        backends = list(dict.fromkeys(e.backend for run in sweep.runs for e in run.backend_runs()))
+        backends = list(dict.fromkeys(sweep.rows["backend"]))
         row = _input_row("sweep", sweep.name, sweep.path, first.dataset if first else None, backends, "")
         row["cells"] = f"{len(sweep.runs)} of {len(sweep.document.cells)} with results"
         rows.append(row)

@@ -18,8 +18,10 @@ from experiments.store.schema import COLUMNS
 RUN_DIR_STAMP = re.compile(r"^(\d{8})-(\d{6})-")  # experiments.results.new_run_dir: <UTC %Y%m%d-%H%M%S>-<name>-<hash>
 
 
-def _json(value) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+def _json(value, *, ordered: bool = False) -> str | None:
+    """JSON text, keys sorted (one text per value) unless ordered: then in the document's own order, for objects
+    whose order means something (a sweep's grid, the packages a backend reported) and that a report lists as written."""
+    return None if value is None else json.dumps(value, sort_keys=not ordered, default=str)
 
 
 def _name(value) -> str | None:
@@ -91,28 +93,35 @@ def _provenance(environment: dict | None) -> dict:
     }
 
 
+def _finite(value) -> float | None:
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
 def _outcome_fields(outcome: dict) -> dict:
-    """Status, metrics and versions of one backend; best validation accuracy is the first epoch reaching the maximum."""
+    """Status, metrics and versions of one backend. Best validation accuracy: the first epoch reaching the maximum;
+    final: the last epoch's (the model that was tested), None when that epoch has none or a non-finite one (diverged)."""
     metrics = outcome.get("metrics") or {}
     history = [record for record in outcome.get("history") or [] if isinstance(record, dict)]
     validation = [(record["val_accuracy"], record.get("epoch", i + 1)) for i, record in enumerate(history)
-                  if _number(record.get("val_accuracy")) is not None and not math.isnan(record["val_accuracy"])]
+                  if _finite(record.get("val_accuracy")) is not None]
     best = max(validation, key=lambda pair: pair[0]) if validation else (None, None)
     return {
         "status": outcome["status"], "reason": outcome.get("reason") or None,
         "test_accuracy": _number(metrics.get("test_accuracy")), "test_loss": _number(metrics.get("test_loss")),
         "best_val_accuracy": _number(best[0]), "best_val_epoch": _number(best[1], int),
-        "final_val_accuracy": _number(validation[-1][0]) if validation else None, "epochs_run": len(history),
+        "final_val_accuracy": _finite(history[-1].get("val_accuracy")) if history else None, "epochs_run": len(history),
         "train_time_s": _number(metrics.get("train_time_s")), "samples_per_s": _number(metrics.get("samples_per_s")),
         "steady_samples_per_s": _number(metrics.get("steady_samples_per_s")),
         "parameter_count": _number(outcome.get("parameter_count"), int),
-        "versions_json": _json(outcome.get("versions")), "settings_json": _json(outcome.get("settings")),
+        "versions_json": _json(outcome.get("versions"), ordered=True),
+        "settings_json": _json(outcome.get("settings"), ordered=True),
     }
 
 
 def _results_rows(data: dict) -> list[dict]:
     sweep = data.get("sweep") or {}
-    shared = {"sweep": sweep.get("name"), "cell_key": sweep.get("key"), "factors_json": _json(sweep.get("factors")),
+    shared = {"sweep": sweep.get("name"), "cell_key": sweep.get("key"), "factors_json": _json(sweep.get("factors"), ordered=True),
               "initialisation": data.get("initialisation")}
     return [{**shared, "backend": name, **_outcome_fields(outcome)} for name, outcome in data["backends"].items()]
 

@@ -10,7 +10,7 @@ COLUMNS: dict[str, str] = {
     "kind": "TEXT NOT NULL CHECK (kind IN ('run', 'verify', 'sweep-cell'))",
     "sweep": "TEXT",  # sweep name, for sweep cells
     "cell_key": "TEXT",
-    "factors_json": "TEXT",  # {spec field: value} of a sweep cell
+    "factors_json": "TEXT",  # {spec field: value} of a sweep cell, in the grid's order
     "created": "TEXT",  # ISO 8601 UTC, when the run wrote its document
     "registered": "TEXT",  # ISO 8601 UTC, when this row was last written
     "command": "TEXT",  # the command line, shell-quoted
@@ -36,14 +36,14 @@ COLUMNS: dict[str, str] = {
     "test_loss": "REAL",
     "best_val_accuracy": "REAL",
     "best_val_epoch": "INTEGER",  # first epoch reaching best_val_accuracy
-    "final_val_accuracy": "REAL",
+    "final_val_accuracy": "REAL",  # the last epoch's; NULL when it has none or a non-finite one
     "epochs_run": "INTEGER",  # epochs in the history
     "train_time_s": "REAL",
     "samples_per_s": "REAL",
     "steady_samples_per_s": "REAL",
     "parameter_count": "INTEGER",
-    "versions_json": "TEXT",  # {framework: version} the backend reported
-    "settings_json": "TEXT",  # threads, determinism flags, device, dtype
+    "versions_json": "TEXT",  # {framework: version} the backend reported, in its order
+    "settings_json": "TEXT",  # threads, determinism flags, device, dtype, in the backend's order
     "python": "TEXT",
     "platform": "TEXT",
     "cpu": "TEXT",
