@@ -756,7 +756,7 @@ def _a_file(root: Path) -> Path:
     (lambda root: root / "nowhere", "is not a directory"),
     (_corrupt_results, "is not valid JSON"),
     (_wrong_shape, "backends: Input should be a valid dictionary"),
-    (_corrupt_cell, "is not valid JSON"),
+    (_corrupt_cell, "moves a damaged cell aside"),
     (_sweep_json_array, "expected a JSON object"),
     (_bad_cell_key, "is not a folder name"),
     (_corrupt_verify, "is not a verify.json this version writes"),

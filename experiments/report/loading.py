@@ -355,7 +355,11 @@ def load_sweep(path: Path) -> Sweep:
             missing.append(cell.key)
             continue
         shown = ", ".join(f"{k}={v}" for k, v in cell.factors.items() if k != "backend") or cell.key
-        run = load_run(cell_dir, label=f"{document.name}: {shown}")
+        try:
+            run = load_run(cell_dir, label=f"{document.name}: {shown}")
+        except UserError as error:
+            raise UserError(f"{error}; rerunning 'mnist-parity sweep {document.name}' moves a damaged cell aside and "
+                            "retrains it") from None
         if run.document.sweep is None:
             tag = SweepTag(name=document.name, key=cell.key, factors=cell.factors)
             run = replace(run, document=run.document.model_copy(update={"sweep": tag}))
