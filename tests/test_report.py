@@ -29,6 +29,7 @@ from experiments.report import figures as report_figures
 from experiments.report import loading as report_loading
 from experiments.report.defaults import UNPINNED, neutralised_defaults, same_value, used_entries
 from experiments.report.html import table as html_table
+from experiments.report.document import Bullets
 from experiments.report.tables import Table, seed_table
 from experiments.report.loading import load_inputs
 from experiments.report.markdown import escape as md_escape
@@ -596,6 +597,154 @@ def test_failed_backend_and_missing_sweep_cells_are_reported(tmp_path):
     assert "> **FAILED: run-failed, backend jax: worker exited with code 1 before finishing**" in markdown
     assert "| jax | FAILED: worker exited with code 1 before finishing |" in markdown
     assert f"1 of 6 cells have no results yet ({missing})" in markdown
+
+
+# ---------------------------------------------------------------- summary first, figures before the long tables
+
+
+def _section(written, heading: str):
+    (section,) = [s for s in written.report.sections if s.heading == heading]
+    return section
+
+
+def _summary_table(written, title: str) -> pd.DataFrame:
+    (table,) = [b for b in _section(written, "Summary").blocks if isinstance(b, Table) and b.title.startswith(title)]
+    return table.frame
+
+
+def _summary_markdown(markdown: str) -> str:
+    return markdown.split("## Summary", 1)[1].split("\n## ", 1)[0]
+
+
+def _store_frame(sweep: Path, tmp_path: Path) -> pd.DataFrame:
+    """The sweep's cells as the results store holds them, registered independently of the report."""
+    db_path = tmp_path / f"check-{sweep.name}" / "results.sqlite"
+    db_path.parent.mkdir()
+    for cell in sorted((sweep / "cells").iterdir()):
+        register_run(cell, db_path)
+    return load_runs(db_path)
+
+
+def test_summary_names_the_best_and_worst_configuration_per_backend_from_the_data(full, tmp_path):
+    written, markdown, _, paths = full
+    headline = _summary_table(written, "Studies: best and worst")
+    for sweep, field in ((paths[1], "model.hidden[*].activation"), (paths[2], "optimizer")):
+        store = _store_frame(sweep, tmp_path)
+        store["config"] = store["factors_json"].map(lambda f: str(f[field]))
+        for backend, rows in store.groupby("backend"):
+            rows = rows.sort_values("final_val_accuracy", ascending=False)
+            best, worst = rows.iloc[0], rows.iloc[-1]
+            (line,) = headline[(headline["study"] == f"{sweep.name} ({field})") & (headline["backend"] == backend)].to_dict("records")
+            assert (line["best"], line["worst"]) == (best["config"], worst["config"])
+            assert [line["best val (%)"], line["best test (%)"], line["worst val (%)"], line["worst test (%)"]] == pytest.approx(
+                [100 * best["final_val_accuracy"], 100 * best["test_accuracy"],
+                 100 * worst["final_val_accuracy"], 100 * worst["test_accuracy"]])
+    # validation picks relu though its test accuracy is the lowest (ACTIVATION_RESULTS): the summary says so as it is
+    assert "| study-activations (model.hidden\\[\\*\\].activation) | torch | relu | 95.00 | 80.00 | sigmoid | 85.00 | 90.00 | 3 |" \
+        in _summary_markdown(markdown)
+    assert "| study-optimizers (optimizer) | jax | adam | 96.00 | 95.00 | sgd | 89.00 | 88.00 | 2 |" in _summary_markdown(markdown)
+
+
+def test_summary_gives_the_seed_means_intervals_and_verdicts(full):
+    written, markdown, _, _ = full
+    seeds = _summary_table(written, "Test accuracy over seeds")
+    expected = [("sweep study-seed-mlp", b, [SEED_ACCURACIES[b, s] for s in (0, 1, 2)]) for b in ("torch", "jax")]
+    expected += [("mlp-relu-adam (verify level 5)", b, LEVEL5_ACCURACIES[b]) for b in ("torch", "jax")]
+    assert list(zip(seeds["seeds of"], seeds["backend"])) == [(label, b) for label, b, _ in expected]  # study sweeps: not here
+    for (label, backend, accuracies), row in zip(expected, seeds.to_dict("records")):
+        truth = statistical.summarize(backend, accuracies)
+        assert row["mean test acc (%)"] == pytest.approx(truth.mean) and row["seeds"] == "3"
+        assert row["95% CI (%)"] == f"[{truth.ci_low:.2f}, {truth.ci_high:.2f}]"
+    pair = statistical.equivalence("torch", LEVEL5_ACCURACIES["torch"], "jax", LEVEL5_ACCURACIES["jax"], 0.3)
+    assert (f"- Equivalence of mlp-relu-adam (verify level 5, 3 seeds, margin ±0.3 points): torch vs jax {pair.verdict} "
+            f"({pair.mean_difference:+.3f} points).") in _summary_markdown(markdown)
+
+
+def test_summary_gives_pass_or_fail_per_ladder_level_with_the_worst_error(tmp_path):
+    written = build_report([verify_levels_dir(tmp_path, failing=("torch", "jax")), verify_matrix_dir(tmp_path)],
+                           tmp_path / "out", fake_defaults)
+    summary = _summary_markdown(written.markdown.read_text())
+    assert "| mlp-relu-adam (float64) | 1 forward | pass | 2.00e-15 | torch vs numpy |" in summary
+    assert "| mlp-relu-adam (float64) | 2 gradients | FAIL: torch vs jax | 3.00e-06 | torch vs jax |" in summary
+    assert "| matrix on mlp-relu-adam | 2 gradients | FAIL in 1 of 2 cells: mlp-optimizer-sgd | 3.00e-06 | " \
+           "mlp-optimizer-sgd: torch vs jax |" in summary
+    assert "| matrix on mlp-relu-adam | 1 forward | pass in all 2 cells | 2.00e-15 |" in summary
+    assert '<td class="bad">FAIL: torch vs jax</td>' in written.html.read_text()
+
+
+def test_a_suspect_run_heads_the_summary_in_red(tmp_path):
+    low = run_dir(tmp_path, "run-low", epochs=10, accuracies={"torch": 0.70, "jax": 0.94})
+    written = build_report([low, activation_sweep(tmp_path), verify_level5_dir(tmp_path)], tmp_path / "out", fake_defaults)
+    first = _section(written, "Summary").blocks[0]
+    assert first.kind == "alert" and first.text.startswith("IMPLEMENTATION SUSPECT: run-low, backend torch: 70.00%")
+    summary = _summary_markdown(written.markdown.read_text())
+    assert summary.lstrip().startswith("> **IMPLEMENTATION SUSPECT: run-low, backend torch:")
+    assert ("- Sanity gate: 4 runs (per backend) checked against a reference band: 1 implementation suspect (run-low (torch)), "
+            "3 plausible; 6 runs without a reference band, counted per reason in the Sanity gate section.") in summary
+    assert "- Run run-low (mlp-relu-adam): test accuracy torch 70.00%, jax 94.00%." in summary
+    html = written.html.read_text()
+    summary_html = html.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert summary_html.startswith('<h2>Summary</h2>\n<p class="alert">IMPLEMENTATION SUSPECT: run-low, backend torch:')
+    assert "color: #b71c1c" in html.split(".alert {", 1)[1].split("}", 1)[0]
+
+
+def test_failed_and_diverged_runs_are_named_in_the_summary(tmp_path):
+    written = build_report([run_dir(tmp_path, "run-failed", accuracies={"torch": 0.9, "jax": None}), diverged_sweep(tmp_path)],
+                           tmp_path / "out", fake_defaults)
+    summary = _summary_markdown(written.markdown.read_text())
+    assert "> **FAILED: run-failed, backend jax: worker exited with code 1 before finishing**" in summary
+    assert "> **DIVERGED: study-unstable: model.hidden\\[\\*\\].activation=relu, seed=1, backend torch:" in summary
+    assert "- Run run-failed (mlp-relu-adam): test accuracy torch 90.00%, jax FAILED." in summary
+    # the worst torch configuration is the one with a diverged seed (ranked last), and it says so
+    assert "| torch | tanh | 90.00 | 85.10 | relu (1 of 3 diverged; means over the other 2) | 95.00 | 80.10 | 3 |" in summary
+
+
+def test_runs_without_a_reference_band_are_counted_per_reason(tmp_path):
+    low = run_dir(tmp_path, "run-low", epochs=10, accuracies={"torch": 0.70, "jax": 0.94})
+    short = run_dir(tmp_path, "run-short", epochs=2, accuracies={"torch": 0.90, "jax": None})
+    written = build_report([low, short, activation_sweep(tmp_path), optimizer_sweep(tmp_path)], tmp_path / "out", fake_defaults)
+    gate = _section(written, "Sanity gate")
+    (gated,) = [b for b in gate.blocks if isinstance(b, Table)]
+    assert list(zip(gated.frame["run"], gated.frame["backend"], gated.frame["verdict"])) == [
+        ("run-low", "torch", gates.SUSPECT), ("run-low", "jax", gates.PLAUSIBLE)]  # no optimizer cell: 3 epochs, too short
+    (counts,) = [b for b in gate.blocks if isinstance(b, Bullets)]
+    sgd = "optimizer sgd (the bands assume an adaptive optimizer: adam, adamw, nadam, adamax, rmsprop)"
+    assert counts.items == ["6 runs: loss mse (the bands assume categorical_crossentropy)",
+                            f"2 runs: {sgd}", "2 runs: 3 epochs (the bands need the standard budget: at least 10)",
+                            "1 run: 2 epochs (the bands need the standard budget: at least 10)",
+                            "1 run: the backend did not finish"]
+    (listed,) = [b for b in _section(written, "Appendix: runs without a reference band").blocks if isinstance(b, Table)]
+    assert listed.collapsed and len(listed.frame) == 12 and gates.SUSPECT not in set(listed.frame["verdict"])
+    assert written.report.sections[-1].heading == "Appendix: runs without a reference band"
+    markdown = written.markdown.read_text()
+    gate_markdown = markdown.split("## Sanity gate", 1)[1].split("\n## ", 1)[0]
+    assert "| no reference band |" not in gate_markdown and "- 6 runs: loss mse (the bands assume categorical\\_crossentropy)" in gate_markdown
+    appendix = markdown.split("## Appendix: runs without a reference band", 1)[1]
+    assert appendix.count("| no reference band |") == 11 and appendix.count("| not gated |") == 1
+    html = written.html.read_text()
+    folded = html.split("<details><summary>Runs without a reference band (12 rows; click to show)</summary>", 1)[1]
+    assert folded.split("</details>", 1)[0].count("<tr>") == 13  # the header and the 12 runs
+
+
+def test_figures_come_before_the_long_tables(full):
+    written, markdown, html, _ = full
+    headings = [s.heading for s in written.report.sections]
+    assert headings[:2] == ["Summary", "Training curves"]
+    last_figure = max(markdown.rindex(f"(figures/{p.name})") for p in written.figures)
+    for table in ("**Sanity gate per run and backend**", "**sweep study-activations: every cell**",
+                  "**run-mlp: mlp-relu-adam on mnist-subset**", "**study-activations: model.hidden\\[\\*\\].activation ranked per backend**",
+                  "**Inputs**", "**Runs without a reference band**"):
+        assert last_figure < markdown.index(table), table
+    assert markdown.index("## Summary") < markdown.index("![") < markdown.index("## Results side by side")
+    assert html.rindex("<figure") < html.index('<section id="sanity-gate">') < html.index('<section id="results-side-by-side">')
+
+
+def test_summary_names_from_configs_are_escaped(evil):
+    summary = _summary_markdown(evil.markdown.read_text())
+    assert f"- Run run ({md_escape(EVIL)}): test accuracy torch 92.00%, {md_escape(EVIL)} 91.00%." in summary
+    assert f"| {md_escape(EVIL)} (model.hidden\\[\\*\\].activation) | torch |" in summary
+    html = evil.html.read_text().split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert "<script" not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;&amp;co") >= 3
 
 
 # ---------------------------------------------------------------- only figures with data

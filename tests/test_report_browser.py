@@ -55,7 +55,20 @@ def test_page_renders_with_its_title_and_sections(page):
     assert driver.execute_script("return document.readyState") == "complete"
     assert driver.title.startswith("mnist-parity report")
     headings = driver.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-    assert headings[:3] == ["Summary", "Sanity gate", "Inputs"] and "Parity ladder" in headings
+    assert headings[:2] == ["Summary", "Training curves"] and "Parity ladder" in headings
+    # every figure section comes before the long tables (the gate, the results), the no-band list last
+    assert headings.index("Time and throughput") < headings.index("Sanity gate") < headings.index("Results side by side")
+    assert headings[-1] == "Appendix: runs without a reference band"
+
+
+def test_runs_without_a_reference_band_are_folded_away(page):
+    driver, _ = page
+    folded = driver.execute_script(
+        "return Array.from(document.querySelectorAll('details')).map(d => [d.open, d.querySelector('table').checkVisibility()])")
+    assert folded == [[False, False]]  # collapsed: the table is in the page but not shown
+    assert "Runs without a reference band (8 rows; click to show)" in driver.execute_script("return document.body.innerText")
+    gate = driver.execute_script("return document.querySelector('#sanity-gate').innerText")
+    assert "6 runs: loss mse (the bands assume categorical_crossentropy)" in gate
 
 
 def test_every_figure_loads(page):

@@ -3,9 +3,11 @@
     report = build_report([Path("runs/20261130-...-mlp-relu-adam-3c84d4")], Path("reports/mlp"))
 
 Modules: loading (read and validate run, sweep and verify directories), gates (the sanity
-gate), tables and figures (pandas frames, matplotlib PNGs), defaults (the framework defaults
-the suite neutralised), document (sections), markdown and html (renderers, which escape every
-name), writing (the output directory, written all at once).
+gate), tables and figures (pandas frames, matplotlib PNGs), summary (the headline figures:
+best and worst study configurations, seed means, ladder levels, the gate in one line),
+defaults (the framework defaults the suite neutralised), document (sections: the summary,
+then every figure, then the long tables, the runs without a reference band last), markdown
+and html (renderers, which escape every name), writing (the output directory, written all at once).
 """
 
 import re

@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass, field
 
-from experiments.report import figures, tables
+import pandas as pd
+
+from experiments.report import figures, summary, tables
 from experiments.report.defaults import Reader, neutralised_defaults
 from experiments.report.figures import Figure
 from experiments.report.gates import SUSPECT, rule_text
@@ -18,7 +20,14 @@ class Note:
     kind: str = "info"
 
 
-Block = str | Note | Table | Figure
+@dataclass(frozen=True)
+class Bullets:
+    """A short list of plain-text lines (the summary's headlines, the gate's per-reason counts)."""
+
+    items: list[str]
+
+
+Block = str | Note | Bullets | Table | Figure
 
 
 @dataclass
@@ -44,15 +53,12 @@ class Report:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
 
 
-def _summary(inputs: Inputs, gate_table: Table) -> Section:
+def _summary(inputs: Inputs, gate_frame: pd.DataFrame) -> Section:
+    """Alerts first (flagged runs, failures, divergences), then the headline figures, then what was read."""
     section = Section("Summary")
-    parts = [f"{len(inputs.runs)} run(s)", f"{len(inputs.sweeps)} sweep(s)", f"{len(inputs.verifies)} verify result(s)"]
-    section.add(f"This report reads stored results only (nothing is retrained): {', '.join(parts)}.")
-    flagged = gate_table.frame[gate_table.frame["verdict"] == SUSPECT]
+    flagged = gate_frame[gate_frame["verdict"] == SUSPECT]
     for row in flagged.itertuples():
         section.add(Note(f"IMPLEMENTATION SUSPECT: {row.run}, backend {row.backend}: {row.reason}", "alert"))
-    if not gate_table.frame.empty and flagged.empty:
-        section.add("No run is flagged by the sanity gate.")
     for result in records(inputs.results):
         if result["status"] != "ok":
             section.add(Note(f"FAILED: {result['label']}, backend {result['backend']}: {result['reason'] or ''}", "alert"))
@@ -69,35 +75,45 @@ def _summary(inputs: Inputs, gate_table: Table) -> Section:
         if sweep.missing:
             section.add(Note(f"sweep {sweep.name}: {len(sweep.missing)} of {len(sweep.document.cells)} cells have no results "
                              f"yet ({', '.join(sweep.missing[:5])}{', ...' if len(sweep.missing) > 5 else ''}).", "alert"))
+    if not gate_frame.empty:
+        section.add(Bullets([summary.gate_line(gate_frame)]))
+    if inputs.runs:
+        section.add(Bullets(summary.run_lines(inputs.runs)))
+    section.add(summary.study_headlines(inputs.sweeps))
+    section.add(summary.seed_headlines(inputs))
+    equivalence = summary.equivalence_lines(inputs.verifies)
+    if equivalence:
+        section.add(Bullets(equivalence))
+    section.add(summary.ladder_headlines(inputs.verifies))
+    parts = [f"{len(inputs.runs)} run(s)", f"{len(inputs.sweeps)} sweep(s) ({sum(len(s.runs) for s in inputs.sweeps)} "
+             "cells with results)", f"{len(inputs.verifies)} verify result(s)"]
+    section.add(f"This report reads stored results only (nothing is retrained): {', '.join(parts)}.")
     notes = dict.fromkeys(run.document.dataset.note for run in inputs.all_runs if run.document.dataset.note)
     for note in notes:
         section.add(Note(f"dataset: {note}"))
     return section
 
 
-def _results(inputs: Inputs) -> Section:
-    section = Section("Results side by side")
+def _curves(inputs: Inputs) -> Section:
+    section = Section("Training curves")
     for run in inputs.runs:
-        dataset = run.document.dataset
-        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {dataset.name}", run.rows))
         section.add(figures.curves_figure(f"curves-{figures.slug(run.label)}", f"{run.spec.name} ({run.label})", [run]))
     for sweep in inputs.sweeps:
-        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.rows, sweep.study_fields))
-        if not sweep.study_fields:
+        if not summary.study_axes(sweep):
             section.add(figures.curves_figure(f"curves-{figures.slug(sweep.name)}", f"sweep {sweep.name} (all seeds)", sweep.runs))
-    section.add(figures.timing_figure(inputs))
     return section
 
 
-def _studies(inputs: Inputs) -> Section:
-    section = Section("Studies")
-    studies = [s for s in inputs.sweeps if s.study_fields]
+def _studies(inputs: Inputs) -> tuple[Section, Section]:
+    """The studies' figures, and their full rankings (long tables, placed after every figure)."""
+    section, rankings = Section("Studies"), Section("Study rankings")
+    studies = [s for s in inputs.sweeps if summary.study_axes(s)]
     section.add(figures.studies_figure(studies))
     for sweep in studies:
         ranking = tables.ranking_table(sweep)
-        section.add(ranking)
         section.add(figures.ranking_figure(sweep, ranking))
-    return section
+        rankings.add(ranking)
+    return section, rankings
 
 
 def _seeds(inputs: Inputs) -> Section:
@@ -113,15 +129,50 @@ def _seeds(inputs: Inputs) -> Section:
 
 
 def _parity(inputs: Inputs) -> Section:
+    """Figures first (ladder and error growth of every verify), then the per-pair tables."""
     section = Section("Parity ladder")
     for verify in inputs.verifies:
         section.add(figures.ladder_figure(verify))
+        section.add(figures.growth_figure(verify))
+    for verify in inputs.verifies:
         if verify.document.matrix:
             section.add(tables.matrix_table(verify))
         elif any(n != "5" for n in verify.document.levels):
             section.add(tables.ladder_table(verify))
-        section.add(figures.growth_figure(verify))
         section.add(tables.growth_table(verify))
+    return section
+
+
+def _throughput(inputs: Inputs) -> Section:
+    return Section("Time and throughput", [b for b in [figures.timing_figure(inputs)] if b is not None])
+
+
+def _gate(gate_frame: pd.DataFrame) -> tuple[Section, Section]:
+    """The runs the gate applies to (suspect first) as a table, the others counted per reason; their list in an appendix."""
+    section, appendix = Section("Sanity gate"), Section("Appendix: runs without a reference band")
+    if gate_frame.empty:
+        return section, appendix
+    section.add(summary.gate_line(gate_frame, pointer=False))
+    gated = gate_frame[gate_frame["verdict"].isin(summary.GATED)].reset_index(drop=True)
+    rest = gate_frame[~gate_frame["verdict"].isin(summary.GATED)].reset_index(drop=True)
+    formats = tables.gate_formats()
+    if not gated.empty:
+        section.add(Table("Sanity gate per run and backend", gated, formats))
+    if not rest.empty:
+        section.add("Without a reference band (the gate does not apply; every run is listed in the appendix):")
+        section.add(Bullets(summary.no_band_lines(gate_frame)))
+        appendix.add(Table("Runs without a reference band", rest.drop(columns=["threshold (%)"]),
+                           formats, collapsed=True))
+    section.add(Note(rule_text()))
+    return section, appendix
+
+
+def _results(inputs: Inputs) -> Section:
+    section = Section("Results side by side")
+    for run in inputs.runs:
+        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {run.document.dataset.name}", run.rows))
+    for sweep in inputs.sweeps:
+        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.rows, sweep.study_fields))
     return section
 
 
@@ -161,17 +212,16 @@ def _numbered(sections: list[Section]) -> None:
 
 
 def build_document(inputs: Inputs, read_defaults: Reader) -> Report:
-    """The whole report; sections without content are left out."""
-    gate_table = tables.gate_table(inputs)
-    gate = Section("Sanity gate", [rule_text()])
-    if not gate_table.frame.empty:
-        gate.add(gate_table)
-    sections = [_summary(inputs, gate_table), gate, Section("Inputs", [tables.inputs_table(inputs)]),
-                _results(inputs), _studies(inputs), _seeds(inputs), _parity(inputs), _hyperparameters(inputs),
-                _defaults(inputs, read_defaults)]
+    """The whole report: the summary, every figure, then the long tables; sections without content are left out."""
+    gate_frame = tables.gate_table(inputs).frame
+    studies, rankings = _studies(inputs)
+    gate, appendix = _gate(gate_frame)
+    sections = [_summary(inputs, gate_frame), _curves(inputs), studies, _seeds(inputs), _parity(inputs),
+                _throughput(inputs), gate, rankings, _results(inputs), Section("Inputs", [tables.inputs_table(inputs)]),
+                _hyperparameters(inputs), _defaults(inputs, read_defaults), appendix]
     sections = [s for s in sections if s.blocks]
     _numbered(sections)
-    flagged = [f"{row.run} ({row.backend}): {row.reason}" for row in gate_table.frame.itertuples() if row.verdict == SUSPECT]
+    flagged = [f"{row.run} ({row.backend}): {row.reason}" for row in gate_frame.itertuples() if row.verdict == SUSPECT]
     names = inputs.labels
     title = f"mnist-parity report: {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
     return Report(title, sections, flagged)

@@ -8,7 +8,7 @@ import base64
 import html
 import re
 
-from experiments.report.document import Note, Report
+from experiments.report.document import Bullets, Note, Report
 from experiments.report.figures import Figure, slug
 from experiments.report.tables import Table
 
@@ -26,7 +26,8 @@ th { background: #f3f3f3; }
 td.good { background: #e8f5e9; } td.bad { background: #ffebee; font-weight: bold; } td.neutral { background: #fafafa; color: #666; }
 caption { text-align: left; font-weight: bold; padding: 0.3em 0; }
 .note { color: #555; font-size: 0.85em; }
-.alert { background: #ffebee; border-left: 4px solid #c62828; padding: 0.5em 1em; font-weight: bold; }
+.alert { background: #ffebee; border-left: 4px solid #c62828; padding: 0.5em 1em; font-weight: bold; color: #b71c1c; }
+details { margin: 0.5em 0 1.5em; } summary { cursor: pointer; font-weight: bold; }
 .info { background: #f5f5f5; border-left: 4px solid #888; padding: 0.5em 1em; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #555; }
@@ -69,8 +70,12 @@ def table(t: Table) -> str:
     if not body:
         body.append(f'<tr><td colspan="{max(1, len(t.frame.columns))}">(no rows)</td></tr>')
     note = f'<p class="note">{_e(t.note)}</p>' if t.note else ""
-    return (f'<div class="scroll"><table><caption>{_e(t.title)}</caption><thead><tr>{head}</tr></thead>'
+    text = (f'<div class="scroll"><table><caption>{_e(t.title)}</caption><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>{note}")
+    if t.collapsed:
+        rows = len(t.frame)
+        return f"<details><summary>{_e(t.title)} ({rows} row{'' if rows == 1 else 's'}; click to show)</summary>{text}</details>"
+    return text
 
 
 def figure(f: Figure) -> str:
@@ -89,6 +94,8 @@ def render_html(report: Report) -> str:
                 parts.append(table(block))
             elif isinstance(block, Figure):
                 parts.append(figure(block))
+            elif isinstance(block, Bullets):
+                parts.append("<ul>" + "".join(f"<li>{_e(item)}</li>" for item in block.items) + "</ul>")
             elif isinstance(block, Note):
                 parts.append(f'<p class="{block.kind}">{_e(block.text)}</p>')
             else:

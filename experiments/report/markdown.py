@@ -2,7 +2,7 @@
 
 import re
 
-from experiments.report.document import Note, Report
+from experiments.report.document import Bullets, Note, Report
 from experiments.report.figures import Figure
 from experiments.report.tables import Table
 
@@ -45,6 +45,8 @@ def render_markdown(report: Report) -> str:
                 out.append(table(block))
             elif isinstance(block, Figure):
                 out.append(figure(block))
+            elif isinstance(block, Bullets):
+                out.append("\n".join(f"- {escape(item)}" for item in block.items))
             elif isinstance(block, Note):
                 out.append(f"> **{escape(block.text)}**" if block.kind == "alert" else f"> {escape(block.text)}")
             else:

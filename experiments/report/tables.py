@@ -23,6 +23,7 @@ class Table:
     formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
     note: str = ""
     verdicts: tuple[str, ...] = VERDICT_COLUMNS  # the columns whose text is a verdict (the HTML colours only these)
+    collapsed: bool = False  # the HTML shows it folded in a <details> element (markdown as it is)
 
     def cells(self) -> list[list[str]]:
         """Every row as display text ("-" for a missing value)."""
@@ -148,8 +149,11 @@ def gate_table(inputs: Inputs) -> Table:
     frame = pd.DataFrame(rows, columns=["run", "backend", "model", "train digits", "epochs", "test acc (%)",
                                         "threshold (%)", "verdict", "reason"])
     frame = frame.sort_values("verdict", key=lambda s: s != "implementation suspect", kind="stable").reset_index(drop=True)
-    return Table("Sanity gate per run and backend", frame,
-                 {"test acc (%)": points, "threshold (%)": lambda v: f"{v:.1f}", "train digits": integer})
+    return Table("Sanity gate per run and backend", frame, gate_formats())
+
+
+def gate_formats() -> dict[str, Callable[[Any], str]]:
+    return {"test acc (%)": points, "threshold (%)": lambda v: f"{v:.1f}", "train digits": integer}
 
 
 def _gate_row(label, backend, spec, train, verdict: Verdict, accuracy) -> dict:
