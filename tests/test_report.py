@@ -33,7 +33,7 @@ from experiments.report.document import Bullets
 from experiments.report.tables import Table, seed_table
 from experiments.report.loading import load_inputs
 from experiments.report.markdown import escape as md_escape
-from experiments.report.tables import ranking_table, seed_groups
+from experiments.report.tables import NO_VALIDATION, NOT_RANKED_NO_SPLIT, ranking_table, seed_groups
 from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
 from experiments.runner import RunResult
@@ -518,12 +518,31 @@ def test_a_failing_ladder_line_says_how_many_quantities_fail(tmp_path):
     assert "> **verify verify-mlp (mlp-relu-adam) did not pass; see the parity section.**" in markdown
 
 
-def test_a_sweep_without_any_results_yet(tmp_path):
+def test_a_sweep_without_any_results_yet_is_a_user_error_and_writes_nothing(tmp_path, monkeypatch):
     sweep = activation_sweep(tmp_path)
     shutil.rmtree(sweep / "cells")
-    written = build_report([sweep], tmp_path / "out", fake_defaults)
-    assert written.figures == []
+    out = tmp_path / "reports" / "r"
+    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    with pytest.raises(UserError) as error:
+        report_command(argparse.Namespace(paths=[sweep], out=out), Console(file=io.StringIO()))
+    assert str(error.value) == ("no results to report: sweep study-activations has no finished cells; "
+                                "run 'mnist-parity sweep study-activations' first")
+    assert error.value.exit_code == 2 and not (tmp_path / "reports").exists()
+
+
+def test_an_empty_sweep_beside_other_results_is_reported_with_its_missing_cells(tmp_path):
+    """Only inputs that together hold no result are refused: an empty sweep beside a run is noted, not fatal."""
+    empty = activation_sweep(tmp_path)
+    shutil.rmtree(empty / "cells")
+    written = build_report([run_dir(tmp_path), empty], tmp_path / "out", fake_defaults)
     assert "6 of 6 cells have no results yet" in written.markdown.read_text()
+    second = optimizer_sweep(tmp_path)
+    shutil.rmtree(second / "cells")
+    with pytest.raises(UserError, match="^no results to report: sweeps study-activations, study-optimizers have no "
+                                        "finished cells; run 'mnist-parity sweep study-activations' and "
+                                        "'mnist-parity sweep study-optimizers' first$"):
+        build_report([empty, second], tmp_path / "out2", fake_defaults)
+    assert not (tmp_path / "out2").exists()
 
 
 # ---------------------------------------------------------------- sanity gate
@@ -1008,6 +1027,135 @@ def test_a_failure_while_writing_leaves_the_earlier_report(tmp_path):
         write_directory(out, {"report.md": b"second", "figures/x.png": "not bytes"})
     assert (out / "report.md").read_bytes() == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---------------------------------------------------------------- headlines: unranked, failed, incomplete, clipped
+
+POINTS_TOL = 1e-9  # accuracy points recomputed from the same numbers: equal up to floating-point rounding
+
+
+def _without_validation(sweep: Path) -> Path:
+    """The sweep's cells as a run without a validation split writes them: no val_* in the history, validation 0."""
+    for path in sweep.glob("cells/*/results.json"):
+        document = json.loads(path.read_text())
+        document["dataset"]["split"]["validation"] = 0
+        for outcome in document["backends"].values():
+            for record in outcome["history"]:
+                record.pop("val_accuracy", None)
+                record.pop("val_loss", None)
+        path.write_text(json.dumps(document))
+    return sweep
+
+
+def test_a_study_without_validation_accuracies_is_not_ranked(tmp_path):
+    """No configuration has a validation accuracy: no best or worst (the test accuracy must not choose), no ranks."""
+    sweep = _without_validation(activation_sweep(tmp_path))
+    written = build_report([sweep], tmp_path / "out", fake_defaults)
+    headline = _summary_table(written, "Studies: best and worst")
+    assert list(headline["best"]) == [NOT_RANKED_NO_SPLIT] * 2
+    assert headline[["best val (%)", "best test (%)", "worst", "worst val (%)", "worst test (%)"]].isna().all().all()
+    ranking = ranking_table(load_inputs([sweep]).sweeps[0])
+    assert ranking.frame["rank"].isna().all() and ranking.title.endswith(f"per backend ({NOT_RANKED_NO_SPLIT})")
+    assert f"{NOT_RANKED_NO_SPLIT.capitalize()} (torch, jax)" in ranking.note
+    summary = _summary_markdown(written.markdown.read_text())
+    assert f"| study-activations (model.hidden\\[\\*\\].activation) | torch | {NOT_RANKED_NO_SPLIT} | - | - | - | - | - | 3 |" in summary
+
+
+def test_a_configuration_whose_only_seed_failed_is_not_the_worst_but_listed_apart(tmp_path):
+    definition = {"name": "study-failing", "base": "seed-mlp-sigmoid", "backends": ["torch", "jax"],
+                  "set": {"loss": {"name": "mse"}, "training.epochs": 3,
+                          "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False}},
+                  "grid": {"model.hidden[*].activation": ACTIVATIONS}}
+
+    def result(f):
+        activation = f["model.hidden[*].activation"]
+        return None if (activation, f["backend"]) == ("sigmoid", "torch") else ACTIVATION_RESULTS[activation]
+    written = build_report([sweep_dir(tmp_path, definition, result)], tmp_path / "out", fake_defaults)
+    headline = _summary_table(written, "Studies: best and worst").set_index("backend")
+    # sigmoid is torch's worst by validation only when it has a result; its only seed failed, so tanh is the worst
+    assert (headline.loc["torch", "best"], headline.loc["torch", "worst"]) == ("relu", "tanh")
+    assert headline.loc["torch", "worst val (%)"] == pytest.approx(90.0, abs=POINTS_TOL)
+    assert headline.loc["torch", "not ranked"] == "sigmoid (1 of 1 FAILED)"
+    assert headline.loc["jax", "worst"] == "sigmoid" and pd.isna(headline.loc["jax", "not ranked"])
+    summary = _summary_markdown(written.markdown.read_text())
+    assert "| torch | relu | 95.00 | 80.00 | tanh | 90.00 | 85.00 | 3 | sigmoid (1 of 1 FAILED) |" in summary
+
+
+def seeds_sweep(parent: Path, accuracies: dict, name: str = "study-seeds") -> Path:
+    """A sweep over seeds 0-2 only; accuracies: {(backend, seed): test accuracy, or None when that seed failed}."""
+    definition = {"name": name, "base": "mlp-relu-adam", "backends": ["torch", "jax"], "seeds": [0, 1, 2],
+                  "set": {"training.epochs": 2}}
+
+    def result(f):
+        accuracy = accuracies[f["backend"], f["seed"]]
+        return None if accuracy is None else (accuracy, 0.99)
+    return sweep_dir(parent, definition, result)
+
+
+def test_a_failed_seed_stays_in_its_group_and_is_named(tmp_path):
+    accuracies = {**SEED_ACCURACIES, ("torch", 1): None}
+    written = build_report([seeds_sweep(tmp_path, accuracies)], tmp_path / "out", fake_defaults)
+    (torch,) = [g for g in seed_groups(load_inputs([tmp_path / "sweeps" / "study-seeds"])) if g.backend == "torch"]
+    assert torch.seeds == [0, 1, 2] and torch.failures == 1 and torch.diverged == 0
+    expected = statistical.summarize("torch", [SEED_ACCURACIES["torch", 0], SEED_ACCURACIES["torch", 2]])
+    assert torch.mean == pytest.approx(expected.mean, abs=POINTS_TOL)
+    row = seed_table([torch]).cells()[0]
+    assert row[2:] == ["3", f"{expected.mean:.2f}", f"[{expected.ci_low:.2f}, {expected.ci_high:.2f}]", "99.00 FAILED 99.10",
+                       "1 of 3 FAILED; mean and CI over the other 2"]
+    seeds = _summary_table(written, "Test accuracy over seeds").set_index("backend")
+    assert seeds.loc["torch", "seeds"] == "3 (1 of 3 FAILED; mean and CI over the other 2)" and seeds.loc["jax", "seeds"] == "3"
+    assert "| torch | 3 | 99.05 |" in written.markdown.read_text().split("**Test accuracy over seeds", 2)[2]
+
+
+def test_an_interval_past_100_percent_is_clipped_and_says_so(tmp_path):
+    accuracies = {**SEED_ACCURACIES, ("torch", 0): 0.999, ("torch", 1): 0.95, ("torch", 2): 0.999}
+    truth = statistical.summarize("torch", [0.999, 0.95, 0.999])
+    assert truth.ci_high > 100.0  # the raw t interval reaches past an accuracy's range
+    written = build_report([seeds_sweep(tmp_path, accuracies)], tmp_path / "out", fake_defaults)
+    (torch,) = [g for g in seed_groups(load_inputs([tmp_path / "sweeps" / "study-seeds"])) if g.backend == "torch"]
+    low, high, clipped = torch.interval
+    assert clipped and high == 100.0 and low == pytest.approx(truth.ci_low, abs=POINTS_TOL)
+    table = seed_table([torch])
+    assert table.cells()[0][4] == f"[{truth.ci_low:.2f}, 100.00] (clipped)" and "clipped to [0, 100]" in table.note
+    seeds = _summary_table(written, "Test accuracy over seeds").set_index("backend")
+    assert seeds.loc["torch", "95% CI (%)"] == f"[{truth.ci_low:.2f}, 100.00] (clipped)"
+    assert seeds.loc["jax", "95% CI (%)"].endswith("]")  # inside [0, 100]: not clipped
+    assert "Intervals clipped to \\[0, 100\\]%" in _summary_markdown(written.markdown.read_text())
+
+
+def test_an_incomplete_grid_says_how_many_configurations_and_which_are_missing(tmp_path):
+    sweep = activation_sweep(tmp_path)
+    for cell in json.loads((sweep / "sweep.json").read_text())["cells"]:
+        if (cell["factors"]["model.hidden[*].activation"], cell["backend"]) == ("relu", "torch"):
+            shutil.rmtree(sweep / "cells" / cell["key"])
+    written = build_report([sweep], tmp_path / "out", fake_defaults)
+    headline = _summary_table(written, "Studies: best and worst").set_index("backend")
+    assert headline.loc["torch", "configurations"] == "2 of 3 (no results yet: relu)"
+    assert headline.loc["jax", "configurations"] == "3"
+    ranking = ranking_table(load_inputs([sweep]).sweeps[0])
+    assert "Incomplete grid: torch has results for 2 of 3 configurations; no results yet: relu." in ranking.note
+    assert "| torch | tanh | 90.00 | 85.00 | sigmoid | 85.00 | 90.00 | 2 of 3 (no results yet: relu) |" in \
+        _summary_markdown(written.markdown.read_text())
+
+
+def test_a_missing_final_validation_accuracy_is_not_a_divergence(tmp_path):
+    """Diverged only when the last epoch's validation accuracy is there and not finite; a missing one is said as such
+    and the backend's test accuracy still counts."""
+    path = run_dir(tmp_path)
+    document = json.loads((path / "results.json").read_text())
+    del document["backends"]["numpy"]["history"][-1]["val_accuracy"]
+    document["backends"]["torch"]["history"][-1]["val_accuracy"] = float("nan")
+    (path / "results.json").write_text(json.dumps(document))
+    rows = load_inputs([path]).runs[0].rows.set_index("backend")
+    assert not rows.loc["numpy", "diverged"] and rows.loc["numpy", "usable"] and rows.loc["numpy", "val_missing"]
+    assert rows.loc["torch", "diverged"] and not rows.loc["torch", "usable"]
+    assert not rows.loc["jax", "diverged"] and not rows.loc["jax", "val_missing"]
+    written = build_report([path], tmp_path / "out", fake_defaults)
+    frame = _tables(written)["run-mlp: mlp-relu-adam on mnist-subset"].frame.set_index("backend")
+    assert frame.loc["numpy", "status"] == NO_VALIDATION and frame.loc["torch", "status"].startswith("diverged")
+    markdown = written.markdown.read_text()
+    assert "DIVERGED: run-mlp, backend torch" in markdown and "DIVERGED: run-mlp, backend numpy" not in markdown
+    assert '<td class="neutral">no validation accuracy</td>' in written.html.read_text()
 
 
 # ---------------------------------------------------------------- command and naming

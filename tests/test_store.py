@@ -414,6 +414,83 @@ def test_missing_store_and_missing_folder_are_user_errors(tmp_path, run_document
         register_run(write_run(tmp_path / "run", run_document), tmp_path / "no" / "such" / "results.sqlite")
 
 
+# --- schema versions ---------------------------------------------------------------------------------------
+
+V1_LAST_FINITE = 0.93  # what version 1 stored for a run whose last epoch diverged: an earlier epoch's value
+
+
+def _version_1_store(tmp_path: Path, run_document: dict) -> tuple[Path, Path, Path]:
+    """A store as version 1 left it: a run whose numpy backend diverged in its last epoch (v1 kept 0.93, the last
+    finite value), that run's folder since moved beside the store (run_dir is stale, run_id still finds it), and a
+    run whose folder is gone."""
+    document = copy.deepcopy(run_document)
+    document["backends"]["numpy"]["history"][-1]["val_accuracy"] = float("nan")
+    diverged = write_run(tmp_path / "20260101-000000-diverged", document)
+    gone = write_run(tmp_path / "20260101-000001-gone", run_document)
+    db_path = store_path(tmp_path)
+    for run_dir in (diverged, gone):
+        register_run(run_dir, db_path)
+    with closing(sqlite3.connect(db_path)) as connection, connection:
+        connection.execute("UPDATE runs SET final_val_accuracy = ? WHERE backend = 'numpy' AND run_id = ?",
+                           (V1_LAST_FINITE, diverged.name))
+        connection.execute("UPDATE runs SET run_dir = ? WHERE run_id = ?", (str(tmp_path / "moved-away"), diverged.name))
+        connection.execute("PRAGMA user_version = 1")
+    for path in gone.iterdir():
+        path.unlink()
+    gone.rmdir()
+    return db_path, diverged, gone
+
+
+def _final_values(db_path: Path) -> dict[tuple[str, str], float | None]:
+    return {(row["run_id"], row["backend"]): row["final_val_accuracy"] for row in rows(db_path)}
+
+
+def _user_version(db_path: Path) -> int:
+    with closing(sqlite3.connect(db_path)) as connection:
+        return connection.execute("PRAGMA user_version").fetchone()[0]
+
+
+def test_schema_version_2_marks_the_new_meaning_of_final_val_accuracy():
+    assert SCHEMA_VERSION == 2
+
+
+def test_a_version_1_store_is_upgraded_when_read(tmp_path, run_document):
+    """final_val_accuracy is recomputed from each run's results.json (the last epoch's value, NULL when not finite);
+    a row whose document is gone gets NULL."""
+    db_path, diverged, gone = _version_1_store(tmp_path, run_document)
+    frame = load_runs(db_path)
+    assert _user_version(db_path) == 2
+    final = _final_values(db_path)
+    assert final[diverged.name, "numpy"] is None  # v1's 0.93 came from an earlier epoch, not the tested model
+    assert final[diverged.name, "torch"] == VAL_ACCURACY[-1]
+    assert final[gone.name, "numpy"] is None and final[gone.name, "torch"] is None
+    assert frame["final_val_accuracy"].isna().sum() == 5  # both jax rows failed, plus the three above
+    assert _final_values(db_path) == final and len(load_runs(db_path)) == 6  # reading again changes nothing
+
+
+def test_a_version_1_store_is_upgraded_by_the_next_registration(tmp_path, run_document):
+    db_path, diverged, _ = _version_1_store(tmp_path, run_document)
+    register_run(write_run(tmp_path / "20260101-000002-new", run_document), db_path)
+    assert _user_version(db_path) == 2
+    assert _final_values(db_path)[diverged.name, "numpy"] is None
+    assert _final_values(db_path)["20260101-000002-new", "torch"] == VAL_ACCURACY[-1]
+
+
+def test_a_version_1_store_that_cannot_be_written_is_a_one_line_store_error(tmp_path, run_document, monkeypatch):
+    """The upgrade needs to write; a store that cannot be written says so and is left as it was."""
+    db_path, diverged, _ = _version_1_store(tmp_path, run_document)
+    real = database.connect
+
+    def read_only_connect(path, *, read_only=False):
+        return real(path, read_only=True)
+    monkeypatch.setattr(database, "connect", read_only_connect)
+    with pytest.raises(database.StoreError) as error:
+        load_runs(db_path)
+    assert f"schema version 1 must be upgraded to {SCHEMA_VERSION}" in _one_line(error)
+    assert "make it writable" in str(error.value)
+    assert _user_version(db_path) == 1 and _final_values(db_path)[diverged.name, "numpy"] == V1_LAST_FINITE
+
+
 # --- reading back and backfilling --------------------------------------------------------------------------
 
 def test_load_runs_filters_by_sweep_and_run_dirs(tmp_path, run_document):

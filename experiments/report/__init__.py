@@ -11,6 +11,7 @@ and html (renderers, which escape every name), writing (the output directory, wr
 """
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,18 @@ def default_out(inputs: Inputs, parent: Path = DEFAULT_PARENT) -> Path:
     return Path(parent) / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:120] or "report")
 
 
+def check_results(inputs: Inputs) -> None:
+    """UserError (nothing is written) when the inputs together hold no result at all: only sweeps, none with a
+    finished cell. A sweep with some finished cells is reported, its missing cells noted."""
+    if inputs.runs or inputs.verifies or any(sweep.runs for sweep in inputs.sweeps):
+        return
+    names = [sweep.name for sweep in inputs.sweeps]
+    commands = " and ".join(f"'mnist-parity sweep {shlex.quote(name)}'" for name in names)
+    if len(names) == 1:
+        raise UserError(f"no results to report: sweep {names[0]} has no finished cells; run {commands} first")
+    raise UserError(f"no results to report: sweeps {', '.join(names)} have no finished cells; run {commands} first")
+
+
 def build_report(paths: list[Path], out: Path | None = None, read_defaults: Reader | None = None) -> Written:
     """Read the inputs, draw and render everything in memory, then write the directory in one step.
 
@@ -57,11 +70,13 @@ def build_report(paths: list[Path], out: Path | None = None, read_defaults: Read
 
     Raises:
         UserError: a path that is not a run, sweep or verify directory, an unreadable or corrupt
-            document, or an --out that is not a report directory; nothing is written then.
+            document, inputs without any result (sweeps with no finished cell), or an --out that is not a
+            report directory; nothing is written then.
     """
     if read_defaults is None:
         from experiments.commands.defaults import framework_values as read_defaults
     inputs = load_inputs(paths)
+    check_results(inputs)
     out = Path(out) if out is not None else default_out(inputs)
     check_out(out)
     report = build_document(inputs, read_defaults)

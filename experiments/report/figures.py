@@ -214,8 +214,9 @@ def seed_figure(groups: list[SeedGroup]) -> Figure | None:
     for label in labels:
         for g in [g for g in groups if g.label == label]:
             colour = backend_colour(g.backend, order)
-            if math.isfinite(g.ci_low) and math.isfinite(g.ci_high):
-                ax.errorbar([x], [g.mean], yerr=[[g.mean - g.ci_low], [g.ci_high - g.mean]], fmt="o", color=colour,
+            low, high, _ = g.interval  # clipped to [0, 100]
+            if math.isfinite(low) and math.isfinite(high):
+                ax.errorbar([x], [g.mean], yerr=[[g.mean - low], [high - g.mean]], fmt="o", color=colour,
                             capsize=4, label=_label(g.backend) if g.backend not in seen else "_nolegend_")
             else:
                 ax.plot([x], [g.mean], "o", color=colour, label=_label(g.backend) if g.backend not in seen else "_nolegend_")
@@ -224,7 +225,7 @@ def seed_figure(groups: list[SeedGroup]) -> Figure | None:
             ax.scatter([x + 0.15] * len(finite), finite, color=colour, s=8, alpha=0.6)
             ticks.append(x)
             name = f"{label}\n{g.backend}" if len(labels) > 1 else g.backend
-            names.append(name + (f" ({g.diverged} of {len(g.accuracies)} diverged)" if g.diverged else ""))
+            names.append(name + (f" ({', '.join(g.problems())})" if g.problems() else ""))
             x += 1.0
         x += 0.6
     several = len(labels) > 1

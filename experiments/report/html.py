@@ -16,7 +16,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 GOOD = ("pass", "ok", "plausible", "equivalent")
 BAD = ("fail", "failed", "implementation suspect", "different", "diverged")
 SOME_BAD = re.compile(r"^\d+ of \d+ (diverged|failed)\b")
-NEUTRAL = ("inconclusive", "no reference band", "not gated")
+NEUTRAL = ("inconclusive", "no reference band", "not gated", "no validation accuracy", "not ranked")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }

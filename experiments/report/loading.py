@@ -193,7 +193,7 @@ class VerifyDocument(_Document):
 
 
 STORE_COLUMNS = ["id", *COLUMNS]
-REPORT_COLUMNS = ["label", "diverged", "usable"]  # added to the store's columns by this module
+REPORT_COLUMNS = ["label", "diverged", "usable", "val_missing"]  # added to the store's columns by this module
 
 
 @dataclass(frozen=True, eq=False)
@@ -398,20 +398,34 @@ def store_rows(run_dirs: list[Path]) -> dict[str, pd.DataFrame]:
     return {run_dir: rows.reset_index(drop=True) for run_dir, rows in frame.groupby("run_dir", sort=False)}
 
 
-def _report_columns(rows: pd.DataFrame, label: str) -> pd.DataFrame:
-    """The store's rows with the run's label, and whether each backend diverged or is usable.
+def _last_val_not_finite(document: ResultsDocument, backend: str) -> bool:
+    """The backend's last epoch has a validation accuracy, and it is not finite (NaN or infinite: the weights diverged).
 
-    Diverged: finished, yet without a usable accuracy: the test accuracy, or with a validation split the last
-    epoch's validation accuracy, is missing or not finite (as when the weights became NaN; the store holds a
-    NaN as NULL). Usable: finished and not diverged; only those enter means, intervals and ranks.
+    The store holds a non-finite value as NULL, like a missing one, so this is read from the document's history."""
+    outcome = document.backends.get(backend)
+    history = outcome.history if outcome is not None else []
+    last = history[-1].val_accuracy if history else None
+    return last is not None and not math.isfinite(last)
+
+
+def _report_columns(rows: pd.DataFrame, label: str, document: ResultsDocument) -> pd.DataFrame:
+    """The store's rows with the run's label, and whether each backend diverged, is usable, or lacks its final
+    validation accuracy.
+
+    Diverged: finished, yet the test accuracy is missing or not finite, or the last epoch's validation accuracy is
+    present and not finite (as when the weights became NaN). A validation accuracy that is merely missing (no
+    validation split, or an epoch that recorded none) is not a divergence: with a validation split it is marked
+    val_missing ("no validation accuracy"), and the run's test accuracy still counts. Usable: finished and not
+    diverged; only those enter means, intervals and ranks.
     """
     ok = (rows["status"] == "ok").to_numpy(dtype=bool)
     test = pd.to_numeric(rows["test_accuracy"], errors="coerce").to_numpy(dtype=float)
+    val_not_finite = np.array([_last_val_not_finite(document, backend) for backend in rows["backend"]], dtype=bool)
     validated = (rows["split_validation"].fillna(0) > 0).to_numpy(dtype=bool) | rows["best_val_accuracy"].notna().to_numpy()
     no_final = ((rows["epochs_run"].fillna(0) > 0).to_numpy(dtype=bool) & rows["final_val_accuracy"].isna().to_numpy()
                 & validated)
-    diverged = ok & (~np.isfinite(test) | no_final)
-    return rows.assign(label=label, diverged=diverged, usable=ok & ~diverged)
+    diverged = ok & (~np.isfinite(test) | val_not_finite)
+    return rows.assign(label=label, diverged=diverged, usable=ok & ~diverged, val_missing=ok & ~diverged & no_final)
 
 
 def _with_rows(run: Run, rows: dict[str, pd.DataFrame]) -> Run:
@@ -419,7 +433,7 @@ def _with_rows(run: Run, rows: dict[str, pd.DataFrame]) -> Run:
     tag = run.document.sweep
     if tag is not None and own["sweep"].isna().all():  # a cell whose results.json predates its sweep tag: sweep.json's
         own = own.assign(sweep=tag.name, cell_key=tag.key, factors_json=[dict(tag.factors)] * len(own))
-    return replace(run, rows=_report_columns(own, run.label))
+    return replace(run, rows=_report_columns(own, run.label, run.document))
 
 
 def load_inputs(paths: list[Path]) -> Inputs:

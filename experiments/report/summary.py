@@ -1,7 +1,9 @@
 """The summary's headline figures, computed from the loaded inputs (the store's rows and verify.json), never written by hand.
 
 Per study sweep and backend: the best and the worst configuration by final validation accuracy,
-with its test accuracy (the ranking table's first and last rows). Per group of seeds (a sweep
+with its test accuracy (the ranking table's first and last ranked rows), the configurations without a
+finite validation accuracy (not ranked: every seed failed or diverged) by name, and how many of the
+grid's configurations have results; a study without any validation accuracy is not ranked. Per group of seeds (a sweep
 over seeds only, or verify level 5): mean test accuracy and 95% interval per backend, and level
 5's equivalence verdicts. Per verify ladder: pass/fail per level with the worst error. The gate's
 outcome in one line, and the runs without a reference band counted per reason.
@@ -11,7 +13,9 @@ import pandas as pd
 
 from experiments.report.gates import PLAUSIBLE, SUSPECT
 from experiments.report.loading import SWEEP_CONTROL_FACTORS, Inputs, Run, Sweep, Verify, records
-from experiments.report.tables import Table, _interval, percent, points, ranking_table, sci, seed_groups
+from experiments.report.tables import (NOT_RANKED_NO_SPLIT, NOT_RANKED_NO_VALUE, NO_VALIDATION, Table, clipped_note,
+                                      listed, no_validation_split, percent, points, ranking_table, sci, seed_groups,
+                                      seed_interval, sweep_configurations)
 
 GATED = (SUSPECT, PLAUSIBLE)
 
@@ -26,29 +30,76 @@ def _shown(row: pd.Series, header: str) -> str:
     return str(row[header]) if status == "ok" else f"{row[header]} ({status})"
 
 
+def _unranked(row: pd.Series, header: str) -> str:
+    """A configuration left out of the ranking, with why: "adam (1 of 1 FAILED)"."""
+    causes = [p for p in str(row["status"]).split("; ") if p.endswith(("diverged", "FAILED"))]
+    return f"{row[header]} ({', '.join(causes) or NO_VALIDATION})"
+
+
+def _failed(row: pd.Series) -> bool:
+    return any(p.endswith(("diverged", "FAILED")) for p in str(row["status"]).split("; "))
+
+
 def study_headlines(sweeps: list[Sweep]) -> Table | None:
-    """Per study sweep and backend: the best and the worst configuration by final validation accuracy (ranking order)."""
+    """Per study sweep and backend: the best and the worst configuration by final validation accuracy (ranking order),
+    among the configurations that have one; the others by name; how many of the grid's configurations have results."""
     rows = []
     for sweep in sweeps:
         if not study_axes(sweep) or not sweep.runs:
             continue
-        ranking = ranking_table(sweep)
-        frame = ranking.frame
+        frame = ranking_table(sweep).frame
         header = frame.columns[2]
-        for backend in dict.fromkeys(frame["backend"]):
+        expected = sweep_configurations(sweep)
+        results = records(sweep.rows)
+        for backend in dict.fromkeys([*frame["backend"], *expected]):
             part = frame[frame["backend"] == backend]
-            best, worst = part.iloc[0], part.iloc[-1]
-            rows.append({"study": f"{sweep.name} ({header})", "backend": backend,
-                         "best": _shown(best, header), "best val (%)": best["val acc (%)"],
-                         "best test (%)": best["test acc (%)"],
-                         "worst": _shown(worst, header), "worst val (%)": worst["val acc (%)"],
-                         "worst test (%)": worst["test acc (%)"], "configurations": len(part)})
+            ranked, unranked = part[part["rank"].notna()], part[part["rank"].isna()]
+            grid = expected.get(backend, [])
+            missing = [label for label in grid if label not in set(part[header])]
+            count = f"{len(part)}" if not missing else f"{len(part)} of {len(grid)} (no results yet: {listed(missing)})"
+            row = {"study": f"{sweep.name} ({header})", "backend": backend, "best": None, "best val (%)": None,
+                   "best test (%)": None, "worst": None, "worst val (%)": None, "worst test (%)": None,
+                   "configurations": count}
+            if not ranked.empty:
+                best, worst = ranked.iloc[0], ranked.iloc[-1]
+                row.update({"best": _shown(best, header), "best val (%)": best["val acc (%)"],
+                            "best test (%)": best["test acc (%)"], "worst": _shown(worst, header),
+                            "worst val (%)": worst["val acc (%)"], "worst test (%)": worst["test acc (%)"]})
+                left_out = [_unranked(r, header) for _, r in unranked.iterrows()]
+            else:
+                own = [r for r in results if r["backend"] == backend]
+                row["best"] = ("no results yet" if part.empty else
+                               NOT_RANKED_NO_SPLIT if no_validation_split(own) else NOT_RANKED_NO_VALUE)
+                left_out = [_unranked(r, header) for _, r in unranked.iterrows() if _failed(r)]
+            row["not ranked"] = ", ".join(left_out) or None
+            rows.append(row)
     if not rows:
         return None
+    frame = pd.DataFrame(rows)
+    notes = ["Best and worst by the last epoch's validation accuracy (mean over seeds where a study has several), among "
+             "the configurations that have a finite one; the test accuracy beside it is not used to choose. Full "
+             "rankings: section Study rankings."]
+    if frame["not ranked"].notna().any():
+        notes.append("Not ranked: configurations without a finite validation accuracy (every seed FAILED or diverged, "
+                     "or none recorded); they are neither best nor worst.")
+    else:
+        frame = frame.drop(columns=["not ranked"])
+    if frame["best"].isin([NOT_RANKED_NO_SPLIT, NOT_RANKED_NO_VALUE]).any():
+        notes.append("A study without validation accuracies is not ranked: no configuration is chosen, since choosing "
+                     "by test accuracy would report a selected, optimistic figure.")
+    if frame["configurations"].str.contains(" of ").any():
+        notes.append("The configurations column counts those with results, of those in the grid; the cells without "
+                     "results are listed in the alert above.")
     formats = {c: points for c in ("best val (%)", "best test (%)", "worst val (%)", "worst test (%)")}
-    note = ("Best and worst by the last epoch's validation accuracy (mean over seeds where a study has several); "
-            "the test accuracy beside it is not used to choose. Full rankings: section Study rankings.")
-    return Table("Studies: best and worst configuration per backend", pd.DataFrame(rows), formats, note, verdicts=())
+    return Table("Studies: best and worst configuration per backend", frame, formats, " ".join(notes), verdicts=())
+
+
+def _seeds_text(g) -> str:
+    problems = g.problems()
+    if not problems:
+        return f"{len(g.accuracies)}"
+    over = f"mean and CI over the other {len(g.finite)}" if g.finite else "no finite result"
+    return f"{len(g.accuracies)} ({', '.join(problems)}; {over})"
 
 
 def seed_headlines(inputs: Inputs) -> Table | None:
@@ -61,12 +112,10 @@ def seed_headlines(inputs: Inputs) -> Table | None:
         groups += [(f"{verify.name} (verify level 5)", g) for g in seed_groups(Inputs([], [], [verify]))]
     if not groups:
         return None
-    rows = [{"seeds of": label, "backend": g.backend,
-             "seeds": f"{len(g.accuracies)}" + (f" ({g.diverged} diverged)" if g.diverged else ""),
-             "mean test acc (%)": g.mean, "95% CI (%)": _interval(g.ci_low, g.ci_high, finite=len(g.finite))}
-            for label, g in groups]
+    rows = [{"seeds of": label, "backend": g.backend, "seeds": _seeds_text(g), "mean test acc (%)": g.mean,
+             "95% CI (%)": seed_interval(g)} for label, g in groups]
     return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows),
-                 {"mean test acc (%)": points}, "", verdicts=())
+                 {"mean test acc (%)": points}, clipped_note([g for _, g in groups]), verdicts=())
 
 
 def equivalence_lines(verifies: list[Verify]) -> list[str]:

@@ -12,6 +12,10 @@ from experiments.verify.statistical import summarize
 
 LEVEL_ORDER = ("forward", "gradients", "step", "trajectory")
 VERDICT_COLUMNS = ("status", "gate", "verdict", "result")
+NO_VALIDATION = "no validation accuracy"  # finished, test accuracy kept, but the last epoch recorded no validation accuracy
+NOT_RANKED_NO_SPLIT = "not ranked: no validation split"
+NOT_RANKED_NO_VALUE = "not ranked: no validation accuracy"
+ACCURACY_RANGE = (0.0, 100.0)  # points: an accuracy interval is clipped to it
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ def backend_status(row: dict) -> str:
         return f"FAILED: {row['reason'] or ''}"
     if row["diverged"]:
         return "diverged: finished without a finite accuracy"
+    if row.get("val_missing"):
+        return NO_VALIDATION
     return "ok"
 
 
@@ -171,11 +177,48 @@ def _level5_train_digits(verify: Verify) -> int | None:
     return n - int(round(spec.data.get("validation_fraction", 0.0) * n))
 
 
+def sweep_configurations(sweep: Sweep) -> dict[str, list[str]]:
+    """{backend: the study configurations sweep.json lists for it}, in the grid's order (empty without study fields)."""
+    fields = sweep.study_fields
+    expected: dict[str, list[str]] = {}
+    if not fields:
+        return expected
+    for cell in sweep.document.cells:
+        backend = cell.backend or str(cell.factors.get("backend", "?"))
+        label = factor_label(cell.factors, fields, None)
+        if label not in expected.setdefault(backend, []):
+            expected[backend].append(label)
+    return expected
+
+
+def missing_configurations(sweep: Sweep, present: dict[str, list[str]]) -> dict[str, tuple[int, list[str]]]:
+    """{backend: (configurations in the grid, those without any result yet)} for each backend with a gap."""
+    gaps = {}
+    for backend, labels in sweep_configurations(sweep).items():
+        missing = [label for label in labels if label not in present.get(backend, [])]
+        if missing:
+            gaps[backend] = (len(labels), missing)
+    return gaps
+
+
+def listed(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def no_validation_split(entries: list[dict]) -> bool:
+    """None of these runs held out a validation split (so none can have a validation accuracy)."""
+    return all(not (e["split_validation"] or 0) and e["best_val_accuracy"] is None for e in entries)
+
+
 def ranking_table(sweep: Sweep) -> Table:
     """Per backend, the study's configurations ranked by final validation accuracy (mean over seeds), test accuracy beside it.
 
     Means are over the seeds that finished with finite accuracies; a configuration with a diverged seed
     (NaN accuracy) ranks after every configuration without one, and its status says how many diverged.
+    Only configurations with a finite validation accuracy are ranked: the others (every seed failed or
+    diverged, or no validation accuracy) come last without a rank; a backend where no configuration has
+    one (no validation split) is not ranked at all, and the note says so. Configurations of the grid
+    without any result yet are named in the note.
     """
     fields = sweep.study_fields
     header = " / ".join(fields) or "configuration"
@@ -194,29 +237,45 @@ def ranking_table(sweep: Sweep) -> Table:
                      "seeds": len(entries), "status": group_status(entries)})
         unstable.append(any(e["diverged"] for e in entries))
     frame = pd.DataFrame(rows, columns=["backend", "rank", header, "val acc (%)", "test acc (%)", "seeds", "status"])
+    notes, title = [], f"{sweep.name}: {header} ranked per backend"
     if not frame.empty:
         backends = list(dict.fromkeys(frame["backend"]))
         for column in ("val acc (%)", "test acc (%)"):
             frame[column] = pd.to_numeric(frame[column])
-        # Accuracies are at most 100 points, so +1000 puts every configuration with a diverged seed after the others.
+        # Accuracies are at most 100 points, so +1000 puts every configuration with a diverged seed after the others;
+        # a configuration without a finite validation accuracy has no key (NaN): no rank, and last.
         key = 1000.0 * pd.Series(unstable, index=frame.index, dtype=float) - frame["val acc (%)"]
         frame["rank"] = key.groupby(frame["backend"]).rank(method="min")
         order = frame.assign(_backend=frame["backend"].map(backends.index), _key=key)
         frame = frame.loc[order.sort_values(["_backend", "_key"], na_position="last", kind="stable").index].reset_index(drop=True)
+        unranked = [b for b in backends if not frame.loc[frame["backend"] == b, "val acc (%)"].notna().any()]
+        if unranked:
+            entries = [e for (b, _), group in groups.items() if b in unranked for e in group]
+            reason = NOT_RANKED_NO_SPLIT if no_validation_split(entries) else NOT_RANKED_NO_VALUE
+            notes.append(f"{reason.capitalize()} ({', '.join(unranked)}): no configuration has a final validation "
+                         "accuracy, so they are listed in grid order; the test accuracy is not used to rank.")
+            if len(unranked) == len(backends):
+                title = f"{sweep.name}: {header} per backend ({reason})"
+    present: dict[str, list[str]] = {}
+    for backend, label in groups:
+        present.setdefault(backend, []).append(label)
+    for backend, (total, missing) in missing_configurations(sweep, present).items():
+        notes.append(f"Incomplete grid: {backend} has results for {total - len(missing)} of {total} configurations; "
+                     f"no results yet: {listed(missing)}.")
     note = ("Ranked by the last epoch's validation accuracy (model selection uses the validation split); "
             "the test accuracy is reported once, next to it, and is not used to rank. Means are over the seeds that "
-            "finished with finite accuracies; a configuration with a diverged seed (accuracy NaN or missing) ranks "
-            "after all the others, and its status says how many of its seeds diverged.")
-    return Table(f"{sweep.name}: {header} ranked per backend", frame,
-                 {"rank": integer, "val acc (%)": points, "test acc (%)": points}, note)
+            "finished with finite accuracies; a configuration with a diverged seed (accuracy not finite) ranks "
+            "after all the others, and its status says how many of its seeds diverged. A configuration without a "
+            "finite validation accuracy (every seed failed or diverged) has no rank.")
+    return Table(title, frame, {"rank": integer, "val acc (%)": points, "test acc (%)": points}, " ".join([note, *notes]))
 
 
 @dataclass(frozen=True)
 class SeedGroup:
     """Test accuracies of one configuration and backend over seeds, with its 95% interval (points).
 
-    seeds and accuracies list every finished seed, a diverged one with a NaN accuracy; mean and
-    interval are over the finite ones only (`finite`).
+    seeds and accuracies list every seed, a diverged or FAILED one with a NaN accuracy (failed: which
+    seeds did not finish at all); mean and interval are over the finite ones only (`finite`).
     """
 
     label: str
@@ -226,21 +285,50 @@ class SeedGroup:
     mean: float
     ci_low: float
     ci_high: float
+    failed: tuple[bool, ...] = ()
 
     @property
     def finite(self) -> list[tuple[int, float]]:
         return [(s, a) for s, a in zip(self.seeds, self.accuracies) if _finite(a)]
 
     @property
+    def failures(self) -> int:
+        """Seeds that did not finish (their worker failed)."""
+        return sum(self.failed)
+
+    @property
     def diverged(self) -> int:
-        return len(self.accuracies) - len(self.finite)
+        """Seeds that finished without a finite test accuracy."""
+        return len(self.accuracies) - len(self.finite) - self.failures
+
+    def problems(self) -> list[str]:
+        """["1 of 3 diverged", "1 of 3 FAILED"]: the seeds left out of the mean and interval, by cause."""
+        n = len(self.accuracies)
+        return ([f"{self.diverged} of {n} diverged"] if self.diverged else []) + (
+            [f"{self.failures} of {n} FAILED"] if self.failures else [])
+
+    @property
+    def interval(self) -> tuple[float, float, bool]:
+        """(low, high, clipped): the 95% interval clipped to the accuracy range [0, 100] points."""
+        low, high = clip_interval(self.ci_low, self.ci_high)
+        bounded = math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+        return low, high, bounded and (low, high) != (self.ci_low, self.ci_high)
+
+
+def clip_interval(low: float, high: float) -> tuple[float, float]:
+    """An accuracy interval (points) clipped to ACCURACY_RANGE; a t interval over few seeds can reach past 100%."""
+    floor, ceiling = ACCURACY_RANGE
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return low, high
+    return max(floor, low), min(ceiling, high)
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _seed_group(label: str, backend: str, seeds: list, accuracies: list[float], stored=None) -> SeedGroup:
+def _seed_group(label: str, backend: str, seeds: list, accuracies: list[float], stored=None,
+                failed: list[bool] | None = None) -> SeedGroup:
     """Mean and interval over the finite accuracies (stored: level 5's own summary, used when every seed is finite)."""
     accuracies = [a if _finite(a) else math.nan for a in accuracies]
     finite = [a for a in accuracies if _finite(a)]
@@ -251,28 +339,29 @@ def _seed_group(label: str, backend: str, seeds: list, accuracies: list[float], 
         mean, low, high = summary.mean, summary.ci_low, summary.ci_high
     else:
         mean, low, high = math.nan, math.nan, math.nan
-    return SeedGroup(label, backend, list(seeds), accuracies, mean, low, high)
+    return SeedGroup(label, backend, list(seeds), accuracies, mean, low, high, tuple(failed or [False] * len(accuracies)))
 
 
 def seed_groups(inputs: Inputs) -> list[SeedGroup]:
     """Groups with at least two seeds: sweep cells that differ only in seed, and level-5 verify results.
 
-    A finished seed without a finite test accuracy (diverged) stays in the group as NaN, so the table can say so.
+    A seed that finished without a finite test accuracy (diverged) or did not finish at all (FAILED) stays in the
+    group as NaN, so the table can say so.
     """
     groups: list[SeedGroup] = []
     for sweep in inputs.sweeps:
-        by_config: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        by_config: dict[tuple[str, str], list[tuple[int, float, bool]]] = {}
         for result in records(sweep.rows):
-            if result["status"] == "ok":
-                key = (f"{sweep.name}: {factor_label(result['factors_json'], sweep.study_fields, result['spec_name'])}",
-                       result["backend"])
-                accuracy = result["test_accuracy"] if result["usable"] else math.nan
-                by_config.setdefault(key, []).append((result["seed"], accuracy))
+            key = (f"{sweep.name}: {factor_label(result['factors_json'], sweep.study_fields, result['spec_name'])}",
+                   result["backend"])
+            accuracy = result["test_accuracy"] if result["usable"] else math.nan
+            by_config.setdefault(key, []).append((result["seed"], accuracy, result["status"] != "ok"))
         for (label, backend), values in by_config.items():
-            if len({seed for seed, _ in values}) < 2:
+            if len({seed for seed, _, _ in values}) < 2:
                 continue
             values.sort(key=lambda v: (v[0] is None, v[0]))
-            groups.append(_seed_group(label, backend, [s for s, _ in values], [a for _, a in values]))
+            groups.append(_seed_group(label, backend, [s for s, _, _ in values], [a for _, a, _ in values],
+                                      failed=[f for _, _, f in values]))
     for verify in inputs.verifies:
         level5 = verify.document.levels.get("5")
         if level5 is not None:
@@ -281,16 +370,47 @@ def seed_groups(inputs: Inputs) -> list[SeedGroup]:
     return groups
 
 
+def _per_seed(accuracy: float, failed: bool) -> str:
+    return "FAILED" if failed else f"{100 * accuracy:.2f}" if _finite(accuracy) else "diverged"
+
+
+def seed_status(group: SeedGroup) -> str:
+    """"ok", or "1 of 3 FAILED; mean and CI over the other 2" (diverged seeds likewise)."""
+    problems = group.problems()
+    if not problems:
+        return "ok"
+    rest = f"mean and CI over the other {len(group.finite)}" if group.finite else "no finite result"
+    return "; ".join([*problems, rest])
+
+
+def seed_interval(group: SeedGroup) -> str:
+    low, high, clipped = group.interval
+    return _interval(low, high, finite=len(group.finite)) + (" (clipped)" if clipped else "")
+
+
+def clipped_note(groups: list[SeedGroup]) -> str:
+    clipped = [f"{g.label} ({g.backend})" for g in groups if g.interval[2]]
+    if not clipped:
+        return ""
+    return (f"Intervals clipped to [0, 100]%: the t interval over few seeds reaches past an accuracy's range for "
+            f"{listed(clipped)}.")
+
+
 def seed_table(groups: list[SeedGroup]) -> Table:
     rows = [{"configuration": g.label, "backend": g.backend, "seeds": len(g.accuracies), "mean (%)": g.mean,
-             "95% CI (%)": _interval(g.ci_low, g.ci_high, finite=len(g.finite)),
-             "per seed (%)": " ".join(f"{100 * a:.2f}" if _finite(a) else "diverged" for a in g.accuracies),
-             "status": "ok" if not g.diverged else
-             (f"{g.diverged} of {len(g.accuracies)} diverged; " +
-              (f"mean and CI over the other {len(g.finite)}" if g.finite else "no finite result"))} for g in groups]
-    note = ("A diverged seed finished without a finite test accuracy (NaN); the mean and interval leave it out and "
-            "its status says so.") if any(g.diverged for g in groups) else ""
-    return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows), {"mean (%)": points}, note)
+             "95% CI (%)": seed_interval(g),
+             "per seed (%)": " ".join(_per_seed(a, f) for a, f in zip(g.accuracies, g.failed)),
+             "status": seed_status(g)} for g in groups]
+    notes = []
+    if any(g.diverged for g in groups):
+        notes.append("A diverged seed finished without a finite test accuracy (NaN); the mean and interval leave it out "
+                     "and its status says so.")
+    if any(g.failures for g in groups):
+        notes.append("A FAILED seed did not finish (see the alerts in the summary); the mean and interval leave it out "
+                     "and its status says so.")
+    notes.append(clipped_note(groups))
+    return Table("Test accuracy over seeds (mean and two-sided 95% t interval)", pd.DataFrame(rows), {"mean (%)": points},
+                 " ".join(n for n in notes if n))
 
 
 def _interval(low: float, high: float, signed: bool = False, finite: int | None = None) -> str:

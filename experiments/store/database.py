@@ -4,7 +4,9 @@ Concurrency: every write is `BEGIN IMMEDIATE` (the write lock taken up front) wi
 timeout, so writers in other processes queue instead of failing; a deferred transaction that
 upgrades from read to write can get SQLITE_BUSY at once, whatever the timeout. Atomicity: the
 rows of one run are written and committed together, so an interruption (an exception, a killed
-process) leaves the run's previous record or the new one, never part of either.
+process) leaves the run's previous record or the new one, never part of either. Schema: a store of
+an older version is upgraded in place (experiments.store.upgrade) in the transaction of its first
+write, or, when it is only read, in a write transaction of its own before the read.
 """
 
 import sqlite3
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from experiments.errors import UserError
 from experiments.store.schema import COLUMNS, CREATE_INDEXES, CREATE_TABLE, SCHEMA_VERSION, UPSERT
+from experiments.store.upgrade import upgrade
 
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another to commit before giving up
 
@@ -87,11 +90,14 @@ def write_run(db_path: Path, run_id: str, rows: list[dict]) -> int:
     with connect(db_path) as connection:
         connection.execute("BEGIN IMMEDIATE")
         try:
-            if _check_schema(connection, db_path) == 0:
+            version = _check_schema(connection, db_path)
+            if version == 0:
                 connection.execute(CREATE_TABLE)
                 for statement in CREATE_INDEXES:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                upgrade(connection, db_path, version, SCHEMA_VERSION)
             backends = [row["backend"] for row in rows]
             connection.execute(f"DELETE FROM runs WHERE run_id = ? AND backend NOT IN ({', '.join('?' * len(backends))})",
                                [run_id, *backends])
@@ -105,8 +111,33 @@ def write_run(db_path: Path, run_id: str, rows: list[dict]) -> int:
     return len(rows)
 
 
+def _upgrade_file(db_path: Path, version: int) -> None:
+    """Upgrade an older store before it is read, in one write transaction; StoreError (one line) when it cannot be written."""
+    with connect(db_path) as connection:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                found = _check_schema(connection, db_path)  # another process may have upgraded it meanwhile
+                if 0 < found < SCHEMA_VERSION:
+                    upgrade(connection, db_path, found, SCHEMA_VERSION)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise StoreError(f"results store {db_path}: schema version {version} must be upgraded to {SCHEMA_VERSION} "
+                             f"before it is read (final_val_accuracy is now the last epoch's value), but it cannot be "
+                             f"written ({error}); make it writable and try again") from None
+
+
 def read_rows(db_path: Path, where: str = "", parameters: tuple = ()) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of `SELECT * FROM runs {where}`, from a store opened read-only."""
+    """Column names and rows of `SELECT * FROM runs {where}`, from a store opened read-only (an older store is
+    upgraded first)."""
+    with connect(db_path, read_only=True) as connection:
+        version = _check_schema(connection, db_path)
+    if 0 < version < SCHEMA_VERSION:
+        _upgrade_file(Path(db_path), version)
     with connect(db_path, read_only=True) as connection:
         _check_schema(connection, db_path)
         if connection.execute("PRAGMA user_version").fetchone()[0] == 0:

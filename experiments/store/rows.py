@@ -98,11 +98,22 @@ def _finite(value) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 
+def _history(outcome: dict) -> list[dict]:
+    return [record for record in outcome.get("history") or [] if isinstance(record, dict)]
+
+
+def final_val_accuracy(outcome: dict) -> float | None:
+    """The last epoch's validation accuracy (the model that was tested); None when that epoch has none or a
+    non-finite one (diverged). The meaning of the column since schema version 2 (see schema.SCHEMA_VERSION)."""
+    history = _history(outcome)
+    return _finite(history[-1].get("val_accuracy")) if history else None
+
+
 def _outcome_fields(outcome: dict) -> dict:
     """Status, metrics and versions of one backend. Best validation accuracy: the first epoch reaching the maximum;
-    final: the last epoch's (the model that was tested), None when that epoch has none or a non-finite one (diverged)."""
+    final: final_val_accuracy."""
     metrics = outcome.get("metrics") or {}
-    history = [record for record in outcome.get("history") or [] if isinstance(record, dict)]
+    history = _history(outcome)
     validation = [(record["val_accuracy"], record.get("epoch", i + 1)) for i, record in enumerate(history)
                   if _finite(record.get("val_accuracy")) is not None]
     best = max(validation, key=lambda pair: pair[0]) if validation else (None, None)
@@ -110,7 +121,7 @@ def _outcome_fields(outcome: dict) -> dict:
         "status": outcome["status"], "reason": outcome.get("reason") or None,
         "test_accuracy": _number(metrics.get("test_accuracy")), "test_loss": _number(metrics.get("test_loss")),
         "best_val_accuracy": _number(best[0]), "best_val_epoch": _number(best[1], int),
-        "final_val_accuracy": _finite(history[-1].get("val_accuracy")) if history else None, "epochs_run": len(history),
+        "final_val_accuracy": final_val_accuracy(outcome), "epochs_run": len(history),
         "train_time_s": _number(metrics.get("train_time_s")), "samples_per_s": _number(metrics.get("samples_per_s")),
         "steady_samples_per_s": _number(metrics.get("steady_samples_per_s")),
         "parameter_count": _number(outcome.get("parameter_count"), int),
