@@ -30,10 +30,12 @@ from experiments.report import loading as report_loading
 from experiments.report.defaults import UNPINNED, neutralised_defaults, same_value, used_entries
 from experiments.report.html import table as html_table
 from experiments.report.document import Bullets
-from experiments.report.tables import Table, seed_table
 from experiments.report.loading import load_inputs
 from experiments.report.markdown import escape as md_escape
-from experiments.report.tables import NO_VALIDATION, NOT_RANKED_NO_SPLIT, ranking_table, seed_groups
+from experiments.report.ranking_tables import NOT_RANKED_NO_SPLIT, ranking_table
+from experiments.report.results_tables import NO_VALIDATION
+from experiments.report.seed_tables import seed_groups, seed_table
+from experiments.report.table import Table
 from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
 from experiments.runner import RunResult

@@ -2,8 +2,10 @@
 
     report = build_report([Path("runs/20261130-...-mlp-relu-adam-3c84d4")], Path("reports/mlp"))
 
-Modules: loading (read and validate run, sweep and verify directories), gates (the sanity
-gate), tables and figures (pandas frames, matplotlib PNGs), summary (the headline figures:
+Modules: schemas (the documents' pydantic schemas), loading (read and validate run, sweep and verify
+directories into inputs: runs with their results-store rows, sweeps, verifies), gates (the sanity gate),
+table (the Table type and its formatters), the *_tables modules (pandas frames: results and gate, rankings,
+seeds, verify, provenance) and figures (matplotlib PNGs), summary (the headline figures:
 best and worst study configurations, seed means, ladder levels, the gate in one line),
 defaults (the framework defaults the suite neutralised), document (sections: the summary,
 then every figure, then the long tables, the runs without a reference band last), markdown
@@ -19,7 +21,8 @@ from experiments.errors import UserError
 from experiments.report.defaults import Reader
 from experiments.report.document import Report, build_document
 from experiments.report.html import render_html
-from experiments.report.loading import Inputs, load_inputs
+from experiments.report.inputs import Inputs
+from experiments.report.loading import load_inputs
 from experiments.report.markdown import FIGURE_DIR, render_markdown
 from experiments.report.writing import check_out, write_directory
 

@@ -14,7 +14,7 @@ from pydantic_core import PydanticUndefined
 from experiments import catalog
 from experiments.commands.defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
 from experiments.spec.experiment import ExperimentSpec
-from experiments.report.tables import Table
+from experiments.report.table import Table
 
 Reader = Callable[[str], tuple[pd.DataFrame, str | None]]
 

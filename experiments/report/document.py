@@ -4,12 +4,17 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from experiments.report import figures, summary, tables
+from experiments.report import figures, summary
 from experiments.report.defaults import Reader, neutralised_defaults
 from experiments.report.figures import Figure
 from experiments.report.gates import SUSPECT, rule_text
-from experiments.report.loading import Inputs, records
-from experiments.report.tables import Table
+from experiments.report.inputs import Inputs, records
+from experiments.report.provenance_tables import hyperparameters_table, inputs_table
+from experiments.report.ranking_tables import ranking_table
+from experiments.report.results_tables import gate_formats, gate_table, results_table
+from experiments.report.seed_tables import seed_groups, seed_table
+from experiments.report.table import Table
+from experiments.report.verify_tables import equivalence_table, growth_table, ladder_table, matrix_table
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def _studies(inputs: Inputs) -> tuple[Section, Section]:
     studies = [s for s in inputs.sweeps if summary.study_axes(s)]
     section.add(figures.studies_figure(studies))
     for sweep in studies:
-        ranking = tables.ranking_table(sweep)
+        ranking = ranking_table(sweep)
         section.add(figures.ranking_figure(sweep, ranking))
         rankings.add(ranking)
     return section, rankings
@@ -118,11 +123,11 @@ def _studies(inputs: Inputs) -> tuple[Section, Section]:
 
 def _seeds(inputs: Inputs) -> Section:
     section = Section("Accuracy over seeds and equivalence")
-    groups = tables.seed_groups(inputs)
+    groups = seed_groups(inputs)
     section.add(figures.seed_figure(groups))
     if groups:
-        section.add(tables.seed_table(groups))
-    equivalence = tables.equivalence_table(inputs.verifies)
+        section.add(seed_table(groups))
+    equivalence = equivalence_table(inputs.verifies)
     if not equivalence.frame.empty:
         section.add(equivalence)
     return section
@@ -136,10 +141,10 @@ def _parity(inputs: Inputs) -> Section:
         section.add(figures.growth_figure(verify))
     for verify in inputs.verifies:
         if verify.document.matrix:
-            section.add(tables.matrix_table(verify))
+            section.add(matrix_table(verify))
         elif any(n != "5" for n in verify.document.levels):
-            section.add(tables.ladder_table(verify))
-        section.add(tables.growth_table(verify))
+            section.add(ladder_table(verify))
+        section.add(growth_table(verify))
     return section
 
 
@@ -155,7 +160,7 @@ def _gate(gate_frame: pd.DataFrame) -> tuple[Section, Section]:
     section.add(summary.gate_line(gate_frame, pointer=False))
     gated = gate_frame[gate_frame["verdict"].isin(summary.GATED)].reset_index(drop=True)
     rest = gate_frame[~gate_frame["verdict"].isin(summary.GATED)].reset_index(drop=True)
-    formats = tables.gate_formats()
+    formats = gate_formats()
     if not gated.empty:
         section.add(Table("Sanity gate per run and backend", gated, formats))
     if not rest.empty:
@@ -170,19 +175,19 @@ def _gate(gate_frame: pd.DataFrame) -> tuple[Section, Section]:
 def _results(inputs: Inputs) -> Section:
     section = Section("Results side by side")
     for run in inputs.runs:
-        section.add(tables.results_table(f"{run.label}: {run.spec.name} on {run.document.dataset.name}", run.rows))
+        section.add(results_table(f"{run.label}: {run.spec.name} on {run.document.dataset.name}", run.rows))
     for sweep in inputs.sweeps:
-        section.add(tables.results_table(f"sweep {sweep.name}: every cell", sweep.rows, sweep.study_fields))
+        section.add(results_table(f"sweep {sweep.name}: every cell", sweep.rows, sweep.study_fields))
     return section
 
 
 def _hyperparameters(inputs: Inputs) -> Section:
     section = Section("Effective hyperparameters")
     for run in inputs.runs:
-        section.add(tables.hyperparameters_table(f"{run.label}: {run.spec.name}", [run]))
+        section.add(hyperparameters_table(f"{run.label}: {run.spec.name}", [run]))
     for sweep in inputs.sweeps:
         if sweep.runs:
-            section.add(tables.hyperparameters_table(f"sweep {sweep.name} (several values: the sweep's grid)", sweep.runs))
+            section.add(hyperparameters_table(f"sweep {sweep.name} (several values: the sweep's grid)", sweep.runs))
     return section
 
 
@@ -213,11 +218,11 @@ def _numbered(sections: list[Section]) -> None:
 
 def build_document(inputs: Inputs, read_defaults: Reader) -> Report:
     """The whole report: the summary, every figure, then the long tables; sections without content are left out."""
-    gate_frame = tables.gate_table(inputs).frame
+    gate_frame = gate_table(inputs).frame
     studies, rankings = _studies(inputs)
     gate, appendix = _gate(gate_frame)
     sections = [_summary(inputs, gate_frame), _curves(inputs), studies, _seeds(inputs), _parity(inputs),
-                _throughput(inputs), gate, rankings, _results(inputs), Section("Inputs", [tables.inputs_table(inputs)]),
+                _throughput(inputs), gate, rankings, _results(inputs), Section("Inputs", [inputs_table(inputs)]),
                 _hyperparameters(inputs), _defaults(inputs, read_defaults), appendix]
     sections = [s for s in sections if s.blocks]
     _numbered(sections)

@@ -19,8 +19,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from experiments.report.loading import Inputs, Run, Sweep, Verify, records
-from experiments.report.tables import SeedGroup, factor_label
+from experiments.report.inputs import Inputs, Run, Sweep, Verify, records
+from experiments.report.seed_tables import SeedGroup
+from experiments.report.table import factor_label
 
 BACKEND_COLOURS = {"numpy": "#444444", "torch": "#ee4c2c", "keras": "#8e24aa", "jax": "#1e88e5"}
 OTHER_COLOURS = ["#2e7d32", "#f9a825", "#00897b", "#6d4c41", "#c2185b", "#5c6bc0"]

@@ -10,7 +10,7 @@ import re
 
 from experiments.report.document import Bullets, Note, Report
 from experiments.report.figures import Figure, slug
-from experiments.report.tables import Table
+from experiments.report.table import Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 GOOD = ("pass", "ok", "plausible", "equivalent")

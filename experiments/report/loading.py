@@ -1,309 +1,32 @@
-"""Read stored run, sweep and verify directories into validated documents; bad input raises UserError with one line.
+"""Read run, sweep and verify directories into Inputs, each run's rows from a temporary results store; bad input raises UserError."""
 
-A run directory holds results.json (experiments.results.results_document); a sweep directory
-holds sweep.json and cells/<key>/results.json (experiments.sweep.local); a verify directory
-holds verify.json (experiments.commands.verify, single spec or --matrix). Only the fields the
-report reads are validated; everything else is kept as it was written. history.csv is not
-read: results.json holds the same per-epoch records.
-
-Per-backend results (status, metrics, validation accuracies, versions, settings, factors, split)
-are not read here: every run directory, sweep cells included, is registered in a temporary
-results store (experiments.store, the one place that flattens a run document into rows) and
-each Run carries its rows of `load_runs`. The documents give what the store does not hold: the
-per-epoch history for the curves, the spec as written, the dataset note, and verify.json.
-"""
+# Per-backend results (status, metrics, validation accuracies, versions, settings, factors, split) are not read from
+# the documents: every run directory, sweep cells included, is registered in a temporary results store
+# (experiments.store, the one place that flattens a run document into rows) and each Run carries its rows of
+# `load_runs`. The documents give what the store does not hold: the per-epoch history for the curves, the spec as
+# written, the dataset note, and verify.json. history.csv is not read: results.json holds the same per-epoch records.
 
 import json
 import math
 import re
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from experiments.errors import UserError
+from experiments.report.inputs import Inputs, Run, Sweep, Verify, concat
+from experiments.report.schemas import ResultsDocument, SweepDocument, SweepTag, VerifyDocument
 from experiments.store import load_runs, register_run
-from experiments.store.schema import COLUMNS
 
 RESULTS_FILE = "results.json"
 SWEEP_FILE = "sweep.json"
 VERIFY_FILE = "verify.json"
 CELL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SWEEP_CONTROL_FACTORS = ("backend", "seed")
-
-
-class _Document(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Epoch(_Document):
-    """One per-epoch record of a backend's history."""
-
-    epoch: int
-    train_loss: float | None = None
-    train_accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    learning_rate: float | None = None
-    epoch_time_s: float | None = None
-    elapsed_s: float | None = None
-
-
-class Outcome(_Document):
-    """One backend's outcome in results.json (experiments.outcome.BackendOutcome.to_dict), as far as the report reads
-    it itself: the history for the curves. Status, metrics, versions and settings come from the store's rows."""
-
-    backend: str
-    status: str
-    history: list[Epoch] = []
-
-
-class SpecView(_Document):
-    """The parts of a resolved spec the report reads; the rest stays in the raw dict."""
-
-    name: str
-    model: dict[str, Any]
-    loss: dict[str, Any]
-    optimizer: dict[str, Any]
-    training: dict[str, Any]
-    data: dict[str, Any] = {}
-    seed: int | None = None
-    dtype: str | None = None
-
-
-class DatasetView(_Document):
-    name: str
-    sizes: dict[str, int] = {}
-    split: dict[str, int] = {}
-    note: str = ""
-
-
-class SweepTag(_Document):
-    name: str
-    key: str
-    factors: dict[str, Any] = {}
-
-
-class ResultsDocument(_Document):
-    """results.json of one run (or of one sweep cell, which adds `sweep`)."""
-
-    spec: SpecView
-    spec_hash: str = ""
-    created: str = ""
-    dataset: DatasetView
-    backends: dict[str, Outcome]
-    sweep: SweepTag | None = None
-
-
-class SweepCell(_Document):
-    key: str
-    backend: str | None = None
-    factors: dict[str, Any] = {}
-
-
-class SweepDocument(_Document):
-    """sweep.json (experiments.sweep.local.write_sweep_document)."""
-
-    name: str
-    description: str = ""
-    base: str = ""
-    grid: dict[str, list[Any] | dict[str, Any]] = {}  # {key: {label: value}}; older sweep.json: {key: [labels]}
-    seeds: list[int] | None = None
-    cells: list[SweepCell]
-
-
-class LadderLine(_Document):
-    """One summary line of a parity level: a pair of backends, pass/fail and the worst quantity."""
-
-    level: str
-    first: str
-    second: str
-    passed: bool
-    compared: int = 0
-    worst_quantity: str = ""
-    worst_error: float | None = None
-    tolerance: float | None = None
-    first_failure: str = ""
-    hint: str = ""
-    failing: int | None = None
-
-
-class NumericLevel(_Document):
-    """One of levels 1-4 in verify.json (the per-quantity rows are not read)."""
-
-    name: str
-    summary: list[LadderLine] = []
-    failures: dict[str, str] = {}
-    passed: bool
-    growth: dict[str, dict[int, float]] | None = None
-    rounding_floor: dict[str, float | None] | None = None
-
-
-class BackendAccuracy(_Document):
-    backend: str
-    accuracies: list[float]
-    mean: float
-    ci_low: float
-    ci_high: float
-
-
-class EquivalencePair(_Document):
-    first: str
-    second: str
-    mean_difference: float
-    ci90_low: float
-    ci90_high: float
-    p_tost: float
-    margin: float
-    verdict: str
-
-
-class StatisticalLevel(_Document):
-    """Level 5 in verify.json (experiments.verify.level5.run_level5)."""
-
-    seeds: list[int]
-    margin_points: float
-    backends: list[BackendAccuracy] = []
-    pairs: list[EquivalencePair] = []
-    failures: list[str] = []
-    passed: bool
-
-
-class MatrixCell(_Document):
-    model: str
-    axis: str
-    entry: str
-    levels: dict[str, NumericLevel]
-    passed: bool
-
-
-class VerifyDocument(_Document):
-    """verify.json of `verify SPEC` (levels) or of `verify --matrix` (matrix)."""
-
-    spec: SpecView | None = None
-    base: str | None = None
-    dataset: DatasetView | None = None
-    levels: dict[str, NumericLevel | StatisticalLevel] = {}
-    matrix: dict[str, MatrixCell] | None = None
-    passed: bool
-
-
-STORE_COLUMNS = ["id", *COLUMNS]
-REPORT_COLUMNS = ["label", "diverged", "usable", "val_missing"]  # added to the store's columns by this module
-
-
-@dataclass(frozen=True, eq=False)
-class Run:
-    """One results.json; label is what the report calls it (the directory name); rows are its rows of the
-    results store, one per backend in the document's order, with the REPORT_COLUMNS added."""
-
-    path: Path
-    document: ResultsDocument
-    label: str
-    rows: pd.DataFrame
-
-    @property
-    def spec(self) -> SpecView:
-        return self.document.spec
-
-    @property
-    def raw_spec(self) -> dict:
-        return self.document.spec.model_dump(mode="json")
-
-    @property
-    def factors(self) -> dict[str, Any]:
-        """A sweep cell's {spec field: value} as the store read it; {} for a standalone run."""
-        return dict(self.rows["factors_json"].iloc[0] or {}) if len(self.rows) else {}
-
-
-def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The rows of several runs, in order; an empty frame with every column when there are none."""
-    frames = [frame for frame in frames if len(frame)]
-    if not frames:
-        return pd.DataFrame(columns=STORE_COLUMNS + REPORT_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _plain(value: Any) -> Any:
-    """A frame's value as plain Python: None for a missing one (SQL NULL, pandas NA, NaN), numpy scalars unwrapped."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The frame's rows as dicts of plain Python values, for the tables and figures to read."""
-    return [{name: _plain(value) for name, value in row.items()} for row in frame.to_dict("records")]
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A sweep directory: its sweep.json, the cells that have results, and the keys of those that do not yet."""
-
-    path: Path
-    document: SweepDocument
-    runs: list[Run]
-    missing: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.document.name
-
-    @property
-    def rows(self) -> pd.DataFrame:
-        return concat([run.rows for run in self.runs])
-
-    @property
-    def study_fields(self) -> list[str]:
-        """The grid's fields (e.g. `model.hidden[*].activation`, `optimizer`): what the study compares."""
-        if self.document.grid:
-            return list(self.document.grid)
-        keys = dict.fromkeys(k for run in self.runs for k in run.factors if k not in SWEEP_CONTROL_FACTORS)
-        return [k for k in keys if len({str(run.factors.get(k)) for run in self.runs}) > 1]
-
-
-@dataclass(frozen=True)
-class Verify:
-    """A verify directory's verify.json."""
-
-    path: Path
-    document: VerifyDocument
-    label: str
-
-    @property
-    def name(self) -> str:
-        if self.document.spec is not None:
-            return self.document.spec.name
-        return f"matrix on {self.document.base or '?'}"
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """Everything named on the command line, by kind, in the order given."""
-
-    runs: list[Run]
-    sweeps: list[Sweep]
-    verifies: list[Verify]
-
-    @property
-    def all_runs(self) -> list[Run]:
-        """Standalone runs, then every sweep's cells."""
-        return self.runs + [run for sweep in self.sweeps for run in sweep.runs]
-
-    @property
-    def results(self) -> pd.DataFrame:
-        """The store's rows of every run, in the order of all_runs."""
-        return concat([run.rows for run in self.all_runs])
-
-    @property
-    def labels(self) -> list[str]:
-        return [r.label for r in self.runs] + [s.name for s in self.sweeps] + [v.label for v in self.verifies]
 
 
 def _one_line(error: ValidationError) -> str:

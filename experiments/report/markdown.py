@@ -4,7 +4,7 @@ import re
 
 from experiments.report.document import Bullets, Note, Report
 from experiments.report.figures import Figure
-from experiments.report.tables import Table
+from experiments.report.table import Table
 
 FIGURE_DIR = "figures"
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")

@@ -12,10 +12,12 @@ outcome in one line, and the runs without a reference band counted per reason.
 import pandas as pd
 
 from experiments.report.gates import PLAUSIBLE, SUSPECT
-from experiments.report.loading import SWEEP_CONTROL_FACTORS, Inputs, Run, Sweep, Verify, records
-from experiments.report.tables import (NOT_RANKED_NO_SPLIT, NOT_RANKED_NO_VALUE, NO_VALIDATION, Table, clipped_note,
-                                      listed, no_validation_split, percent, points, ranking_table, sci, seed_groups,
-                                      seed_interval, sweep_configurations)
+from experiments.report.inputs import SWEEP_CONTROL_FACTORS, Inputs, Run, Sweep, Verify, records
+from experiments.report.ranking_tables import (NOT_RANKED_NO_SPLIT, NOT_RANKED_NO_VALUE, no_validation_split, ranking_table,
+                                              sweep_configurations)
+from experiments.report.results_tables import NO_VALIDATION
+from experiments.report.seed_tables import clipped_note, seed_groups, seed_interval
+from experiments.report.table import Table, listed, percent, points, sci
 
 GATED = (SUSPECT, PLAUSIBLE)
 
