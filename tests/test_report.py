@@ -25,7 +25,7 @@ from experiments.data import Dataset, DatasetRecord
 from experiments.errors import UserError
 from experiments.outcome import BackendOutcome
 from experiments.report import build_report, default_out, gates
-from experiments.report import figures as report_figures
+from experiments.report import drawing as report_drawing
 from experiments.report import loading as report_loading
 from experiments.report.defaults import UNPINNED, neutralised_defaults, same_value, used_entries
 from experiments.report.html import table as html_table
@@ -35,6 +35,7 @@ from experiments.report.markdown import escape as md_escape
 from experiments.report.ranking_tables import NOT_RANKED_NO_SPLIT, ranking_table
 from experiments.report.results_tables import NO_VALIDATION
 from experiments.report.seed_tables import seed_groups, seed_table
+from experiments.report.study_figures import studies_figure
 from experiments.report.table import Table
 from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
@@ -348,7 +349,7 @@ def test_results_gate_ranking_and_throughput_read_the_stores_frame(tmp_path, mon
         return frame
     _spy_on_the_store(monkeypatch, change)
     drawn = []
-    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    monkeypatch.setattr(report_drawing, "png", lambda figure: drawn.append(figure) or b"\x89PNG")
     written = build_report([run_dir(tmp_path, epochs=10), activation_sweep(tmp_path)], tmp_path / "out", fake_defaults)
     tables = _tables(written)
     assert set(tables["run-mlp: mlp-relu-adam on mnist-subset"].frame["test acc (%)"].round(6)) == {43.21}
@@ -437,7 +438,7 @@ def test_a_diverged_seed_is_counted_ranked_last_and_left_out_of_the_means(tmp_pa
 
 def test_a_diverged_seed_is_shown_in_the_report(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"\x89PNG")
+    monkeypatch.setattr(report_drawing, "png", lambda figure: drawn.append(figure) or b"\x89PNG")
     written = build_report([diverged_sweep(tmp_path)], tmp_path / "out", fake_defaults)
     markdown = written.markdown.read_text()
     assert "> **DIVERGED: study-unstable: model.hidden\\[\\*\\].activation=relu, seed=1, backend torch:" in markdown
@@ -795,9 +796,9 @@ def test_a_run_without_history_gets_no_curves(tmp_path):
 
 def test_study_panels_share_the_y_axis_across_backends(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr(report_figures, "_png", lambda figure: drawn.append(figure) or b"")
+    monkeypatch.setattr(report_drawing, "png", lambda figure: drawn.append(figure) or b"")
     sweeps = load_inputs([activation_sweep(tmp_path), optimizer_sweep(tmp_path)]).sweeps
-    assert report_figures.studies_figure(sweeps) is not None
+    assert studies_figure(sweeps) is not None
     (figure,) = drawn
     (activations_torch, activations_jax, optimizers_torch, optimizers_jax) = figure.axes[:4]
     assert activations_torch.get_shared_y_axes().joined(activations_torch, activations_jax)

@@ -5,7 +5,8 @@
 Modules: schemas (the documents' pydantic schemas), loading (read and validate run, sweep and verify
 directories into inputs: runs with their results-store rows, sweeps, verifies), gates (the sanity gate),
 table (the Table type and its formatters), the *_tables modules (pandas frames: results and gate, rankings,
-seeds, verify, provenance) and figures (matplotlib PNGs), summary (the headline figures:
+seeds, verify, provenance), drawing (the Figure type, PNG bytes, colours) and the *_figures modules
+(matplotlib PNGs: curves and throughput, studies, seeds, parity), summary (the headline figures:
 best and worst study configurations, seed means, ladder levels, the gate in one line),
 defaults (the framework defaults the suite neutralised), document (sections: the summary,
 then every figure, then the long tables, the runs without a reference band last), markdown

@@ -4,15 +4,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from experiments.report import figures, summary
+from experiments.report import summary
+from experiments.report.curve_figures import curves_figure, timing_figure
 from experiments.report.defaults import Reader, neutralised_defaults
-from experiments.report.figures import Figure
+from experiments.report.drawing import Figure, slug
 from experiments.report.gates import SUSPECT, rule_text
 from experiments.report.inputs import Inputs, records
+from experiments.report.parity_figures import growth_figure, ladder_figure
 from experiments.report.provenance_tables import hyperparameters_table, inputs_table
 from experiments.report.ranking_tables import ranking_table
 from experiments.report.results_tables import gate_formats, gate_table, results_table
+from experiments.report.seed_figures import seed_figure
 from experiments.report.seed_tables import seed_groups, seed_table
+from experiments.report.study_figures import ranking_figure, studies_figure
 from experiments.report.table import Table
 from experiments.report.verify_tables import equivalence_table, growth_table, ladder_table, matrix_table
 
@@ -102,10 +106,10 @@ def _summary(inputs: Inputs, gate_frame: pd.DataFrame) -> Section:
 def _curves(inputs: Inputs) -> Section:
     section = Section("Training curves")
     for run in inputs.runs:
-        section.add(figures.curves_figure(f"curves-{figures.slug(run.label)}", f"{run.spec.name} ({run.label})", [run]))
+        section.add(curves_figure(f"curves-{slug(run.label)}", f"{run.spec.name} ({run.label})", [run]))
     for sweep in inputs.sweeps:
         if not summary.study_axes(sweep):
-            section.add(figures.curves_figure(f"curves-{figures.slug(sweep.name)}", f"sweep {sweep.name} (all seeds)", sweep.runs))
+            section.add(curves_figure(f"curves-{slug(sweep.name)}", f"sweep {sweep.name} (all seeds)", sweep.runs))
     return section
 
 
@@ -113,10 +117,10 @@ def _studies(inputs: Inputs) -> tuple[Section, Section]:
     """The studies' figures, and their full rankings (long tables, placed after every figure)."""
     section, rankings = Section("Studies"), Section("Study rankings")
     studies = [s for s in inputs.sweeps if summary.study_axes(s)]
-    section.add(figures.studies_figure(studies))
+    section.add(studies_figure(studies))
     for sweep in studies:
         ranking = ranking_table(sweep)
-        section.add(figures.ranking_figure(sweep, ranking))
+        section.add(ranking_figure(sweep, ranking))
         rankings.add(ranking)
     return section, rankings
 
@@ -124,7 +128,7 @@ def _studies(inputs: Inputs) -> tuple[Section, Section]:
 def _seeds(inputs: Inputs) -> Section:
     section = Section("Accuracy over seeds and equivalence")
     groups = seed_groups(inputs)
-    section.add(figures.seed_figure(groups))
+    section.add(seed_figure(groups))
     if groups:
         section.add(seed_table(groups))
     equivalence = equivalence_table(inputs.verifies)
@@ -137,8 +141,8 @@ def _parity(inputs: Inputs) -> Section:
     """Figures first (ladder and error growth of every verify), then the per-pair tables."""
     section = Section("Parity ladder")
     for verify in inputs.verifies:
-        section.add(figures.ladder_figure(verify))
-        section.add(figures.growth_figure(verify))
+        section.add(ladder_figure(verify))
+        section.add(growth_figure(verify))
     for verify in inputs.verifies:
         if verify.document.matrix:
             section.add(matrix_table(verify))
@@ -149,7 +153,7 @@ def _parity(inputs: Inputs) -> Section:
 
 
 def _throughput(inputs: Inputs) -> Section:
-    return Section("Time and throughput", [b for b in [figures.timing_figure(inputs)] if b is not None])
+    return Section("Time and throughput", [b for b in [timing_figure(inputs)] if b is not None])
 
 
 def _gate(gate_frame: pd.DataFrame) -> tuple[Section, Section]:

@@ -9,7 +9,7 @@ import html
 import re
 
 from experiments.report.document import Bullets, Note, Report
-from experiments.report.figures import Figure, slug
+from experiments.report.drawing import Figure, slug
 from experiments.report.table import Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

@@ -3,7 +3,7 @@
 import re
 
 from experiments.report.document import Bullets, Note, Report
-from experiments.report.figures import Figure
+from experiments.report.drawing import Figure
 from experiments.report.table import Table
 
 FIGURE_DIR = "figures"
