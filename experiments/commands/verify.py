@@ -27,7 +27,7 @@ from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
 from experiments.verify.matrix import matrix_cells
-from experiments.verify.rounding import explain_by_rounding, reference_cells, rounding_floors
+from experiments.verify.rounding import REFERENCE_SUFFIX, explain_by_rounding, reference_cells, rounding_floors
 
 MATRIX_BASE = "mlp-relu-adam"  # --matrix takes its data and seed from this preset unless given one
 
@@ -115,10 +115,9 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     cells = {spec.name: {"spec": spec.to_dict(), "step_cases": None}}
     reference = reference_cells(cells) if spec.dtype == "float32" and 4 in levels else {}
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs", reference)
-    floors = {}
-    for cell in reference:
-        exact, rounded = results.pop(cell).get(ORACLE, {}), results[spec.name].get(ORACLE, {})
-        floors = rounding_floors(rounded, exact) if exact and rounded else {}
+    exact = results.pop(f"{spec.name}{REFERENCE_SUFFIX}", {}).get(ORACLE, {})
+    rounded = results[spec.name].get(ORACLE, {})
+    floors = rounding_floors(rounded, exact) if exact and rounded else {}
     rows, lines = _compared(spec, results[spec.name], floors)
     console.print(_ladder_table(lines, spec.dtype))
     growth = trajectory_growth(rows)

@@ -26,13 +26,18 @@ def split_train_validation(
         raise DataError(f"split: {n} images but {len(y)} labels")
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 <= fraction < 1.0:
         raise SpecError(f"validation fraction must be a number in [0, 1); got {fraction!r}")
-    n_val = int(round(fraction * n))
+    n_val = validation_count(n, fraction)
     if n_val >= n and n > 0:
         raise SpecError(f"validation fraction {fraction} of {n} samples leaves no training samples")
     perm = np.random.default_rng([seed, 1]).permutation(n)
     val = np.sort(perm[:n_val])
     train = np.sort(perm[n_val:])
     return x[train], y[train], x[val], y[val]
+
+
+def validation_count(n: int, fraction: float) -> int:
+    """round(fraction * n): how many of n training samples split_train_validation holds out."""
+    return int(round(fraction * n))
 
 
 def held_out_count(n: int, fraction: float) -> int:

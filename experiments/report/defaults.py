@@ -5,7 +5,6 @@ suite's pinned values from suite_values() and each framework's own defaults from
 framework_values(backend), read live from the installed framework in a subprocess.
 """
 
-import math
 from typing import Any, Callable
 
 import pandas as pd
@@ -14,7 +13,7 @@ from pydantic_core import PydanticUndefined
 from experiments import catalog
 from experiments.commands.defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
 from experiments.spec.experiment import ExperimentSpec
-from experiments.report.table import Table
+from experiments.report.table import Table, missing
 
 Reader = Callable[[str], tuple[pd.DataFrame, str | None]]
 
@@ -76,20 +75,15 @@ def suite_pins() -> dict[tuple[str, str], str]:
     return pins
 
 
-def _none(value: Any) -> bool:
-    """None, or the NaN pandas puts in its place in a column of numbers."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _shown(value: Any) -> str:
-    return "None" if _none(value) else repr(value)
+    return "None" if missing(value) else repr(value)
 
 
 def same_value(value: Any) -> Any:
     """A key under which equal settings compare equal: numbers by value (0 == 0.0, 1e-07 == 1e-7, "1e-7" too),
     sequences element by element; booleans, None and other text stay as they are."""
-    if isinstance(value, bool) or _none(value):
-        return ("literal", repr(None if _none(value) else value))
+    if isinstance(value, bool) or missing(value):
+        return ("literal", repr(None if missing(value) else value))
     if isinstance(value, (int, float)):
         return ("number", float(value))
     if isinstance(value, str):

@@ -4,7 +4,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from experiments.report.gates import Verdict, gate
+from experiments.data.split import validation_count
+from experiments.report.gates import SUSPECT, Verdict, gate
 from experiments.report.inputs import Inputs, Verify, records
 from experiments.report.table import Table, integer, percent, points, rate, seconds
 
@@ -73,7 +74,7 @@ def gate_table(inputs: Inputs) -> Table:
                                   spec, train, verdict, backend.mean))
     frame = pd.DataFrame(rows, columns=["run", "backend", "model", "train digits", "epochs", "test acc (%)",
                                         "threshold (%)", "verdict", "reason"])
-    frame = frame.sort_values("verdict", key=lambda s: s != "implementation suspect", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("verdict", key=lambda s: s != SUSPECT, kind="stable").reset_index(drop=True)
     return Table("Sanity gate per run and backend", frame, gate_formats())
 
 
@@ -88,9 +89,9 @@ def _gate_row(label, backend, spec, train, verdict: Verdict, accuracy) -> dict:
 
 
 def _level5_train_digits(verify: Verify) -> int | None:
-    """Level 5 records the dataset's sizes, not the split: the split holds out round(fraction * N) (experiments.data.split)."""
+    """Level 5 records the dataset's sizes, not the split: the training digits left after the validation hold-out."""
     dataset, spec = verify.document.dataset, verify.document.spec
     if dataset is None or "train" not in dataset.sizes:
         return None
     n = dataset.sizes["train"]
-    return n - int(round(spec.data.get("validation_fraction", 0.0) * n))
+    return n - validation_count(n, spec.data.get("validation_fraction", 0.0))

@@ -28,12 +28,13 @@ class Table:
         return rows
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """None, or the NaN pandas puts in its place in a column of numbers."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _text(value: Any, fmt: Callable[[Any], str] | None) -> str:
-    if _missing(value):
+    if missing(value):
         return "-"
     return fmt(value) if fmt else str(value)
 
@@ -59,7 +60,7 @@ def integer(value: Any) -> str:
 
 
 def percent(fraction: float | None) -> float | None:
-    return None if _missing(fraction) else 100.0 * fraction
+    return None if missing(fraction) else 100.0 * fraction
 
 
 def factor_label(factors: dict[str, Any] | None, fields: list[str], name: str | None) -> str:

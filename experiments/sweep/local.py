@@ -11,6 +11,7 @@ from typing import Callable
 
 from experiments.errors import UserError
 from experiments.results import atomic_write_text
+from experiments.store import register_run
 from experiments.sweep.cells import Cell
 from experiments.sweep.definition import SweepDefinition
 from experiments.sweep.task import PARTIAL_PREFIX, cell_status, move_aside, run_cell
@@ -45,12 +46,10 @@ def write_sweep_document(directory: Path, sweep: SweepDefinition, cells: list[Ce
     atomic_write_text(directory / "sweep.json", json.dumps(document, indent=2) + "\n")
 
 
-def remove_partials(cells_dir: Path) -> int:
-    """Delete the half-trained cells a killed run left behind; returns how many."""
-    stale = [p for p in cells_dir.glob(f"{PARTIAL_PREFIX}*") if p.is_dir()]
-    for path in stale:
+def remove_partials(cells_dir: Path) -> None:
+    """Delete the half-trained cells a killed run left behind."""
+    for path in cells_dir.glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(path, ignore_errors=True)
-    return len(stale)
 
 
 def run_sweep(
@@ -88,8 +87,6 @@ def _run_locked(sweep, cells, directory, *, workers, threads, data_dir, download
             state.skipped += 1
             state.failed += status == "failed"
             if store is not None:
-                from experiments.store import register_run
-
                 register_run(cells_dir / cell.key, store)  # idempotent: catches a cell killed between publish and register
         else:
             if status == "failed":

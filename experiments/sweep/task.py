@@ -20,6 +20,7 @@ from experiments.data import load_dataset
 from experiments.results import write_results
 from experiments.runner import run_experiment
 from experiments.spec import ExperimentSpec
+from experiments.store import register_run
 
 PARTIAL_PREFIX = ".partial-"
 DAMAGED_PREFIX = ".damaged-"
@@ -106,13 +107,7 @@ def run_cell(task: dict, on_event: Callable[[str, dict], None] | None = None) ->
         shutil.rmtree(partial, ignore_errors=True)
         raise
     if task.get("store"):
-        from experiments.store import register_run
-
         register_run(final, Path(task["store"]))
     outcome = result.outcomes[0]
-    best = max((r.get("val_accuracy") or 0.0 for r in outcome.history), default=None)
-    return {
-        "key": cell["key"], "status": outcome.status, "reason": outcome.reason,
-        "test_accuracy": outcome.metrics.get("test_accuracy"), "best_val_accuracy": best,
-        "seconds": time.perf_counter() - started,
-    }
+    return {"key": cell["key"], "status": outcome.status, "reason": outcome.reason,
+            "test_accuracy": outcome.metrics.get("test_accuracy"), "seconds": time.perf_counter() - started}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.verify.cases import ORACLE
+from experiments.verify.groups import group_scales, scale_group
 from experiments.verify.hints import hint_for
 from experiments.verify.rounding import summary_cause
 from experiments.verify.stats import compare
@@ -114,28 +115,9 @@ def _group(key: str) -> tuple[str, str]:
     return level, rest
 
 
-def scale_group(key: str) -> str:
-    """The group whose largest magnitude is a quantity's scale S (see stats.NEGLIGIBLE): all forward
-    outputs, all gradients, one optimizer case's weights or state, the parameters at one trajectory
-    checkpoint, all parameter-norm curves; the loss curve alone."""
-    parts = key.split("/")
-    if parts[0] == "step":
-        return "/".join(parts[:3])
-    if parts[0] == "trajectory" and parts[1] == "at":
-        return "/".join(parts[:3])
-    if parts[0] == "trajectory":
-        return "/".join(parts[:2])
-    if parts[0] == "gradients":
-        return key if key == "gradients/loss" else "gradients"
-    return parts[0]
-
-
 def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str) -> list[Row]:
     rows = []
-    scales: dict[str, float] = {}
-    for key, value in b.items():
-        group = scale_group(key)
-        scales[group] = max(scales.get(group, 0.0), float(np.max(np.abs(value))) if np.size(value) else 0.0)
+    scales = group_scales(b)
     for key in sorted(set(a) & set(b), key=_order_key):
         level, where = _group(key)
         stats = compare(a[key], b[key], scales[scale_group(key)])

@@ -15,6 +15,7 @@ its floor and ratio. The rows still fail: the tolerance is never widened.
 """
 
 from experiments.verify.cases import ORACLE
+from experiments.verify.groups import group_scales, scale_group
 from experiments.verify.stats import compare
 
 ROUNDING_EXPLAINS = 4.0
@@ -31,12 +32,7 @@ def reference_cells(cells: dict[str, dict]) -> dict[str, dict]:
 
 def rounding_floors(float32_oracle: dict, float64_oracle: dict) -> dict[str, float]:
     """Per trajectory quantity key ("trajectory/..."), the float32 oracle's error against the float64 oracle."""
-    from experiments.verify.ladder import scale_group  # imported here: ladder imports this module
-
-    scales: dict[str, float] = {}
-    for key, value in float64_oracle.items():
-        group = scale_group(key)
-        scales[group] = max(scales.get(group, 0.0), float(abs(value).max()) if value.size else 0.0)
+    scales = group_scales(float64_oracle)
     return {
         key: compare(float32_oracle[key], float64_oracle[key], scales[scale_group(key)]).needed
         for key in float32_oracle
