@@ -18,24 +18,37 @@ from rich.table import Table
 from experiments import catalog
 from experiments.errors import UserError
 from experiments.spec import model as model_spec
+from experiments.spec.experiment import ExperimentSpec
 
 FRAMEWORK_BACKENDS = ("torch", "keras", "jax")
 LAYER_SPECS = {"batch_norm": model_spec.BatchNorm, "max_pool": model_spec.MaxPool, "conv2d": model_spec.ConvBlock, "dense": model_spec.DenseBlock}
 
 
+INHERITED = {("dense", "kernel_init"): "model.kernel_init", ("dense", "bias_init"): "model.bias_init",
+             ("conv2d", "kernel_init"): "model.kernel_init", ("conv2d", "bias_init"): "model.bias_init"}
+"""Layer fields whose own default (None) means "the model's initialiser", which every spec must set."""
+
+
+def _pinned(field) -> str:
+    if field.default_factory is not None:
+        return repr(field.default_factory())
+    return "from spec: required" if field.default is PydanticUndefined else repr(field.default)
+
+
 def suite_values() -> pd.DataFrame:
-    """(entry, parameter, suite) for every hyperparameter of every catalog entry and layer spec."""
-    rows = []
-    tables = {**catalog.ACTIVATIONS, **catalog.OUTPUT_ACTIVATIONS, **catalog.LOSSES, **catalog.OPTIMIZERS, **LAYER_SPECS}
+    """(entry, parameter, suite) for every hyperparameter of every catalog entry (initialisers and schedules
+    included), layer spec, and the spec's dtype: the value the suite pins, or where the spec must choose."""
+    rows = {}
+    tables = {**catalog.ACTIVATIONS, **catalog.OUTPUT_ACTIVATIONS, **catalog.LOSSES, **catalog.OPTIMIZERS,
+              **catalog.INITIALIZERS, **catalog.SCHEDULES, **LAYER_SPECS}
     for entry, cls in tables.items():
         for parameter, field in cls.model_fields.items():
-            if parameter == "name":
-                continue
-            value = "required" if field.default is PydanticUndefined else field.default
-            rows.append({"entry": entry, "parameter": field.alias or parameter, "suite": "from spec: required" if value == "required" else repr(value)})
-    rows.append({"entry": "dense", "parameter": "kernel_init", "suite": "from spec: model.kernel_init"})
-    rows.append({"entry": "conv2d", "parameter": "kernel_init", "suite": "from spec: model.kernel_init"})
-    return pd.DataFrame(rows).drop_duplicates(["entry", "parameter"])
+            if parameter != "name":
+                rows.setdefault((entry, field.alias or parameter), _pinned(field))
+    for key, source in INHERITED.items():
+        rows[key] = f"from spec: {source} (or the block's own), required"
+    rows[("spec", "dtype")] = _pinned(ExperimentSpec.model_fields["dtype"])
+    return pd.DataFrame([{"entry": e, "parameter": p, "suite": v} for (e, p), v in rows.items()])
 
 
 def framework_values(backend: str) -> tuple[pd.DataFrame, str | None]:

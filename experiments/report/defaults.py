@@ -8,11 +8,8 @@ framework_values(backend), read live from the installed framework in a subproces
 from typing import Any, Callable
 
 import pandas as pd
-from pydantic_core import PydanticUndefined
 
-from experiments import catalog
 from experiments.commands.defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
-from experiments.spec.experiment import ExperimentSpec
 from experiments.report.table import Table, missing
 
 Reader = Callable[[str], tuple[pd.DataFrame, str | None]]
@@ -46,33 +43,13 @@ def used_entries(spec: dict) -> set[str]:
     return entries
 
 
-INHERITED = {("dense", "kernel_init"): "model.kernel_init", ("dense", "bias_init"): "model.bias_init",
-             ("conv2d", "kernel_init"): "model.kernel_init", ("conv2d", "bias_init"): "model.bias_init"}
 UNPINNED = "not pinned by the suite: no spec field sets it"
 
 
-def _field_value(field) -> str:
-    return "from spec: required" if field.default is PydanticUndefined and field.default_factory is None else repr(field.default)
-
-
 def suite_pins() -> dict[tuple[str, str], str]:
-    """(entry, parameter) -> the value the suite pins, as `mnist-parity defaults` shows it (suite_values), completed.
-
-    suite_values() keeps a layer field's own default (None) for dense and conv2d kernel_init and
-    bias_init; None there means "the model's initialiser", which every spec must set. Initialisers,
-    schedules and the spec's own dtype are fields of the spec too. A pair missing here is a
-    framework parameter that no spec field sets.
-    """
-    pins = {(r.entry, r.parameter): r.suite for r in suite_values().itertuples()}
-    for (entry, parameter), source in INHERITED.items():
-        if pins.get((entry, parameter)) in (None, "None"):
-            pins[(entry, parameter)] = f"from spec: {source} (or the block's own), required"
-    for entry, cls in {**catalog.INITIALIZERS, **catalog.SCHEDULES}.items():
-        for parameter, field in cls.model_fields.items():
-            if parameter != "name":
-                pins.setdefault((entry, field.alias or parameter), _field_value(field))
-    pins.setdefault(("spec", "dtype"), _field_value(ExperimentSpec.model_fields["dtype"]))
-    return pins
+    """(entry, parameter) -> the value the suite pins, as `mnist-parity defaults` shows it; a pair missing here is a
+    framework parameter that no spec field sets."""
+    return {(r.entry, r.parameter): r.suite for r in suite_values().itertuples()}
 
 
 def _shown(value: Any) -> str:
