@@ -84,30 +84,37 @@ def _write_row(connection: sqlite3.Connection, row: dict) -> None:
     connection.execute(UPSERT, [row[column] for column in COLUMNS])
 
 
+@contextmanager
+def _write_transaction(connection: sqlite3.Connection, db_path: Path, *, create: bool) -> Iterator[None]:
+    """One `BEGIN IMMEDIATE` transaction that first checks the schema and upgrades an older store (and, with create,
+    sets up a new one), then runs the body; committed when the body succeeds, rolled back otherwise."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = _check_schema(connection, db_path)  # another process may have created or upgraded it meanwhile
+        if version == 0 and create:
+            connection.execute(CREATE_TABLE)
+            for statement in CREATE_INDEXES:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif 0 < version < SCHEMA_VERSION:
+            upgrade(connection, db_path, version, SCHEMA_VERSION)
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+            connection.execute("ROLLBACK")
+        raise
+
+
 def write_run(db_path: Path, run_id: str, rows: list[dict]) -> int:
     """Replace run_id's rows with rows (upsert by (run_id, backend); backends no longer present are deleted),
     creating the table on first use; all in one transaction. Returns the number of rows written."""
-    with connect(db_path) as connection:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            version = _check_schema(connection, db_path)
-            if version == 0:
-                connection.execute(CREATE_TABLE)
-                for statement in CREATE_INDEXES:
-                    connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version < SCHEMA_VERSION:
-                upgrade(connection, db_path, version, SCHEMA_VERSION)
-            backends = [row["backend"] for row in rows]
-            connection.execute(f"DELETE FROM runs WHERE run_id = ? AND backend NOT IN ({', '.join('?' * len(backends))})",
-                               [run_id, *backends])
-            for row in rows:
-                _write_row(connection, row)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
-                connection.execute("ROLLBACK")
-            raise
+    with connect(db_path) as connection, _write_transaction(connection, db_path, create=True):
+        backends = [row["backend"] for row in rows]
+        connection.execute(f"DELETE FROM runs WHERE run_id = ? AND backend NOT IN ({', '.join('?' * len(backends))})",
+                           [run_id, *backends])
+        for row in rows:
+            _write_row(connection, row)
     return len(rows)
 
 
@@ -115,32 +122,29 @@ def _upgrade_file(db_path: Path, version: int) -> None:
     """Upgrade an older store before it is read, in one write transaction; StoreError (one line) when it cannot be written."""
     with connect(db_path) as connection:
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                found = _check_schema(connection, db_path)  # another process may have upgraded it meanwhile
-                if 0 < found < SCHEMA_VERSION:
-                    upgrade(connection, db_path, found, SCHEMA_VERSION)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+            with _write_transaction(connection, db_path, create=False):
+                pass
         except sqlite3.Error as error:
             raise StoreError(f"results store {db_path}: schema version {version} must be upgraded to {SCHEMA_VERSION} "
                              f"before it is read (final_val_accuracy is now the last epoch's value), but it cannot be "
                              f"written ({error}); make it writable and try again") from None
 
 
+def _select(connection: sqlite3.Connection, version: int, where: str, parameters: tuple) -> tuple[list[str], list[tuple]]:
+    if version == 0:  # an empty store file: no table yet
+        return ["id", *COLUMNS], []
+    cursor = connection.execute(f"SELECT * FROM runs {where} ORDER BY created, run_id, id", parameters)
+    return [description[0] for description in cursor.description], cursor.fetchall()
+
+
 def read_rows(db_path: Path, where: str = "", parameters: tuple = ()) -> tuple[list[str], list[tuple]]:
     """Column names and rows of `SELECT * FROM runs {where}`, from a store opened read-only (an older store is
-    upgraded first)."""
+    upgraded first, and then reopened)."""
+    db_path = Path(db_path)
     with connect(db_path, read_only=True) as connection:
         version = _check_schema(connection, db_path)
-    if 0 < version < SCHEMA_VERSION:
-        _upgrade_file(Path(db_path), version)
+        if not 0 < version < SCHEMA_VERSION:
+            return _select(connection, version, where, parameters)
+    _upgrade_file(db_path, version)
     with connect(db_path, read_only=True) as connection:
-        _check_schema(connection, db_path)
-        if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
-            return ["id", *COLUMNS], []
-        cursor = connection.execute(f"SELECT * FROM runs {where} ORDER BY created, run_id, id", parameters)
-        return [description[0] for description in cursor.description], cursor.fetchall()
+        return _select(connection, _check_schema(connection, db_path), where, parameters)

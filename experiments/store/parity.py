@@ -4,9 +4,11 @@ verify.json comes in two shapes (experiments/commands/verify.py): a single spec,
 "dataset", "levels": {"1".."4": level, "5": level 5}, "passed"}, and a matrix, {"base",
 "dataset", "matrix": {cell: {"model", "axis", "entry", "overrides", "levels", "passed"}}, "passed"}.
 A numeric level is {"name", "summary": [one line per pair], "rows", "failures": {backend:
-reason}, "passed"}; the store keeps the summary lines (worst error, tolerance, first failure),
-not the per-quantity rows, which stay in verify.json. The numpy oracle is a backend like any other
-here: it gets a row holding its comparisons with every backend.
+reason}, "passed"}; level 5 is run_level5's result, whose "failures" (one line each) are also keyed
+by backend in "failed_backends" ({backend: [line]}; older documents lack it). The store keeps the
+summary lines (worst error, tolerance, first failure), not the per-quantity rows, which stay in
+verify.json. The numpy oracle is a backend like any other here: it gets a row holding its
+comparisons with every backend.
 """
 
 from dataclasses import dataclass
@@ -29,8 +31,20 @@ def _involves(line: dict, backend: str) -> bool:
 
 
 def _level5_owner(failure: str) -> str:
-    """The backend of a level-5 failure, written as f"{backend} seed {seed}: {reason}" by run_level5."""
+    """The backend of a level-5 failure line, f"{backend} seed {seed}: {reason}" (run_level5); only for older
+    verify.json files, written before level 5 recorded "failed_backends"."""
     return failure.partition(" seed ")[0]
+
+
+def _level5_failures(level: dict) -> dict[str, list[str]]:
+    """{backend: its level-5 failure lines}, in order of first failure: from "failed_backends" when recorded,
+    else recovered from the "failures" lines."""
+    if "failed_backends" in level:
+        return {backend: list(lines) for backend, lines in level["failed_backends"].items()}
+    owned: dict[str, list[str]] = {}
+    for failure in level.get("failures", []):
+        owned.setdefault(_level5_owner(failure), []).append(failure)
+    return owned
 
 
 def _numeric_level(level: dict, backend: str) -> dict:
@@ -46,7 +60,7 @@ def _numeric_level(level: dict, backend: str) -> dict:
 
 def _level5(level: dict, backend: str) -> dict:
     pairs = [pair for pair in level.get("pairs", []) if _involves(pair, backend)]
-    failures = [failure for failure in level.get("failures", []) if _level5_owner(failure) == backend]
+    failures = _level5_failures(level).get(backend, [])
     return {
         "name": "statistical", "seeds": level.get("seeds"), "margin_points": level.get("margin_points"),
         "accuracy": next((row for row in level.get("backends", []) if row.get("backend") == backend), None),
@@ -62,7 +76,7 @@ def _backends_of(levels: dict) -> list[str]:
         if number == LEVEL5:
             names += [row.get("backend") for row in level.get("backends", [])]
             names += [name for pair in level.get("pairs", []) for name in (pair.get("first"), pair.get("second"))]
-            names += [_level5_owner(failure) for failure in level.get("failures", [])]
+            names += list(_level5_failures(level))
         else:
             names += [name for line in level.get("summary", []) for name in (line.get("first"), line.get("second"))]
             names += list(level.get("failures", {}))
@@ -73,7 +87,7 @@ def _reasons(levels: dict, backend: str) -> list[str]:
     reasons = []
     for number, level in levels.items():
         if number == LEVEL5:
-            reasons += [failure for failure in level.get("failures", []) if _level5_owner(failure) == backend]
+            reasons += _level5_failures(level).get(backend, [])
         elif backend in level.get("failures", {}):
             reasons.append(level["failures"][backend])
     return list(dict.fromkeys(reasons))

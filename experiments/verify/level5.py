@@ -23,6 +23,7 @@ def run_level5(
     """Train every backend once per seed (each framework with its own initialisation) and judge each pair."""
     accuracies: dict[str, list[float]] = {b: [] for b in backends}
     failures: list[str] = []
+    failed_backends: dict[str, list[str]] = {}  # the same failures keyed by backend, so readers need not parse the strings
     for seed in seeds_for(spec, seeds):
         seeded = spec.model_copy(update={"seed": seed})
         result = run_experiment(seeded, dataset, backends, run_dir / f"seed-{seed}", threads, display)
@@ -31,6 +32,7 @@ def run_level5(
                 accuracies[outcome.backend].append(outcome.metrics["test_accuracy"])
             else:
                 failures.append(f"{outcome.backend} seed {seed}: {outcome.reason}")
+                failed_backends.setdefault(outcome.backend, []).append(failures[-1])
     complete = [b for b in backends if len(accuracies[b]) == seeds]
     pairs = [equivalence(a, accuracies[a], b, accuracies[b], margin) for a, b in itertools.combinations(complete, 2)]
     return {
@@ -39,5 +41,6 @@ def run_level5(
         "backends": [asdict(summarize(b, accuracies[b])) for b in complete],
         "pairs": [p.to_dict() for p in pairs],
         "failures": failures,
+        "failed_backends": failed_backends,
         "passed": not failures and all(p.verdict != "different" for p in pairs),
     }
