@@ -42,6 +42,9 @@ from experiments.results import write_results
 from experiments.runner import RunResult
 from experiments.spec import load_spec
 from experiments.store import load_runs, register_run
+from experiments.store.documents import RunDocument
+from experiments.store.rows import document_rows
+from experiments.store.schema import COLUMNS
 from experiments.sweep import SweepDefinition, expand_cells
 from experiments.sweep.local import write_sweep_document
 from experiments.verify import statistical
@@ -184,6 +187,20 @@ def verify_levels_dir(parent: Path, failing=None, name="verify-mlp") -> Path:
 
 LEVEL5_ACCURACIES = {"torch": [0.941, 0.943, 0.944], "jax": [0.940, 0.944, 0.942]}
 
+# Worked by hand, not by the code under test: mean and two-sided 95% t interval in accuracy points,
+# mean +- t(0.975, n - 1) * s / sqrt(n) with t = 4.3027 (n = 3) and 12.706 (n = 2).
+HAND_STATS = {
+    ("seeds", "torch"): (99.1, 98.8516, 99.3484),  # 99.0, 99.2, 99.1: s = 0.1
+    ("seeds", "jax"): (99.0667, 98.5496, 99.5838),  # 98.9, 99.3, 99.0: s = 0.2082
+    ("two", "torch"): (80.1, 78.8294, 81.3706),  # 80.0, 80.2: s = 0.1414
+    ("level5", "torch"): (94.2667, 93.8872, 94.6461),  # 94.1, 94.3, 94.4: s = 0.1528
+    ("level5", "jax"): (94.2, 93.7032, 94.6968),  # 94.0, 94.4, 94.2: s = 0.2
+    ("failed-middle", "torch"): (99.05, 98.4147, 99.6853),  # 99.0, 99.1: s = 0.0707
+    ("past-100", "torch"): (98.2667, 91.2390, 105.2943),  # 99.9, 95.0, 99.9: s = 2.829
+}
+HAND_LEVEL5_PAIR = ("inconclusive", +0.067)  # torch - jax = +0.1, -0.1, +0.2: p(TOST, margin 0.3) = 0.059 > 0.05
+HAND_TOL = 0.001  # points: the hand values carry four decimals
+
 
 def verify_level5_dir(parent: Path, epochs=10, name="verify-level5") -> Path:
     spec = load_spec("mlp-relu-adam", [f"training.epochs={epochs}"])
@@ -289,21 +306,58 @@ def _tables(written) -> dict[str, Table]:
     return {block.title: block for section in written.report.sections for block in section.blocks if isinstance(block, Table)}
 
 
-def _spy_on_the_store(monkeypatch, change=None) -> list[Path]:
-    """Record the store each load_runs of the report reads (and let `change` edit the frame it returns)."""
-    stores, real = [], report_loading.load_runs
+def _spy_on_the_store(monkeypatch, change=None) -> list[list[str]]:
+    """Record the columns of each frame the report makes of a run's rows (and let `change` edit it)."""
+    frames, real = [], report_loading.rows_frame
 
-    def load_runs_spy(db_path, **options):
-        stores.append(Path(db_path))
-        frame = real(db_path, **options)
+    def rows_frame_spy(columns, rows):
+        frames.append(list(columns))
+        frame = real(columns, rows)
         return change(frame) if change else frame
-    monkeypatch.setattr(report_loading, "load_runs", load_runs_spy)
-    return stores
+    monkeypatch.setattr(report_loading, "rows_frame", rows_frame_spy)
+    return frames
 
 
-def test_the_results_table_is_the_stores_rows(tmp_path, monkeypatch):
-    """Every run directory (sweep cells too) goes through a temporary results store: the results table holds
-    load_runs' values, the store is deleted afterwards and nothing is written beside the runs."""
+def _report_rows(frame):
+    return frame.drop(columns=["label", "diverged", "usable", "val_missing", "registered", "run_id"])
+
+
+def test_the_report_rows_are_the_stores_rows(tmp_path):
+    """Each run's rows are document_rows' output decoded by rows_frame, and equal load_runs' for the same run
+    registered in a real store (a sweep cell written without its tag takes sweep.json's); nothing is written
+    beside the runs."""
+    inputs = tmp_path / "inputs"
+    run = run_dir(inputs, accuracies={"numpy": 0.913, "torch": 0.919, "jax": None})
+    sweep = activation_sweep(inputs)
+    cell = sorted((sweep / "cells").iterdir())[0]
+    document = json.loads((cell / "results.json").read_text())
+    tag = document.pop("sweep")
+    (cell / "results.json").write_text(json.dumps(document))
+    loaded = load_inputs([run, sweep])
+    assert not list(inputs.rglob("*.sqlite*"))
+    by_path = {r.path.resolve(): r for r in loaded.all_runs}
+    assert set(by_path) == {run.resolve(), *(path.resolve() for path in (sweep / "cells").iterdir())}
+    db_path = tmp_path / "check" / "results.sqlite"
+    db_path.parent.mkdir()
+    for path, loaded_run in by_path.items():
+        data = json.loads((path / "results.json").read_text())
+        if path == cell.resolve():
+            data["sweep"] = tag
+        (path / "results.json").write_text(json.dumps(data))
+        register_run(path, db_path)
+        kind = "sweep-cell" if "sweep" in data else "run"
+        made = document_rows(RunDocument(kind, path / "results.json", data), path.as_posix(), path)
+        expected = report_loading.rows_frame(list(COLUMNS), [[row[c] for c in COLUMNS] for row in made])
+        pd.testing.assert_frame_equal(_report_rows(loaded_run.rows), expected.drop(columns=["registered", "run_id"]))
+        stored = load_runs(db_path, run_dirs=[path]).drop(columns=["id", "registered", "run_id"])
+        pd.testing.assert_frame_equal(_report_rows(loaded_run.rows), stored)
+    assert loaded.runs[0].rows["kind"].tolist() == ["run"] * 3
+    assert set(loaded.sweeps[0].rows["kind"]) == {"sweep-cell"}
+    assert by_path[cell.resolve()].factors == tag["factors"]
+
+
+def test_the_results_table_holds_the_rows_values(tmp_path, monkeypatch):
+    """The results tables hold the rows' values, as load_runs would return them."""
     inputs = tmp_path / "inputs"
     run = run_dir(inputs, accuracies={"numpy": 0.913, "torch": 0.919, "jax": None})
     sweep = activation_sweep(inputs)
@@ -312,11 +366,10 @@ def test_the_results_table_is_the_stores_rows(tmp_path, monkeypatch):
     for path in (run, *sorted((sweep / "cells").iterdir())):
         register_run(path, db_path)
     expected = load_runs(db_path)
-    stores = _spy_on_the_store(monkeypatch)
+    frames = _spy_on_the_store(monkeypatch)
     written = build_report([run, sweep], tmp_path / "out", fake_defaults)
 
-    (store,) = stores
-    assert not store.parent.exists() and inputs not in store.parents
+    assert len(frames) == 1 + len(list((sweep / "cells").iterdir()))  # one per run directory
     assert not list(inputs.rglob("*.sqlite*"))
     tables = _tables(written)
     run_rows = expected[expected["sweep"].isna()]
@@ -389,10 +442,10 @@ def test_seed_groups_match_the_level5_statistics(full):
     inputs = load_inputs([full[3][3]])
     groups = {g.backend: g for g in seed_groups(inputs)}
     for backend in ("torch", "jax"):
-        expected = statistical.summarize(backend, [SEED_ACCURACIES[backend, s] for s in (0, 1, 2)])
+        mean, low, high = HAND_STATS["seeds", backend]
         assert groups[backend].seeds == [0, 1, 2]
-        assert groups[backend].mean == pytest.approx(expected.mean)
-        assert (groups[backend].ci_low, groups[backend].ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
+        assert groups[backend].mean == pytest.approx(mean, abs=HAND_TOL)
+        assert (groups[backend].ci_low, groups[backend].ci_high) == pytest.approx((low, high), abs=HAND_TOL)
 
 
 NAN = float("nan")
@@ -428,11 +481,11 @@ def test_a_diverged_seed_is_counted_ranked_last_and_left_out_of_the_means(tmp_pa
 
     group = next(g for g in seed_groups(load_inputs([sweep.path])) if g.backend == "torch" and g.label.endswith(": relu"))
     assert group.seeds == [0, 1, 2] and group.diverged == 1
-    expected = statistical.summarize("torch", [0.800, 0.802])
-    assert group.mean == pytest.approx(expected.mean)
-    assert (group.ci_low, group.ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
+    mean, low, high = HAND_STATS["two", "torch"]
+    assert group.mean == pytest.approx(mean, abs=HAND_TOL)
+    assert (group.ci_low, group.ci_high) == pytest.approx((low, high), abs=HAND_TOL)
     row = seed_table([group]).cells()[0]
-    assert row[2:] == ["3", "80.10", f"[{expected.ci_low:.2f}, {expected.ci_high:.2f}]", "80.00 diverged 80.20",
+    assert row[2:] == ["3", "80.10", "[78.83, 81.37]", "80.00 diverged 80.20",
                        "1 of 3 diverged; mean and CI over the other 2"]
 
 
@@ -457,8 +510,8 @@ def test_parity_and_equivalence_tables(full):
     assert "| 2 gradients | torch vs jax | pass | 2.00e-15 | 1e-10 |" in markdown
     assert "| mlp-activation-relu | mlp | activation | relu | pass" in markdown
     assert "| mlp-optimizer-sgd | mlp | optimizer | sgd | pass 2.0e-15 | FAIL 3.0e-06" in markdown
-    pair = statistical.equivalence("torch", LEVEL5_ACCURACIES["torch"], "jax", LEVEL5_ACCURACIES["jax"], 0.3)
-    assert f"| mlp-relu-adam | torch vs jax | 3 | {pair.mean_difference:+.3f} |" in markdown and pair.verdict in markdown
+    verdict, difference = HAND_LEVEL5_PAIR
+    assert f"| mlp-relu-adam | torch vs jax | 3 | {difference:+.3f} |" in markdown and verdict in markdown
 
 
 def test_hyperparameters_and_neutralised_defaults(full):
@@ -670,16 +723,15 @@ def test_summary_names_the_best_and_worst_configuration_per_backend_from_the_dat
 def test_summary_gives_the_seed_means_intervals_and_verdicts(full):
     written, markdown, _, _ = full
     seeds = _summary_table(written, "Test accuracy over seeds")
-    expected = [("sweep study-seed-mlp", b, [SEED_ACCURACIES[b, s] for s in (0, 1, 2)]) for b in ("torch", "jax")]
-    expected += [("mlp-relu-adam (verify level 5)", b, LEVEL5_ACCURACIES[b]) for b in ("torch", "jax")]
+    expected = [("sweep study-seed-mlp", b, HAND_STATS["seeds", b]) for b in ("torch", "jax")]
+    expected += [("mlp-relu-adam (verify level 5)", b, HAND_STATS["level5", b]) for b in ("torch", "jax")]
     assert list(zip(seeds["seeds of"], seeds["backend"])) == [(label, b) for label, b, _ in expected]  # study sweeps: not here
-    for (label, backend, accuracies), row in zip(expected, seeds.to_dict("records")):
-        truth = statistical.summarize(backend, accuracies)
-        assert row["mean test acc (%)"] == pytest.approx(truth.mean) and row["seeds"] == "3"
-        assert row["95% CI (%)"] == f"[{truth.ci_low:.2f}, {truth.ci_high:.2f}]"
-    pair = statistical.equivalence("torch", LEVEL5_ACCURACIES["torch"], "jax", LEVEL5_ACCURACIES["jax"], 0.3)
-    assert (f"- Equivalence of mlp-relu-adam (verify level 5, 3 seeds, margin ±0.3 points): torch vs jax {pair.verdict} "
-            f"({pair.mean_difference:+.3f} points).") in _summary_markdown(markdown)
+    for (label, backend, (mean, low, high)), row in zip(expected, seeds.to_dict("records")):
+        assert row["mean test acc (%)"] == pytest.approx(mean, abs=HAND_TOL) and row["seeds"] == "3"
+        assert row["95% CI (%)"] == f"[{low:.2f}, {high:.2f}]"
+    verdict, difference = HAND_LEVEL5_PAIR
+    assert (f"- Equivalence of mlp-relu-adam (verify level 5, 3 seeds, margin ±0.3 points): torch vs jax {verdict} "
+            f"({difference:+.3f} points).") in _summary_markdown(markdown)
 
 
 def test_summary_gives_pass_or_fail_per_ladder_level_with_the_worst_error(tmp_path):
@@ -944,13 +996,6 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, make, message):
     assert not (tmp_path / "reports").exists()
 
 
-def test_no_room_for_the_temporary_store_is_a_user_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-folder"))
-    with pytest.raises(UserError, match="cannot make a temporary results store") as error:
-        build_report([run_dir(tmp_path)], tmp_path / "out", fake_defaults)
-    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
-
-
 def test_an_unwritable_out_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="cannot write"):
@@ -1100,10 +1145,10 @@ def test_a_failed_seed_stays_in_its_group_and_is_named(tmp_path):
     written = build_report([seeds_sweep(tmp_path, accuracies)], tmp_path / "out", fake_defaults)
     (torch,) = [g for g in seed_groups(load_inputs([tmp_path / "sweeps" / "study-seeds"])) if g.backend == "torch"]
     assert torch.seeds == [0, 1, 2] and torch.failures == 1 and torch.diverged == 0
-    expected = statistical.summarize("torch", [SEED_ACCURACIES["torch", 0], SEED_ACCURACIES["torch", 2]])
-    assert torch.mean == pytest.approx(expected.mean, abs=POINTS_TOL)
+    mean, low, high = HAND_STATS["failed-middle", "torch"]
+    assert torch.mean == pytest.approx(mean, abs=HAND_TOL)
     row = seed_table([torch]).cells()[0]
-    assert row[2:] == ["3", f"{expected.mean:.2f}", f"[{expected.ci_low:.2f}, {expected.ci_high:.2f}]", "99.00 FAILED 99.10",
+    assert row[2:] == ["3", f"{mean:.2f}", f"[{low:.2f}, {high:.2f}]", "99.00 FAILED 99.10",
                        "1 of 3 FAILED; mean and CI over the other 2"]
     seeds = _summary_table(written, "Test accuracy over seeds").set_index("backend")
     assert seeds.loc["torch", "seeds"] == "3 (1 of 3 FAILED; mean and CI over the other 2)" and seeds.loc["jax", "seeds"] == "3"
@@ -1112,16 +1157,16 @@ def test_a_failed_seed_stays_in_its_group_and_is_named(tmp_path):
 
 def test_an_interval_past_100_percent_is_clipped_and_says_so(tmp_path):
     accuracies = {**SEED_ACCURACIES, ("torch", 0): 0.999, ("torch", 1): 0.95, ("torch", 2): 0.999}
-    truth = statistical.summarize("torch", [0.999, 0.95, 0.999])
-    assert truth.ci_high > 100.0  # the raw t interval reaches past an accuracy's range
+    _, truth_low, truth_high = HAND_STATS["past-100", "torch"]
+    assert truth_high > 100.0  # the raw t interval reaches past an accuracy's range
     written = build_report([seeds_sweep(tmp_path, accuracies)], tmp_path / "out", fake_defaults)
     (torch,) = [g for g in seed_groups(load_inputs([tmp_path / "sweeps" / "study-seeds"])) if g.backend == "torch"]
     low, high, clipped = torch.interval
-    assert clipped and high == 100.0 and low == pytest.approx(truth.ci_low, abs=POINTS_TOL)
+    assert clipped and high == 100.0 and low == pytest.approx(truth_low, abs=HAND_TOL)
     table = seed_table([torch])
-    assert table.cells()[0][4] == f"[{truth.ci_low:.2f}, 100.00] (clipped)" and "clipped to [0, 100]" in table.note
+    assert table.cells()[0][4] == f"[{truth_low:.2f}, 100.00] (clipped)" and "clipped to [0, 100]" in table.note
     seeds = _summary_table(written, "Test accuracy over seeds").set_index("backend")
-    assert seeds.loc["torch", "95% CI (%)"] == f"[{truth.ci_low:.2f}, 100.00] (clipped)"
+    assert seeds.loc["torch", "95% CI (%)"] == f"[{truth_low:.2f}, 100.00] (clipped)"
     assert seeds.loc["jax", "95% CI (%)"].endswith("]")  # inside [0, 100]: not clipped
     assert "Intervals clipped to \\[0, 100\\]%" in _summary_markdown(written.markdown.read_text())
 

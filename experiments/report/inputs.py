@@ -12,7 +12,7 @@ from experiments.report.schemas import ResultsDocument, SpecView, SweepDocument,
 from experiments.store.schema import COLUMNS
 
 SWEEP_CONTROL_FACTORS = ("backend", "seed")
-STORE_COLUMNS = ["id", *COLUMNS]
+STORE_COLUMNS = list(COLUMNS)  # load_runs' columns but the store's own id
 REPORT_COLUMNS = ["label", "diverged", "usable", "val_missing"]  # added to the store's columns by loading._report_columns
 
 
@@ -36,7 +36,8 @@ class Run:
 
     @property
     def factors(self) -> dict[str, Any]:
-        """A sweep cell's {spec field: value} as the store read it; {} for a standalone run."""
+        """A sweep cell's {spec field: value} from its rows' factors_json (the one source: a tag missing from
+        results.json is filled in from sweep.json before the rows are made); {} for a standalone run."""
         return dict(self.rows["factors_json"].iloc[0] or {}) if len(self.rows) else {}
 
 

@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from experiments.errors import UserError
 
@@ -19,13 +20,21 @@ class RunDocument:
     data: dict
 
 
-def _load_json(path: Path) -> dict:
+def load_json(path: Path) -> Any:
+    """The file's JSON value; a one-line UserError when it cannot be read or is not JSON (a truncated write)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); the run may have been interrupted") from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read it ({error})") from None
+        raise UserError(f"cannot read {path}: {error}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                        "is the file truncated? (the run may have been interrupted)") from None
+
+
+def _load_object(path: Path) -> dict:
+    data = load_json(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: holds a JSON {type(data).__name__}, not an object; not a run document")
     return data
@@ -57,6 +66,16 @@ def _check_verify(data: dict, path: Path) -> None:
         _require(data, "spec", dict, path)
 
 
+def run_document(path: Path, data: dict) -> RunDocument:
+    """The parsed document of path (a results.json or verify.json), checked; a results.json with a sweep tag is a
+    sweep cell."""
+    if path.name == VERIFY_FILENAME:
+        _check_verify(data, path)
+        return RunDocument("verify", path, data)
+    _check_results(data, path)
+    return RunDocument("sweep-cell" if "sweep" in data else "run", path, data)
+
+
 def read_run_document(run_dir: Path) -> RunDocument:
     """The run directory's results.json (a run or sweep cell) or verify.json; UserError when neither is readable."""
     run_dir = Path(run_dir)
@@ -66,11 +85,7 @@ def read_run_document(run_dir: Path) -> RunDocument:
     if results.exists() and verify.exists():
         raise UserError(f"{run_dir}: holds both {RESULTS_FILENAME} and {VERIFY_FILENAME}; a run directory holds one")
     if results.exists():
-        data = _load_json(results)
-        _check_results(data, results)
-        return RunDocument("sweep-cell" if "sweep" in data else "run", results, data)
+        return run_document(results, _load_object(results))
     if verify.exists():
-        data = _load_json(verify)
-        _check_verify(data, verify)
-        return RunDocument("verify", verify, data)
+        return run_document(verify, _load_object(verify))
     raise UserError(f"{run_dir}: no {RESULTS_FILENAME} or {VERIFY_FILENAME}; not a run directory (or its run did not finish)")

@@ -1,7 +1,8 @@
 """Read the store back as a DataFrame, optionally only one sweep or some run directories."""
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,21 @@ INTEGER_COLUMNS = ["id", *(name for name, declaration in COLUMNS.items() if decl
 
 def _decoded(value):
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _stored(value):
+    """The value as SQLite gives it back: a float NaN is stored as NULL."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def rows_frame(columns: Sequence[str], rows: Iterable[Sequence]) -> pd.DataFrame:
+    """Rows of the runs table (e.g. rows.document_rows' values in COLUMNS order) as load_runs returns them:
+    columns ending in _json decoded, integer columns nullable Int64, parity_passed a nullable boolean."""
+    json_at = {i for i, name in enumerate(columns) if name in JSON_COLUMNS}
+    records = [[_decoded(value) if i in json_at else _stored(value) for i, value in enumerate(row)] for row in rows]
+    frame = pd.DataFrame.from_records(records, columns=list(columns))
+    frame = frame.astype({name: "Int64" for name in INTEGER_COLUMNS if name in frame.columns})
+    return frame.astype({"parity_passed": "boolean"}) if "parity_passed" in frame.columns else frame
 
 
 def load_runs(db_path: Path, *, sweep: str | None = None, run_dirs: Iterable[Path] | None = None) -> pd.DataFrame:
@@ -35,13 +51,4 @@ def load_runs(db_path: Path, *, sweep: str | None = None, run_dirs: Iterable[Pat
         parameters += wanted
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     columns, rows = read_rows(Path(db_path), where, tuple(parameters))
-    json_at = [i for i, name in enumerate(columns) if name in JSON_COLUMNS]
-    records = []
-    for row in rows:
-        record = list(row)
-        for i in json_at:
-            record[i] = _decoded(record[i])
-        records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    frame = frame.astype({name: "Int64" for name in INTEGER_COLUMNS if name in frame.columns})
-    return frame.astype({"parity_passed": "boolean"}) if "parity_passed" in frame.columns else frame
+    return rows_frame(columns, rows)

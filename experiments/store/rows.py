@@ -109,6 +109,14 @@ def final_val_accuracy(outcome: dict) -> float | None:
     return _finite(history[-1].get("val_accuracy")) if history else None
 
 
+def last_val_not_finite(outcome: dict) -> bool:
+    """The last epoch has a validation accuracy, and it is not finite (NaN or infinite: the weights diverged).
+    final_val_accuracy is None for it, as for a missing one; this tells the two apart."""
+    history = _history(outcome)
+    last = history[-1].get("val_accuracy") if history else None
+    return _number(last) is not None and not math.isfinite(last)
+
+
 def _outcome_fields(outcome: dict) -> dict:
     """Status, metrics and versions of one backend. Best validation accuracy: the first epoch reaching the maximum;
     final: final_val_accuracy."""
