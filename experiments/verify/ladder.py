@@ -2,7 +2,6 @@
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.threads import worker_environment
 from experiments.verify.cases import ORACLE
 from experiments.verify.groups import group_scales, scale_group
 from experiments.verify.hints import hint_for
@@ -86,7 +86,7 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
             job = {"backend": probe.backend, "cells": probe_cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
                    "steps": steps, "threads": probe_threads, "gradients_dir": str(scratch / "gradients")}
             (scratch / f"{name}.json").write_text(json.dumps(job))
-            env = {**os.environ, "OPENBLAS_NUM_THREADS": str(probe_threads), "OMP_NUM_THREADS": str(probe_threads)}
+            env = worker_environment(probe_threads)
             log = log_dir / f"{name}.log"
             with open(log, "w") as handle:
                 code = subprocess.run([sys.executable, "-m", "experiments.verify.probe", str(scratch / f"{name}.json"), str(out_dir)],
