@@ -978,7 +978,7 @@ def _a_file(root: Path) -> Path:
     (_empty_dir, "is not a run, sweep or verify directory"),
     (lambda root: root / "nowhere", "is not a directory"),
     (_corrupt_results, "is not valid JSON"),
-    (_wrong_shape, "backends: Input should be a valid dictionary"),
+    (_wrong_shape, "'backends' is a list, expected an object"),
     (_corrupt_cell, "moves a damaged cell aside"),
     (_sweep_json_array, "expected a JSON object"),
     (_bad_cell_key, "is not a folder name"),

@@ -357,9 +357,9 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize("content, expected", [
     ('{"spec": {}, "backends": {"torch": {"status": "ok"', "not valid JSON"),
     ("[1, 2]", "not a run document"),
-    ('{"spec": {}}', "'backends' is missing"),
-    ('{"spec": {}, "backends": {"torch": {}}}', "backend 'torch' has no status"),
-    ('{"spec": {}, "backends": {}, "sweep": {"name": "s"}}', "'key' is missing"),
+    ('{"schema": 1, "spec": {}}', "'backends' is missing"),
+    ('{"schema": 1, "spec": {}, "backends": {"torch": {}}}', "backend 'torch' has no status"),
+    ('{"schema": 1, "spec": {}, "backends": {}, "sweep": {"name": "s"}}', "'key' is missing"),
 ])
 def test_corrupt_results_json_is_a_one_line_user_error(tmp_path, content, expected):
     run_dir = tmp_path / "run"

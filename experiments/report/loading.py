@@ -65,14 +65,14 @@ def load_run(path: Path, label: str | None = None, sweep_tag: dict | None = None
     data = _read(results)
     if sweep_tag is not None and "sweep" not in data:
         data = {**data, "sweep": sweep_tag}
+    try:  # first the store's checks, the ones `run` registers with; then what the report reads besides
+        raw = run_document(results, data)
+    except UserError as error:
+        raise UserError(f"report: {error}") from None
     document: ResultsDocument = _validated(ResultsDocument, results, data)
     if not document.backends:
         raise UserError(f"report: {results} lists no backends")
     label = label or path.name
-    try:
-        raw = run_document(results, data)
-    except UserError as error:
-        raise UserError(f"report: {error}") from None
     run_dir = path.resolve()
     rows = rows_frame(list(COLUMNS), ([row[column] for column in COLUMNS] for row in document_rows(raw, run_dir.as_posix(), run_dir)))
     return Run(path, document, label, _report_columns(rows, label, data))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from experiments.errors import UserError
 from experiments.report.markdown import FIGURE_DIR
+from experiments.store.paths import cannot_create_in
 
 REPORT_FILES = ("report.md", "report.html")
 MARKER = ".mnist-parity-report"
@@ -29,20 +30,22 @@ def _report_only(out: Path) -> bool:
 
 
 def check_out(out: Path) -> None:
-    """UserError unless out is absent, empty, or an earlier report (which is replaced whole).
+    """UserError unless out is absent, empty, or an earlier report (which is replaced whole), in a folder where
+    files can be created.
 
     An earlier report carries the marker file written into every report folder; a folder without it
     counts as a report only when it holds nothing but a report's files. Anything else is someone's
     folder, and replacing it would delete their files.
     """
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UserError(f"--out: {out} exists and is not a directory; choose another --out")
-    if not any(out.iterdir()) or (out / MARKER).is_file() or _report_only(out):
-        return
-    raise UserError(f"--out: {out} exists and is not a report (no {MARKER} marker, and it holds other files); "
-                    "choose another --out")
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out: {out} exists and is not a directory; choose another --out")
+        if any(out.iterdir()) and not (out / MARKER).is_file() and not _report_only(out):
+            raise UserError(f"--out: {out} exists and is not a report (no {MARKER} marker, and it holds other files); "
+                            "choose another --out")
+    problem = cannot_create_in(out.parent)  # where the report is staged before it is renamed to out
+    if problem:
+        raise UserError(f"--out: cannot write a report at {out}: {problem}; choose another --out")
 
 
 def write_directory(out: Path, files: dict[str, bytes]) -> list[Path]:

@@ -2,6 +2,8 @@
 
 from experiments.store.database import StoreError, check_store
 from experiments.store.query import load_runs
-from experiments.store.registry import STORE_FILENAME, find_run_dirs, register_run, register_tree, run_id_for, store_path
+from experiments.store.registry import (STORE_FILENAME, find_run_dirs, register_run, register_tree, registration_failed_message,
+                                        run_id_for, store_path)
 
-__all__ = ["STORE_FILENAME", "StoreError", "check_store", "find_run_dirs", "load_runs", "register_run", "register_tree", "run_id_for", "store_path"]
+__all__ = ["STORE_FILENAME", "StoreError", "check_store", "find_run_dirs", "load_runs", "register_run", "register_tree",
+           "registration_failed_message", "run_id_for", "store_path"]

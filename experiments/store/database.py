@@ -9,16 +9,19 @@ an older version is upgraded in place (experiments.store.upgrade) in the transac
 write, or, when it is only read, in a write transaction of its own before the read.
 """
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.errors import UserError
+from experiments.store.paths import cannot_create_in
 from experiments.store.schema import COLUMNS, CREATE_INDEXES, CREATE_TABLE, SCHEMA_VERSION, UPSERT
 from experiments.store.upgrade import upgrade
 
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another to commit before giving up
+MOVE_ASIDE = "move it aside (rename it; a new store is created on the next run) or choose another --out"
 
 
 class StoreError(UserError):
@@ -29,7 +32,7 @@ def store_error(db_path: Path, error: sqlite3.Error) -> StoreError:
     """One line saying what is wrong with the store file, from SQLite's message."""
     text = str(error)
     if "not a database" in text or "malformed" in text:
-        return StoreError(f"results store {db_path}: not a readable SQLite database ({text}); move it aside or choose another path")
+        return StoreError(f"results store {db_path}: not a readable SQLite database ({text}); {MOVE_ASIDE}")
     if "locked" in text or "busy" in text:
         return StoreError(f"results store {db_path}: still locked by another process after {BUSY_TIMEOUT_S:.0f} s; try again")
     if "unable to open" in text:
@@ -40,25 +43,64 @@ def store_error(db_path: Path, error: sqlite3.Error) -> StoreError:
 
 
 def _check_schema(connection: sqlite3.Connection, db_path: Path) -> int:
-    """The store's schema version; StoreError for a newer store or a SQLite file that is not a store."""
+    """The store's schema version; StoreError for a newer store, a SQLite file that is not a store, or a store of
+    this version whose runs table lacks columns."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"results store {db_path}: schema version {version} is newer than this mnist-parity's "
                         f"({SCHEMA_VERSION}); upgrade mnist-parity")
     if version == 0 and connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise StoreError(f"results store {db_path}: a SQLite database, but not a results store (no schema version)")
+        raise StoreError(f"results store {db_path}: a SQLite database, but not a results store (no schema version); "
+                         f"{MOVE_ASIDE}")
+    if version == SCHEMA_VERSION:  # an older store is upgraded first; its steps know its columns
+        present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+        missing = [name for name in COLUMNS if name not in present]
+        if missing:
+            lacks = "has no runs table" if not present else f"its runs table lacks {', '.join(missing)}"
+            raise StoreError(f"results store {db_path}: schema version {version}, but {lacks}; not a results store "
+                             f"this mnist-parity can use; {MOVE_ASIDE}")
     return version
 
 
+def _check_intact(connection: sqlite3.Connection, db_path: Path) -> None:
+    """StoreError unless SQLite's quick_check, which reads every page, finds the file intact."""
+    problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        lines = [line for problem in problems for line in problem.splitlines()
+                 if not line.startswith("*** in database")] or problems  # SQLite's text has a heading and several lines
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise StoreError(f"results store {db_path}: damaged; SQLite's quick_check found: {lines[0]}{more}; {MOVE_ASIDE}")
+
+
 def check_store(db_path: Path) -> None:
-    """Fail early (StoreError, one line) when db_path exists but is not a usable results store, so a run
-    never trains only to lose its registration; a missing store is fine (it is created on first write)."""
+    """Fail early (StoreError, one line) when the store at db_path could not take a run's rows, so a run never trains
+    only to lose its registration.
+
+    A missing store is fine when it can be created (on first write); an existing one must be a file that can be
+    read and written, in a folder where SQLite can write its journal, intact from end to end (quick_check reads
+    every page) and a results store of this or an older schema version.
+    """
     db_path = Path(db_path)
-    if db_path.exists():
-        with connect(db_path, read_only=True) as connection:
-            _check_schema(connection, db_path)
-    elif not db_path.parent.is_dir() and db_path.parent.exists():
-        raise StoreError(f"results store {db_path}: {db_path.parent} is not a folder")
+    if not os.path.lexists(db_path):
+        problem = cannot_create_in(db_path.parent)
+        if problem:
+            raise StoreError(f"results store {db_path}: cannot be created: {problem}; choose another --out")
+        return
+    if not db_path.is_file():
+        raise StoreError(f"results store {db_path}: not a file (a folder, or a broken link, is in its place); {MOVE_ASIDE}")
+    for mode, done in (("rb", "read"), ("r+b", "written")):  # opened only, nothing read or written
+        try:
+            with open(db_path, mode):
+                pass
+        except OSError as error:
+            raise StoreError(f"results store {db_path}: cannot be {done} ({error.strerror or error}); "
+                             "fix its permissions or choose another --out") from None
+    problem = cannot_create_in(db_path.parent)
+    if problem:  # SQLite writes a journal beside the store in every transaction
+        raise StoreError(f"results store {db_path}: cannot be written: {problem}; choose another --out")
+    with connect(db_path, read_only=True) as connection:
+        _check_intact(connection, db_path)
+        _check_schema(connection, db_path)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Read a run directory's document (results.json or verify.json) and check it has the shape the store needs."""
+"""Read a run directory's document (results.json or verify.json) and check it has the shape and values the store needs:
+the one check of a document, run by `register_run` (so by `run`, `sweep` and `verify`) and by the report."""
 
 import json
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from experiments.errors import UserError
 
 RESULTS_FILENAME = "results.json"  # written by `run` and by each sweep cell
 VERIFY_FILENAME = "verify.json"  # written by `verify` and `verify --matrix`
+RESULTS_SCHEMAS = (1,)  # the results.json versions this store reads; experiments.results.SCHEMA_VERSION is the one written
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,70 @@ def _load_object(path: Path) -> dict:
     return data
 
 
+JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true or false",
+              type(None): "null"}
+
+
 def _require(data: dict, key: str, kind: type, path: Path) -> None:
     if not isinstance(data.get(key), kind):
-        found = "missing" if key not in data else f"a {type(data[key]).__name__}"
-        raise UserError(f"{path}: {key!r} is {found}, expected a {kind.__name__}; not a {path.name} this store can read")
+        found = "missing" if key not in data else JSON_NAMES.get(type(data[key]), type(data[key]).__name__)
+        raise UserError(f"{path}: {key!r} is {found}, expected {JSON_NAMES[kind]}; not a {path.name} this mnist-parity reads")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (NaN and infinities included: a diverged run writes them); true and false are not numbers."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_schema_version(data: dict, path: Path) -> None:
+    version = data.get("schema")
+    if not (type(version) is int and version in RESULTS_SCHEMAS):
+        found = "missing" if "schema" not in data else _shown(version)
+        readable = " or ".join(map(str, RESULTS_SCHEMAS))
+        newer = _is_number(version) and version > max(RESULTS_SCHEMAS)
+        raise UserError(f"{path}: 'schema' is {found}; this mnist-parity reads {path.name} schema version {readable} only"
+                        + ("; a newer mnist-parity wrote it: upgrade mnist-parity" if newer else ""))
+
+
+def _check_numbers(record: dict, where: str, path: Path) -> None:
+    for key, value in record.items():
+        if value is not None and not _is_number(value):
+            raise UserError(f"{path}: {where}.{key} is {_shown(value)}; it must be a number or null")
+
+
+def _check_outcome(name: str, outcome: Any, path: Path) -> None:
+    """A backend's status, and its metrics and per-epoch history as numbers, the only values they ever hold."""
+    where = f"backends.{name}"
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
+        raise UserError(f"{path}: backend {name!r} has no status; not a {path.name} this mnist-parity reads")
+    metrics = outcome.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            raise UserError(f"{path}: {where}.metrics is {_shown(metrics)}; it must be an object of numbers")
+        _check_numbers(metrics, f"{where}.metrics", path)
+    history = outcome.get("history")
+    if history is None:
+        return
+    if not isinstance(history, list):
+        raise UserError(f"{path}: {where}.history is {_shown(history)}; it must be a list of per-epoch objects")
+    for i, record in enumerate(history):
+        if not isinstance(record, dict) or type(record.get("epoch")) is not int:
+            raise UserError(f"{path}: {where}.history[{i}] is {_shown(record)}; each epoch must be an object with "
+                            "an integer 'epoch' and numbers or null")
+        _check_numbers(record, f"{where}.history[{i}]", path)
 
 
 def _check_results(data: dict, path: Path) -> None:
+    _check_schema_version(data, path)
     _require(data, "spec", dict, path)
     _require(data, "backends", dict, path)
     for name, outcome in data["backends"].items():
-        if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
-            raise UserError(f"{path}: backend {name!r} has no status; not a {path.name} this store can read")
+        _check_outcome(name, outcome, path)
     if "sweep" in data:
         _require(data, "sweep", dict, path)
         for key in ("name", "key"):

@@ -1,5 +1,8 @@
 """Register run directories in the store: one row per run and backend, idempotent, one transaction per run."""
 
+import json
+import shlex
+import sys
 from pathlib import Path
 
 from experiments.errors import UserError
@@ -82,3 +85,17 @@ def register_tree(root: Path, db_path: Path | None = None) -> int:
     if skipped:
         raise UserError(f"registered {written} rows in {db_path}; skipped {len(skipped)} unreadable run(s): {' | '.join(skipped)}")
     return written
+
+
+def registration_failed_message(run_dir: Path, store: Path, error: Exception) -> str:
+    """One line for a run whose registration failed after it trained: where its document was kept, the store, why,
+    and the command that registers it once the store is fixed (or moved aside: a new one is then created)."""
+    run_dir, store = Path(run_dir), Path(store)
+    document = next((run_dir / name for name in (RESULTS_FILENAME, VERIFY_FILENAME) if (run_dir / name).is_file()),
+                    run_dir / RESULTS_FILENAME)
+    reason = " ".join(str(error).split())  # one line
+    reason = reason.removeprefix(f"results store {store}: ")  # StoreError names the store, as this line already does
+    paths = ", ".join(json.dumps(str(path.absolute())) for path in (run_dir, store))  # a JSON string is a Python literal
+    code = f"from experiments.store import register_run; register_run({paths})"
+    return (f"{document} kept but not registered in {store}: {reason}; once the store is fixed or moved aside, "
+            f"register it with: {shlex.quote(sys.executable)} -c {shlex.quote(code)}")

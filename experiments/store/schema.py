@@ -32,7 +32,7 @@ COLUMNS: dict[str, str] = {
     "optimizer": "TEXT",
     "loss": "TEXT",
     "initialisation": "TEXT",
-    "status": "TEXT NOT NULL",  # "ok" or "failed"
+    "status": "TEXT NOT NULL",  # "ok" or "failed"; a stopped run: "interrupted" (in training) and "pending" (not started)
     "reason": "TEXT",
     "test_accuracy": "REAL",
     "test_loss": "REAL",
