@@ -1,11 +1,13 @@
 """Spec loading, overrides and validation: every bad spec is one line naming field, value and what is allowed."""
 
 import math
+import tomllib
 
 import pytest
 
 from experiments.errors import SpecError
 from experiments.spec import build_plan, load_spec, parameter_info, preset_names, trainable_parameter_count
+from experiments.spec.loading import toml_value
 
 SEED_PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu"]
 
@@ -104,6 +106,8 @@ def test_inline_table_override_switches_optimizer():
         (["model.hidden[0].units=0"], "model.hidden[0].units: got 0"),
         (["data.validation_fraction=0.9"], "data.validation_fraction: got 0.9"),
         (["nonsense"], "expected key=value"),
+        # 784*65536 + 65536 + 65536*65536 + 65536 + 65536*10 + 10 parameters: every width allowed, the sum too big to build
+        (["model.hidden[0].units=65536", "model.hidden[1].units=65536"], "model: 4,347,133,962 trainable parameters, more than the 100,000,000 allowed"),
     ],
 )
 def test_bad_specs_are_one_clear_line(overrides, expected):
@@ -117,7 +121,10 @@ def test_bad_specs_are_one_clear_line(overrides, expected):
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        (['model.conv[0].padding="valid"', "model.conv[0].kernel_size=29"], "model.conv[0].kernel_size: 29 does not fit the 28x28 input"),
+        (['model.conv[2].padding="valid"', "model.conv[2].kernel_size=9"], "model.conv[2].kernel_size: 9 does not fit the 7x7 input"),
+        (["model.conv[0].kernel_size=29"], "model.conv[0].kernel_size: got 29; input should be less than or equal to 28"),
+        (["model.conv[0].pool.size=9223372036854775807"], "model.conv[0].pool.size: got 9223372036854775807; input should be less than or equal to 28"),
+        (["model.conv[0].filters=65537"], "model.conv[0].filters: got 65537; input should be less than or equal to 65536"),
         (['model.conv[2].pool={size=8, stride=8, padding="valid"}'], "model.conv[2].pool.size: a 8x8 'valid' pool does not fit the 7x7 input"),
     ],
 )
@@ -144,3 +151,114 @@ def test_spec_file_with_base_and_bad_toml(tmp_path):
     bad.write_text("name = \n")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(str(bad))
+
+
+def test_relative_base_is_found_from_the_spec_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "specs"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "sibling.toml").write_text('base = "mlp-relu-adam"\nname = "sibling"\n[optimizer]\nlearning_rate = 0.005\n')
+    (folder / "child.toml").write_text('base = "sibling.toml"\nname = "child"\n[training]\nepochs = 3\n')
+    (folder / "nested" / "grandchild.toml").write_text('base = "../child.toml"\nname = "grandchild"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "sibling.toml").write_text('base = "seed-cnn"\nname = "decoy"\n')  # must not be picked up
+    monkeypatch.chdir(elsewhere)
+    spec = load_spec(str(folder / "nested" / "grandchild.toml"))
+    assert (spec.name, spec.training.epochs, spec.optimizer.learning_rate, spec.model.kind) == ("grandchild", 3, 0.005, "mlp")
+    monkeypatch.chdir(tmp_path)
+    assert load_spec("specs/child.toml").name == "child"
+
+
+def test_preset_name_as_base_still_means_the_preset(tmp_path):
+    (tmp_path / "seed-cnn").write_text('name = "a file named like a preset"\n')
+    (tmp_path / "mine.toml").write_text('base = "seed-cnn"\nname = "mine"\n')
+    assert load_spec(str(tmp_path / "mine.toml")).model.kind == "cnn"
+
+
+@pytest.mark.parametrize(
+    "files, start, expected",
+    [
+        ({"a.toml": 'base = "a.toml"'}, "a.toml", "base: 'a.toml' makes a cycle of bases"),
+        ({"a.toml": 'base = "sub/../b.toml"', "b.toml": 'base = "./a.toml"', "sub/keep": ""}, "a.toml", "base: './a.toml' makes a cycle"),
+        ({"a.toml": 'base = "sub/b.toml"', "sub/b.toml": 'base = "../a.toml"'}, "a.toml", "base: '../a.toml' makes a cycle"),
+        ({"a.toml": 'base = "missing.toml"'}, "a.toml", "base: spec file not found: "),
+        ({"a.toml": 'base = "no-such-preset"'}, "a.toml", "base: unknown preset 'no-such-preset'; available presets: "),
+        ({"a.toml": f'base = "{"x" * 300}.toml"'}, "a.toml", "base: spec file not found: "),
+        ({"a.toml": "base = 3"}, "a.toml", "base: got 3; give a preset name or a spec .toml file"),
+    ],
+)
+def test_bad_bases_are_one_clear_line(tmp_path, files, start, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text + "\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(str(tmp_path / start))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["{name=", '{name="sgd" learning_rate=0.1}', "[1, 2", '"adam', "'adam", '{name = "sgd",}'])
+def test_override_that_looks_like_toml_but_does_not_parse_says_so(value):
+    with pytest.raises(SpecError) as info:
+        load_spec("mlp-relu-adam", [f"optimizer={value}"])
+    message = str(info.value)
+    assert message.startswith(f"--set {'optimizer=' + value!r}: the value is not valid TOML (") and "\n" not in message
+    assert 'write a table as {name = "sgd", learning_rate = 0.1}' in message
+    assert "optimizer.name" not in message
+
+
+def test_override_toml_error_points_into_the_value():
+    with pytest.raises(SpecError, match=r"Unclosed inline table \(at character 13 of the value\)"):
+        load_spec("mlp-relu-adam", ['optimizer={name="sgd" learning_rate=0.1}'])  # character 13: the 'l' after the space
+
+
+def test_unknown_key_with_a_line_break_stays_one_line(tmp_path):
+    spec_file = tmp_path / "mine.toml"
+    spec_file.write_text('base = "mlp-relu-adam"\n[optimizer]\n"line\\nbreak" = 1\n')
+    with pytest.raises(SpecError) as info:
+        load_spec(str(spec_file))
+    assert "optimizer['line\\nbreak']: unknown key; allowed keys here: name, learning_rate" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["optimizer.name=[]", "optimizer={name={}}", "model.hidden[0].activation={name=[1]}"])
+def test_a_name_that_is_a_list_or_table_is_one_clear_line(override):
+    with pytest.raises(SpecError, match=r"name: '(\[\]|\{\}|\[1\])' is not known; allowed: "):
+        load_spec("mlp-relu-adam", [override])
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (['model.bias_init={name="constant", value=1e308}'], "model.bias_init.value: 1e+308 does not fit dtype float32 (largest 3.403e+38)"),
+        (['model.hidden[0].activation={name="prelu", initial_value=-1e39, per_channel=true}'],
+         "model.hidden[0].activation.initial_value: -1e+39 does not fit dtype float32"),
+        (['model.kernel_init={name="uniform", minval=-1e308, maxval=1e308}', 'dtype="float64"'],
+         "model.hidden[0]: the kernel initialiser uniform gives uniform(-1e+308, 1e+308) for layer dense_0, which dtype float64 cannot draw from"),
+        (['model.kernel_init={name="variance_scaling", scale=5e-324, mode="fan_in", distribution_kind="truncated_normal"}'],
+         "model.hidden[0]: the kernel initialiser variance_scaling gives truncated_normal(0, 0) for layer dense_0"),
+        (['model.hidden[1].bias_init={name="normal", stddev=1e-50}'], "model.hidden[1]: the bias initialiser normal gives normal(0, 1e-50) for layer dense_1, which dtype float32"),
+        (['model.hidden[1].bias_init={name="normal", mean=3e38, stddev=1e38}'], "model.hidden[1]: the bias initialiser normal gives normal(3e+38, 1e+38)"),
+    ],
+)
+def test_values_the_dtype_cannot_hold_are_rejected(overrides, expected):
+    with pytest.raises(SpecError) as info:
+        load_spec("mlp-relu-adam", overrides)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ['model.bias_init={name="constant", value=1e308}', 'dtype="float64"'],
+        ['model.kernel_init={name="uniform", minval=-1e300, maxval=1e300}', 'dtype="float64"'],
+        ['model.hidden[1].bias_init={name="normal", stddev=1e-30}'],
+    ],
+)
+def test_extreme_values_the_dtype_can_hold_are_kept(overrides):
+    load_spec("mlp-relu-adam", overrides)
+
+
+def test_toml_value_reads_back_with_control_characters_and_odd_keys():
+    value = {"plain": ["a\"b\\c", "\x00", "\x7f", "line\nbreak\t", "名前"], "a b": {"": 1.5, "x/y": [True, 2**63]}}
+    assert tomllib.loads(f"v = {toml_value(value)}")["v"] == value
+    assert toml_value({"name": "relu", "negative_slope": 0.1}) == '{name = "relu", negative_slope = 0.1}'

@@ -11,7 +11,7 @@ def _normaliser(aliases: dict[str, str]):
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
             value = {"name": value}
-        if isinstance(value, dict) and value.get("name") in aliases:
+        if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"] in aliases:
             value = {**value, "name": aliases[value["name"]]}
         return value
 

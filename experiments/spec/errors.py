@@ -1,5 +1,6 @@
 """Turn a pydantic validation error into one line naming the field, the value and what is allowed."""
 
+import re
 import types
 import typing
 from typing import Any, Union
@@ -7,6 +8,8 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from experiments.errors import SpecError
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")  # other keys are quoted in paths, so a message stays one readable line
 
 
 def _members(annotation: Any) -> list[Any]:
@@ -42,7 +45,7 @@ def _walk(root: type, loc: tuple) -> tuple[list[str], type | None, list[type]]:
         if len(models) > 1 and item in {_tag(m) for m in models}:
             current = next(m for m in models if _tag(m) == item)
             continue
-        parts.append(("." if parts else "") + str(item))
+        parts.append((("." if parts else "") + str(item)) if _PLAIN_KEY.fullmatch(str(item)) else f"[{str(item)!r}]")
         model = models[0] if len(models) == 1 else (current if isinstance(current, type) and issubclass(current, BaseModel) else None)
         if model is not None and item in model.model_fields:
             current = model.model_fields[item].annotation

@@ -4,6 +4,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from experiments.catalog import Loss, Optimizer, Schedule
@@ -69,6 +70,16 @@ class ExperimentSpec(Entry):
             raise ValueError(f"loss: binary_crossentropy takes sigmoid (or linear) outputs, not {output}")
         return self
 
+    @model_validator(mode="after")
+    def _values_fit_dtype(self) -> "ExperimentSpec":
+        """Every float of the spec must be representable in its dtype (1e300 is finite, but not in float32)."""
+        largest = float(np.finfo(self.dtype).max)
+        for where, value in _floats(self.model_dump(by_alias=True)):
+            if abs(value) > largest:
+                raise ValueError(f"{where}: {value!r} does not fit dtype {self.dtype} (largest {largest:.4g}); use a smaller value"
+                                 + (" or dtype float64" if self.dtype == "float32" else ""))
+        return self
+
     def to_dict(self) -> dict:
         """The fully resolved spec as plain data (every default written out)."""
         return self.model_dump(mode="json", by_alias=True)
@@ -80,3 +91,15 @@ class ExperimentSpec(Entry):
         data.pop("description", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _floats(node, where: str = ""):
+    """(path, value) for every float in nested dicts and lists, paths written as in messages."""
+    if isinstance(node, float):
+        yield where, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _floats(value, f"{where}.{key}" if where else key)
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _floats(value, f"{where}[{index}]")

@@ -1,6 +1,7 @@
 """Load an experiment spec from a preset name or a TOML file, with `--set key=value` overrides."""
 
 import copy
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -11,11 +12,14 @@ from pydantic import ValidationError
 from experiments.errors import SpecError
 from experiments.spec.errors import format_validation_error
 from experiments.spec.experiment import ExperimentSpec
-from experiments.spec.plan import build_plan
+from experiments.spec.plan import build_plan, check_initial_distributions, trainable_parameter_count
 
 PRESET_SUFFIX = ".toml"
+MAX_PARAMETERS = 100_000_000  # a model every backend can hold in memory at once
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 _INDEX = re.compile(r"\[(\d+)\]")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_STRUCTURE = ("{", "[", '"', "'")  # a value starting so is meant as TOML
 
 
 def preset_names() -> list[str]:
@@ -30,30 +34,52 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
         raise SpecError(f"spec error in {source}: not valid TOML ({error})") from None
 
 
-def _load_table(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
-    """The raw table of a preset or file, with `base = "preset"` inheritance resolved."""
-    path = Path(name_or_path)
-    if name_or_path.endswith(PRESET_SUFFIX) or path.is_file():
-        if not path.is_file():
-            raise SpecError(f"spec file not found: {name_or_path}; give an existing .toml file or a preset name")
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except (OSError, UnicodeDecodeError) as error:
-            raise SpecError(f"cannot read spec file {name_or_path}: {error}") from None
-    elif name_or_path in preset_names():
-        source = f"preset {name_or_path}"
-        text = (PRESET_DIR / f"{name_or_path}{PRESET_SUFFIX}").read_text(encoding="utf-8")
-    else:
-        raise SpecError(
-            f"unknown preset {name_or_path!r}; available presets: {', '.join(preset_names())} (or give a path to a .toml file)"
-        )
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a readable-looking file; a name the OS refuses (too long, NUL) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _locate(name_or_path: str, folder: Path | None) -> tuple[Path, str]:
+    """The file of a preset name or spec path, and how to name it in messages.
+
+    A name that is a preset (and not a .toml path) means the preset; any other name is a file
+    path, relative to `folder` (the folder of the spec file naming it) or to the current folder.
+    """
+    if not name_or_path.endswith(PRESET_SUFFIX) and name_or_path in preset_names():
+        return PRESET_DIR / f"{name_or_path}{PRESET_SUFFIX}", f"preset {name_or_path}"
+    path = Path(name_or_path) if folder is None else folder / name_or_path
+    if _is_file(path):
+        return path, str(path)
+    if name_or_path.endswith(PRESET_SUFFIX):
+        raise SpecError(f"spec file not found: {path}; give an existing .toml file or a preset name")
+    raise SpecError(
+        f"unknown preset {name_or_path!r}; available presets: {', '.join(preset_names())} (or give a path to a .toml file)"
+    )
+
+
+def _load_table(path: Path, source: str, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
+    """The raw table of a located preset or file, with `base = "preset"` or `base = "file.toml"`
+    inheritance resolved; a relative base file is found from the folder of the file naming it."""
+    try:
+        text, chain = path.read_text(encoding="utf-8"), seen + (path.resolve(),)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read spec file {path}: {error}") from None
     table = _read_toml(text, source)
     base = table.pop("base", None)
     if base is None:
         return table, source
-    if not isinstance(base, str) or base in seen or base == name_or_path:
-        raise SpecError(f"spec error in {source}: base: {base!r} must name another preset, without cycles")
-    parent, _ = _load_table(base, seen + (name_or_path,))
+    if not isinstance(base, str):
+        raise SpecError(f"spec error in {source}: base: got {base!r}; give a preset name or a spec .toml file")
+    try:
+        parent_path, parent_source = _locate(base, path.parent)
+    except SpecError as error:
+        raise SpecError(f"spec error in {source}: base: {error}") from None
+    if parent_path.resolve() in chain:
+        raise SpecError(f"spec error in {source}: base: {base!r} makes a cycle of bases; name another preset or spec file")
+    parent, _ = _load_table(parent_path, parent_source, chain)
     return _deep_merge(parent, table), source
 
 
@@ -72,7 +98,8 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     """Split `a.b[0].c=value` (or `a.b.0.c=value`) into a path and a TOML-parsed value.
 
     The value is read as a TOML value (numbers, booleans, strings, inline tables such as
-    `{name = "sgd", learning_rate = 0.1}`); a bare word that is not TOML is taken as a string.
+    `{name = "sgd", learning_rate = 0.1}`); a bare word that is not TOML is taken as a string,
+    but a value starting like a table, list or quoted string must parse.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
@@ -83,10 +110,18 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         if not part:
             raise SpecError(f"--set {text!r}: empty part in the key {key!r}")
         path.append(int(part) if part.isdigit() else part)
+    raw, prefix = raw.strip(), "value = "
     try:
-        value = tomllib.loads(f"value = {raw.strip()}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        value = tomllib.loads(prefix + raw)["value"]
+    except tomllib.TOMLDecodeError as error:
+        if raw.startswith(_TOML_STRUCTURE):  # columns counted from the value's start, not the prefix's
+            reason = re.sub(r"at line 1, column (\d+)", lambda m: f"at character {int(m[1]) - len(prefix)} of the value", str(error))
+            reason = reason.replace("at end of document", "at the end of the value")
+            raise SpecError(
+                f"--set {text!r}: the value is not valid TOML ({reason}); write a table as {{name = \"sgd\", learning_rate = 0.1}}, "
+                f"a list as [1, 2], a string as \"text\""
+            ) from None
+        value = raw
     return path, value
 
 
@@ -127,7 +162,17 @@ def validate_spec(table: dict[str, Any], source: str) -> ExperimentSpec:
         spec = ExperimentSpec.model_validate(table)
     except ValidationError as error:
         raise format_validation_error(ExperimentSpec, error, source) from None
-    build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)  # raises SpecError naming the block that cannot work
+    try:
+        plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)  # raises SpecError naming the block that cannot work
+        count = trainable_parameter_count(plan)
+        if count > MAX_PARAMETERS:
+            raise SpecError(
+                f"model: {count:,} trainable parameters, more than the {MAX_PARAMETERS:,} allowed; "
+                "use fewer or narrower layers (or a pool before the first dense layer)"
+            )
+        check_initial_distributions(plan, spec.dtype)
+    except SpecError as error:
+        raise SpecError(f"spec error in {source}: {error}") from None
     return spec
 
 
@@ -157,7 +202,7 @@ def require_trainable(spec: ExperimentSpec) -> None:
 
 def load_spec(name_or_path: str, overrides: Iterable[str] = ()) -> ExperimentSpec:
     """The validated spec of a preset or TOML file, after applying `key=value` overrides in order."""
-    table, source = _load_table(name_or_path)
+    table, source = _load_table(*_locate(name_or_path, None))
     overrides = list(overrides)
     for text in overrides:
         path, value = parse_override(text)
@@ -170,11 +215,16 @@ def load_spec(name_or_path: str, overrides: Iterable[str] = ()) -> ExperimentSpe
 def toml_value(value) -> str:
     """A Python value (dict, list, str, bool, number) as a TOML inline value, for `--set` overrides (the inverse of their parsing)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # JSON escapes are TOML's, except that TOML also wants DEL escaped
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)
+
+
+def _toml_key(key: str) -> str:
+    """A table key, bare when TOML allows it, else quoted."""
+    return key if _BARE_KEY.fullmatch(key) else toml_value(key)

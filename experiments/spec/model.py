@@ -8,6 +8,10 @@ from experiments.catalog import Activation, Initializer, OutputActivation
 from experiments.catalog.base import Entry
 
 Rate = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+MAX_WIDTH = 65536  # units or filters of one layer; far beyond any MNIST model, still allocatable
+MAX_WINDOW = 28  # kernel, pool and stride sizes: the MNIST image side
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Window = Annotated[int, Field(ge=1, le=MAX_WINDOW)]
 
 
 class BatchNorm(Entry):
@@ -31,15 +35,15 @@ class MaxPool(Entry):
     "valid": out = floor((n - size) / stride) + 1.
     """
 
-    size: Annotated[int, Field(ge=1)]
-    stride: Annotated[int, Field(ge=1)]
+    size: Window
+    stride: Window
     padding: Literal["same", "valid"]
 
 
 class DenseBlock(Entry):
     """Dense(units) -> activation -> [batch norm] -> [post_activation] -> [dropout]."""
 
-    units: Annotated[int, Field(ge=1)]
+    units: Width
     activation: Activation
     batch_norm: BatchNorm | None = None
     post_activation: Activation | None = None
@@ -52,8 +56,8 @@ class ConvBlock(Entry):
     """Conv2D(filters, kernel_size, stride 1, padding) -> activation -> [batch norm]
     -> [post_activation] -> [max pool] -> [dropout]."""
 
-    filters: Annotated[int, Field(ge=1)]
-    kernel_size: Annotated[int, Field(ge=1)]
+    filters: Width
+    kernel_size: Window
     padding: Literal["same", "valid"]
     activation: Activation
     batch_norm: BatchNorm | None = None

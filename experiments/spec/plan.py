@@ -9,6 +9,8 @@ layouts: dense kernel (in, out), conv kernel (kh, kw, in, out), vectors (feature
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from experiments.catalog.base import Entry
 from experiments.errors import SpecError
 from experiments.spec.model import CNN, MLP, BatchNorm, ConvBlock, DenseBlock, MaxPool
@@ -219,3 +221,24 @@ def fans(shape: Shape) -> tuple[int, int]:
     """(fan_in, fan_out) of a canonical kernel: (in, out) or (kh, kw, in, out)."""
     receptive = math.prod(shape[:-2]) if len(shape) > 2 else 1
     return shape[-2] * receptive, shape[-1] * receptive
+
+
+def check_initial_distributions(plan: tuple[Layer, ...], dtype: str) -> None:
+    """Every weight initialiser draws from a distribution the dtype can hold: finite bounds and a
+    spread that neither overflows (uniform(-1e308, 1e308)) nor underflows to 0 (a zero stddev)."""
+    tiny, largest = float(np.finfo(dtype).tiny), float(np.finfo(dtype).max)
+    for layer in plan:
+        if not isinstance(layer, (Dense, Conv2D)):
+            continue
+        kernel = parameter_info((layer,))[f"{layer.name}/kernel"].shape
+        for part, entry in (("kernel", layer.kernel_init), ("bias", layer.bias_init)):
+            d = entry.distribution(*fans(kernel))
+            if d.kind == "constant":
+                continue
+            spread = d.b - d.a if d.kind == "uniform" else d.b
+            bounds = (d.a, d.b) if d.kind == "uniform" else (d.a - 2 * d.b, d.a + 2 * d.b)
+            if not (tiny <= spread <= largest and all(abs(bound) <= largest for bound in bounds)):
+                raise SpecError(
+                    f"{layer.where}: the {part} initialiser {entry.name} gives {d.kind}({d.a:.4g}, {d.b:.4g}) for layer "
+                    f"{layer.name}, which dtype {dtype} cannot draw from; keep its spread between {tiny:.4g} and {largest:.4g}"
+                )
