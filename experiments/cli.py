@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run one experiment on several backends side by side")
-    run.add_argument("experiment", help="a preset name (see 'mnist-parity list presets') or a path to a .toml spec")
+    run.add_argument("experiment", nargs="?", help="a preset name (see 'mnist-parity list presets') or a path to a .toml spec")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="train the backends of an earlier run that did not finish (pending, interrupted or failed), into its folder")
     run.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: torch,keras,jax)")
     run.add_argument("--dataset", help="dataset name (see 'mnist-parity list datasets'); overrides data.dataset")
     run.add_argument("--data-dir", help="directory holding dataset files (also: env MNIST_PARITY_DATA)")
@@ -120,6 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         Console(stderr=True).print(f"mnist-parity: error: {error}", highlight=False, markup=False, soft_wrap=True)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         Console(stderr=True).print("mnist-parity: interrupted", highlight=False)
-        return 130
+        return getattr(stop, "exit_code", 130)

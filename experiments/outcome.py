@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class BackendOutcome:
-    """One backend's result; status is "ok" or "failed" (with a one-line reason)."""
+    """One backend's result. status: "pending" (not started), "running", then "ok" or "failed" (with a one-line
+    reason); "interrupted" when the run was stopped while this backend trained."""
 
     backend: str
     status: str = "pending"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,15 +13,37 @@ from experiments.environment import environment
 from experiments.runner import RunResult
 
 SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+HISTORY_FILE = "history.csv"
+SAME_INIT = "same NumPy draw for every backend"  # "initialisation" of a run made with --same-init
+NAME_LIMIT = 64  # characters of the spec name kept in a folder name
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def folder_name(name: str) -> str:
+    """A spec name as one safe path component: letters, digits, '_', '.' and '-' only (anything else, '/', '\\'
+    and NUL included, becomes '-'), no run of dots, no leading dot or dash, at most NAME_LIMIT characters; "run" when
+    nothing is left. Spec names are free text (a TOML file someone shares may hold anything), folder names are not."""
+    safe = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name)).strip(".-")[:NAME_LIMIT].rstrip(".-")
+    return safe or "run"
+
+
+def _creation_mode() -> int:
+    """0o666 less the process umask: what open() would give a new file (mkstemp always gives 0o600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path through a temporary file in the same directory and an atomic rename."""
+    """Write text to path through a temporary file in the same directory and an atomic rename; the file gets
+    the permissions of a newly created file (umask applied)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, _creation_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -28,9 +51,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def new_run_dir(parent: Path, spec_name: str, spec_hash: str) -> Path:
-    """A fresh directory `<parent>/<UTC time>-<spec name>-<hash>`; never reuses an existing one."""
+    """A fresh directory `<parent>/<UTC time>-<folder_name(spec name)>-<hash>`, always directly inside parent;
+    never reuses an existing one."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(parent) / f"{stamp}-{spec_name}-{spec_hash[:6]}"
+    base = Path(parent) / f"{stamp}-{folder_name(spec_name)}-{spec_hash[:6]}"
     candidate, n = base, 1
     while True:
         try:
@@ -51,7 +75,7 @@ def results_document(result: RunResult, command: list[str], extra: dict | None =
         "spec": result.spec.to_dict(),
         "spec_hash": result.spec.spec_hash(),
         "dataset": {**result.dataset.record.to_dict(), "split": result.sizes},
-        "initialisation": "same NumPy draw for every backend" if result.same_init else "each framework's own random stream",
+        "initialisation": SAME_INIT if result.same_init else "each framework's own random stream",
         "environment": environment(),
         "backends": {outcome.backend: outcome.to_dict() for outcome in result.outcomes},
         **(extra or {}),

@@ -1,11 +1,11 @@
 """Run one experiment on several backends, each in its own process, on identical data and batches."""
 
+import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -49,14 +49,21 @@ def write_split(spec: ExperimentSpec, dataset: Dataset, path: Path) -> dict[str,
     return {"train": len(x_train), "validation": len(x_val), "test": len(dataset.x_test)}
 
 
-def run_backend(job: Job, job_path: Path, log_path: Path, display: Display) -> BackendOutcome:
-    """Start the worker, stream its events to the display, and turn any crash into a failed outcome."""
-    outcome = BackendOutcome(job.backend, log=str(log_path))
+def run_backend(job: Job, job_path: Path, log_path: Path, display: Display, outcome: BackendOutcome | None = None) -> BackendOutcome:
+    """Start the worker, stream its events to the display, and turn any crash into a failed outcome.
+
+    The worker runs in a session of its own, so a Ctrl-C in the terminal reaches this process alone; when this
+    process is stopped (Interrupted, KeyboardInterrupt) the worker is killed and the exception goes on, the
+    outcome keeping the epochs it reported. The worker also dies with this process (experiments.worker).
+    """
+    outcome = outcome or BackendOutcome(job.backend)
+    outcome.log = str(log_path)
     job.write(job_path)
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "experiments.worker", str(job_path)],
             stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=worker_environment(job.threads),
+            start_new_session=True,
         )
         try:
             for line in process.stdout:
@@ -85,28 +92,56 @@ def write_initial_weights(spec: ExperimentSpec, path: Path) -> None:
     np.savez(path, **initial_weights(build_plan(spec.model, (28, 28, 1), spec.data.num_outputs), spec.seed))
 
 
+SCRATCH = ".scratch"  # inside the run folder: a killed run leaves nothing outside --out
+
+
 def run_experiment(
     spec: ExperimentSpec, dataset: Dataset, backends: list[str], run_dir: Path, threads: int, display: Display,
-    same_init: bool = False,
+    same_init: bool = False, on_progress: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
     """Train spec on every backend in turn (sequentially, so each gets the whole machine and fair timings).
 
     same_init: every backend starts from one NumPy draw of the initial weights instead of
     drawing from the same distributions with its own random stream.
+    on_progress: called with the result so far (backends still to train "pending", the one training "running")
+    before the first backend starts and after each one ends, so the caller can save finished work as it comes.
+    When the run is stopped (Interrupted, KeyboardInterrupt), the backend in training is marked "interrupted",
+    on_progress sees that last state, and the exception goes on.
     """
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="mnist-parity-") as scratch:
-        data_path = Path(scratch) / "split.npz"
+    scratch = run_dir / SCRATCH
+    shutil.rmtree(scratch, ignore_errors=True)  # left by a killed run
+    scratch.mkdir()
+    outcomes = {backend: BackendOutcome(backend) for backend in backends}
+    try:
+        data_path = scratch / "split.npz"
         sizes = write_split(spec, dataset, data_path)
-        init_path = Path(scratch) / "initial_weights.npz" if same_init else None
+        init_path = scratch / "initial_weights.npz" if same_init else None
         if init_path is not None:
             write_initial_weights(spec, init_path)
+
+        def progress() -> RunResult:
+            result = RunResult(spec, dataset, sizes, list(outcomes.values()), same_init)
+            if on_progress is not None:
+                on_progress(result)
+            return result
+
+        result = progress()
         for backend in backends:
             display.backend_started(backend, spec.training.epochs)
             job = Job(backend, spec.to_dict(), str(data_path), threads, str(init_path) if init_path else None)
-            outcome = run_backend(job, Path(scratch) / f"{backend}.job.json", logs / f"{backend}.log", display)
+            outcome = outcomes[backend]
+            outcome.status = "running"
+            progress()
+            try:
+                run_backend(job, scratch / f"{backend}.job.json", logs / f"{backend}.log", display, outcome)
+            except KeyboardInterrupt as stop:
+                outcome.status, outcome.reason = "interrupted", str(stop) or "interrupted"
+                progress()
+                raise
             display.backend_finished(outcome)
-            outcomes.append(outcome)
-    return RunResult(spec, dataset, sizes, outcomes, same_init)
+            result = progress()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result

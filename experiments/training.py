@@ -51,7 +51,7 @@ class TrainingResult:
     test_accuracy: float
     train_time_s: float
     samples_per_s: float
-    steady_samples_per_s: float
+    steady_samples_per_s: float | None  # None with one epoch: it would include compilation
     history: list[EpochRecord]
 
     def metrics(self) -> dict:
@@ -65,7 +65,7 @@ def train(trainer, spec: ExperimentSpec, data: SplitData, on_epoch: Callable[[Ep
 
     train_time_s counts only the optimizer steps (compilation included); samples_per_s is
     the number of training samples processed divided by it. steady_samples_per_s leaves out
-    the first epoch (where jit/tf.function compile) when there is more than one.
+    the first epoch (where jit/tf.function compile); with a single epoch there is no steady state and it is None.
     """
     n = len(data.x_train)
     batch_size, drop_last = spec.training.batch_size, spec.training.drop_last
@@ -116,8 +116,8 @@ def _rate(samples: float, seconds: float) -> float:
     return samples / seconds if seconds > 0 else 0.0
 
 
-def _steady_rate(history: list[EpochRecord], n: int, drop_last: bool, batch_size: int) -> float:
-    """Samples per second over epochs 2.. (all epochs when there is only one)."""
+def _steady_rate(history: list[EpochRecord], n: int, drop_last: bool, batch_size: int) -> float | None:
+    """Samples per second over epochs 2..; None when there is only one epoch (its time includes compilation)."""
     per_epoch = steps_per_epoch(n, batch_size, drop_last) * batch_size if drop_last else n
-    epochs = history[1:] or history
-    return _rate(per_epoch * len(epochs), sum(record.epoch_time_s for record in epochs))
+    epochs = history[1:]
+    return _rate(per_epoch * len(epochs), sum(record.epoch_time_s for record in epochs)) if epochs else None

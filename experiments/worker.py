@@ -4,7 +4,9 @@ Events go to the original stdout as JSON lines; everything else the framework pr
 logs included) is redirected to stderr, which the runner keeps in the run's log file.
 """
 
+import ctypes
 import os
+import signal
 import sys
 import time
 import traceback
@@ -70,8 +72,22 @@ def run_job(job: Job, events) -> int:
         return 1
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the process that started it dies, however it dies (SIGKILL
+    included), so no orphan keeps training; elsewhere a no-op (the orphan then dies at its next event write)."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    die_with_parent()
     events = _event_stream()
     return run_job(Job.read(argv[0]), events)
 

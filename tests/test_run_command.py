@@ -108,6 +108,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, expecte
 
 
 def test_missing_full_mnist_offline_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
     result = mnist_parity(
         "run", "mlp-relu-adam", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--no-download",
         "--out", str(tmp_path / "runs"), env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_PARITY_DATA": ""},

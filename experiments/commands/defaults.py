@@ -77,12 +77,25 @@ def defaults_frame(backends=FRAMEWORK_BACKENDS) -> tuple[pd.DataFrame, list[str]
     return table.sort_values(["entry", "parameter"]).reset_index(drop=True), problems
 
 
+FRAMEWORK_ONLY_ENTRIES = ("dropout",)
+"""Entries the frameworks report defaults for that the suite pins as a plain block field (DenseBlock.dropout)."""
+
+
+def known_entries() -> list[str]:
+    """Every entry name `defaults` can show, known without importing a framework: each catalog entry (those without
+    hyperparameters too), each layer spec, the spec itself, and the framework-only layers."""
+    tables = {**catalog.ACTIVATIONS, **catalog.OUTPUT_ACTIVATIONS, **catalog.LOSSES, **catalog.OPTIMIZERS,
+              **catalog.INITIALIZERS, **catalog.SCHEDULES, **LAYER_SPECS}
+    return sorted({*tables, "spec", *FRAMEWORK_ONLY_ENTRIES})
+
+
 def defaults_command(console: Console, entries: list[str] | None = None) -> int:
+    if entries:  # checked before the frameworks are imported (seconds each)
+        unknown = sorted(set(entries) - set(known_entries()))
+        if unknown:
+            raise UserError(f"defaults: unknown entry {', '.join(unknown)}; known: {', '.join(known_entries())}")
     frame, problems = defaults_frame()
     if entries:
-        unknown = sorted(set(entries) - set(frame["entry"]))
-        if unknown:
-            raise UserError(f"defaults: unknown entry {', '.join(unknown)}; known: {', '.join(sorted(set(frame['entry'])))}")
         frame = frame[frame["entry"].isin(entries)]
     table = Table(title="framework defaults vs the suite's pinned values", show_lines=True)
     for column in frame.columns:

@@ -4,12 +4,14 @@ import argparse
 
 from rich.console import Console
 
+from experiments.commands.checks import check_output_folder
 from experiments.errors import UserError
 from experiments.store import check_store, store_path
 from experiments.sweep import expand_cells, load_sweep
 from experiments.sweep.display import SweepDisplay
 from experiments.sweep.local import run_sweep, sweep_dir
 from experiments.sweep.task import cell_dataset
+from experiments.unfinished import register_leftovers
 
 
 def sweep_command(args: argparse.Namespace, console: Console) -> int:
@@ -26,10 +28,12 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{len(cells)} cells", highlight=False)
         return 0
     threads = args.threads or max(1, (args.cpu_count or 1) // args.workers)
+    check_output_folder(args.out)
     store = store_path(args.out)
     check_store(store)
     for name in dict.fromkeys(cell.spec["data"]["dataset"] for cell in cells):  # a missing dataset fails here, not in every cell
         cell_dataset(name, args.data_dir, not args.no_download)
+    register_leftovers(args.out, store)
     directory = sweep_dir(args.out, sweep.name)
     console.print(f"sweep [bold]{sweep.name}[/bold]: {len(cells)} cells into {directory}, {args.workers} at a time, "
                   f"{threads} thread(s) each", highlight=False)

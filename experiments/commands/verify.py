@@ -5,6 +5,7 @@ import fnmatch
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from rich.markup import escape
@@ -12,8 +13,9 @@ from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
-from backends import DEFAULT_BACKENDS
-from experiments.commands.run import _backends
+from experiments.commands.checks import (
+    check_output_folder, parse_backends, require_at_least, require_positive_finite, training_sizes,
+)
 from experiments.data import load_dataset, split_train_validation, to_model_inputs
 from experiments.data.tasks import binary_targets, task_labels
 from experiments.environment import environment
@@ -23,6 +25,7 @@ from experiments.results import atomic_write_text, new_run_dir
 from experiments.spec import ExperimentSpec, build_plan, load_spec
 from experiments.spec.loading import require_trainable
 from experiments.store import check_store, register_run, store_path
+from experiments.unfinished import register_leftovers
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
@@ -42,9 +45,11 @@ def _provenance() -> dict:
 
 def parse_levels(text: str) -> list[int]:
     """"1-4", "5", "all", "2,3" -> sorted level numbers."""
-    if text == "all":
+    if text.strip() == "all":
         return [1, 2, 3, 4, 5]
     levels = set()
+    if not text.strip():
+        raise UserError(f"--levels: {text!r} names no level; use e.g. 1-4, 5, 2,3 or all")
     for part in text.split(","):
         low, _, high = part.partition("-")
         try:
@@ -211,14 +216,14 @@ def _ladder_table(lines: list[dict], dtype: str) -> Table:
 
 
 def _matrix_command(args: argparse.Namespace, backends: list[str], console: Console) -> int:
-    levels = parse_levels(args.levels or "1-4")
+    levels = parse_levels("1-4" if args.levels is None else args.levels)
     if 5 in levels:
         raise UserError(f"--levels: {args.levels!r}; --matrix runs levels 1 to 4 only")
     base = args.experiment or MATRIX_BASE
     spec = load_spec(base, list(args.overrides))
     selected = _selected_cells(base, args)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
-    check_store(store_path(args.out))
+    _check_out(args.out)
     run_dir = new_run_dir(args.out, "verify-matrix", spec.spec_hash())
     cells = _matrix(selected, dataset, backends, levels, args, run_dir, console)
     document = {**_provenance(), "base": base, "dtype": args.dtype or "float64", "dataset": dataset.record.to_dict(), "matrix": cells,
@@ -231,22 +236,36 @@ def _matrix_command(args: argparse.Namespace, backends: list[str], console: Cons
     return 0 if document["passed"] else 1
 
 
+def _check_out(out: Path) -> None:
+    """--out can be written, its store is usable, and runs a killed command left unregistered are registered."""
+    check_output_folder(out)
+    check_store(store_path(out))
+    register_leftovers(out, store_path(out))
+
+
 def verify_command(args: argparse.Namespace, console: Console) -> int:
-    backends = _backends(args.backends) if args.backends else list(DEFAULT_BACKENDS)
-    if args.steps < 1:
-        raise UserError(f"--steps: {args.steps}; must be at least 1")
+    backends = parse_backends(args.backends)
+    require_at_least("--steps", args.steps, 1)
+    require_at_least("--threads", args.threads, 1)
     if args.matrix:
         return _matrix_command(args, backends, console)
+    if args.cells != "*":
+        raise UserError(f"--cells {args.cells!r}: only with --matrix (it picks matrix cells)")
     if args.experiment is None:
         raise UserError("verify: name a preset or a .toml spec (or use --matrix)")
-    levels = parse_levels(args.levels or "5")
-    if args.seeds < 1:
-        raise UserError(f"--seeds: {args.seeds}; must be at least 1")
+    levels = parse_levels("5" if args.levels is None else args.levels)
+    if 5 in levels:
+        require_at_least("--seeds", args.seeds, 2, ": level 5 compares accuracy over seeds, and one seed has no interval")
+        require_positive_finite("--margin", args.margin)
     overrides = list(args.overrides) + ([f'dtype="{args.dtype}"'] if args.dtype else [])
     spec = load_spec(args.experiment, overrides)
     require_trainable(spec)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
-    check_store(store_path(args.out))
+    train = training_sizes(spec, dataset)["train"]
+    if any(level != 5 for level in levels) and spec.training.batch_size > train:
+        raise UserError(f"training.batch_size: {spec.training.batch_size} is more than the {train:,} training samples; "
+                        f"levels 1-4 probe whole batches, so use a batch size of at most {train:,}")
+    _check_out(args.out)
     run_dir = new_run_dir(args.out, f"verify-{spec.name}", spec.spec_hash())
     document = {**_provenance(), "spec": spec.to_dict(), "spec_hash": spec.spec_hash(), "dataset": dataset.record.to_dict(),
                 "levels": {}}

@@ -156,6 +156,10 @@ def _is_keras(arrays: Arrays) -> bool:
 
 
 def _dataset(name: str, parts: dict, source: str, sha256: dict[str, str], note: str) -> Dataset:
+    """The Dataset of loaded parts; DataError when a part is empty (a header-only CSV, an IDX file of 0 images)."""
+    for part in ("train", "test"):
+        if len(parts[f"y_{part}"]) == 0:
+            raise DataError(f"{name}: {source} gives 0 {part} images; a dataset needs at least one training and one test image")
     record = DatasetRecord(
         name=name, source=source, sizes={"train": len(parts["y_train"]), "test": len(parts["y_test"])},
         sha256=dict(sha256), note=note,
@@ -233,6 +237,8 @@ def load_dataset(
     Returns:
         The Dataset; its name is the dataset actually used ("auto" resolves to mnist or mnist-subset).
     """
+    if data_dir is not None and not Path(data_dir).expanduser().exists():
+        raise DataError(f"--data-dir {data_dir}: no such file or folder; give the folder that holds the dataset's files")
     request = Request(data_dir, download, mirrors, cache_dir)
     kind = name.partition(":")[0]
     if ":" in name and kind in EXPLICIT:

@@ -68,7 +68,7 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
     """
     results: dict[str, dict[str, dict]] = {cell: {} for cell in {**cells, **(oracle_only or {})}}
     failures: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="mnist-parity-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=log_dir.parent) as scratch:  # in the run folder: a kill leaves nothing outside --out
         scratch = Path(scratch)
         np.savez(scratch / "data.npz", x=x, y=y)
         (scratch / "gradients").mkdir()  # level 3's input per cell, written by the oracle's probe

@@ -27,6 +27,7 @@ from experiments.batching import epoch_batches, shuffle_generator
 from experiments.catalog.schedules import learning_rates
 from experiments.noise import draw_noise, noise_generator
 from experiments.spec import ExperimentSpec, build_plan
+from experiments.worker import die_with_parent
 from experiments.verify.cases import LEVEL3_OPTIMIZERS, ORACLE, TRAJECTORY_CHECKPOINTS
 
 
@@ -113,6 +114,7 @@ def _trajectory(trainer, spec, plan, start, x_all, y_all, steps) -> dict[str, np
 
 def main(argv: list[str]) -> int:
     """JOB.json names the cells; each cell's quantities go to OUT_DIR/<cell>.npz."""
+    die_with_parent()
     started = clock = time.perf_counter()
     job = json.loads(Path(argv[0]).read_text())
 

@@ -1,0 +1,96 @@
+"""Bad or hostile input to run, verify, sweep and defaults: one line, exit 2, nothing written anywhere.
+
+Each case ran to a late failure, a traceback, a silent default or a wrong verdict before these checks existed
+(issue 10's findings); each names the words its one line must carry.
+"""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.cli_helpers import mnist_parity
+
+PIXELS = 28 * 28
+
+
+def _header_only_csv(folder: Path) -> str:
+    path = folder / "header.csv"
+    path.write_text("label," + ",".join(f"pixel{i}" for i in range(PIXELS)) + "\n")
+    return f"csv:{path}"
+
+
+def _idx(magic: int, dims: tuple[int, ...]) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + bytes(int(np.prod(dims)))
+
+
+def _zero_image_idx(folder: Path) -> str:
+    """The four IDX files of a dataset with no images at all (valid headers, 0 items)."""
+    folder = folder / "idx"
+    folder.mkdir()
+    for stem in ("train", "t10k"):
+        (folder / f"{stem}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(0x0803, (0, 28, 28))))
+        (folder / f"{stem}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(0x0801, (0,))))
+    return f"idx:{folder}"
+
+
+def _a_file(folder: Path) -> str:
+    path = folder / "afile"
+    path.write_text("not a folder\n")
+    return str(path / "sub")
+
+
+# (case id, command arguments with {data} / {file} placeholders, words the one line must hold)
+CASES = [
+    ("run-empty-backends", ["run", "mlp-relu-adam", "--backends", ""], "--backends: no backend named"),
+    ("run-batch-over-samples-drop-last", ["run", "mlp-relu-adam", "--set", "training.drop_last=true", "--set",
+                                          "training.batch_size=100000"], "training.batch_size: 100000 is more than the 3,600"),
+    ("run-header-only-csv", ["run", "mlp-relu-adam", "--dataset", "{csv}"], "gives 0 train images"),
+    ("run-zero-image-idx", ["run", "mlp-relu-adam", "--dataset", "{idx}"], "gives 0 train images"),
+    ("run-out-below-a-file", ["run", "mlp-relu-adam", "--out", "{file}"], "afile is not a folder; give a folder you can write to"),
+    ("run-out-in-proc", ["run", "mlp-relu-adam", "--out", "/proc/mnist-parity-test"], "cannot create files in /proc"),
+    ("run-missing-data-dir", ["run", "mlp-relu-adam", "--data-dir", "/nonexistent/mnist"], "--data-dir /nonexistent/mnist: no such"),
+    ("run-no-spec", ["run"], "name a preset or a .toml spec, or give --resume"),
+    ("run-zero-threads", ["run", "mlp-relu-adam", "--threads", "0"], "--threads: 0; must be at least 1"),
+    ("run-resume-missing", ["run", "--resume", "{data}/nothing-here"], "no results.json there"),
+    ("verify-one-seed", ["verify", "mlp-relu-adam", "--levels", "5", "--seeds", "1"], "--seeds: 1; must be at least 2"),
+    ("verify-margin-nan", ["verify", "mlp-relu-adam", "--margin", "nan"], "--margin: nan; must be a finite number above 0"),
+    ("verify-margin-negative", ["verify", "mlp-relu-adam", "--margin", "-1"], "--margin: -1.0; must be a finite number above 0"),
+    ("verify-margin-inf", ["verify", "mlp-relu-adam", "--margin", "inf"], "--margin: inf; must be a finite number above 0"),
+    ("verify-empty-levels", ["verify", "mlp-relu-adam", "--levels", ""], "--levels: '' names no level"),
+    ("verify-cells-without-matrix", ["verify", "mlp-relu-adam", "--cells", "cnn-*"], "--cells 'cnn-*': only with --matrix"),
+    ("verify-empty-backends", ["verify", "mlp-relu-adam", "--backends", ""], "--backends: no backend named"),
+    ("verify-batch-over-samples", ["verify", "mlp-relu-adam", "--levels", "1", "--set", "training.batch_size=100000"],
+     "levels 1-4 probe whole batches"),
+    ("verify-out-below-a-file", ["verify", "mlp-relu-adam", "--levels", "1", "--out", "{file}"], "is not a folder"),
+    ("sweep-out-below-a-file", ["sweep", "study-activations", "--out", "{file}"], "is not a folder"),
+    ("defaults-unknown-entry", ["defaults", "foo"], "defaults: unknown entry foo; known: adadelta"),
+]
+
+
+@pytest.mark.parametrize("args, expected", [pytest.param(a, e, id=i) for i, a, e in CASES])
+def test_rejected_with_one_line_exit_2_and_nothing_written(tmp_path, args, expected):
+    data = tmp_path / "data"
+    data.mkdir()
+    places = {"{csv}": lambda: _header_only_csv(data), "{idx}": lambda: _zero_image_idx(data), "{file}": lambda: _a_file(data),
+              "{data}": lambda: str(data)}
+    filled = []
+    for arg in args:
+        for placeholder, make in places.items():
+            if placeholder in arg:
+                arg = arg.replace(placeholder, make())
+        filled.append(arg)
+    if filled[0] in ("run", "verify", "sweep") and "--out" not in filled:
+        filled += ["--out", str(tmp_path / "out")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = mnist_parity(*filled, cwd=cwd, env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_PARITY_DATA": ""}, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert expected in lines[0], lines[0]
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p != cwd)
+    assert after == before, "written: " + ", ".join(map(str, set(after) - set(before)))
