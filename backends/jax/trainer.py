@@ -24,6 +24,7 @@ from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 from experiments.spec.plan import Conv2D, parameter_info  # noqa: E402
+from experiments.threads import seen_settings  # noqa: E402
 
 # Process-wide, set once: float64 becomes possible (every array still gets an explicit dtype,
 # so float32 trainers stay float32), and matmuls/convs run at full precision on every device.
@@ -196,13 +197,19 @@ class Trainer:
         return {name: version(name) for name in ("jax", "jaxlib", "flax", "optax")}
 
     def settings(self) -> dict[str, object]:
-        """Threads cannot be set here: XLA's CPU thread pool is fixed when its backend starts."""
+        """Threads cannot be set here: XLA's CPU thread pool is fixed when its backend starts.
+
+        thread_environment is the worker's OpenMP/MKL environment as this process sees it; XLA's
+        CPU runtime uses its own thread pool and does not read it (listed so every backend's
+        record shows what its process ran with).
+        """
         device = jax.devices()[0]
         return {
             "threads_requested": self._threads,
             "threads_applied": "not settable after XLA starts; see xla_flags and cpu_count",
             "cpu_count": os.cpu_count(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "thread_environment": seen_settings(),
             "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
             "jax_enable_x64": bool(jax.config.jax_enable_x64),
             "layer_precision": "HIGHEST",

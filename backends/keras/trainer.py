@@ -18,6 +18,7 @@ from backends.keras.model import BATCH_NORM_NAMES, build_model, canonical_variab
 from backends.keras.optimizers import make_optimizer  # noqa: E402
 from experiments.spec import parameter_info  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
+from experiments.threads import seen_settings  # noqa: E402
 
 
 def configure_threads(threads: int) -> dict[str, object]:
@@ -133,8 +134,12 @@ class Trainer:
         return {"keras": keras.__version__, "tensorflow": tf.__version__}
 
     def settings(self) -> dict[str, object]:
+        """Thread pools and op determinism as TF reports them; thread_environment is the worker's
+        OpenMP/MKL environment as this process sees it (TF's own pools do not read it; listed so
+        every backend's record shows what its process ran with)."""
         return {
             **self._settings,
+            "thread_environment": seen_settings(),
             "device": self.model.trainable_variables[0].value.device,
             "dtype": self.spec.dtype,
             "compiled": "tf.function epoch loop (tf.while_loop) calling a tf.function step, each also in a variant taking "

@@ -1,6 +1,8 @@
 """The PyTorch Trainer (backends.base contract): eager CPU training of the plan's model."""
 
 import contextlib
+import ctypes
+import re
 from typing import Sequence
 
 import numpy as np
@@ -12,6 +14,7 @@ from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
 from backends.torch.optimizers import make_optimizer, state_slots
 from experiments.spec import plan as P
+from experiments.threads import seen_settings
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -59,10 +62,23 @@ class Trainer:
         return {"torch": torch.__version__}
 
     def settings(self) -> dict[str, object]:
+        """What decides run-to-run reproducibility here, read back from this process.
+
+        `deterministic` is torch's flag: it covers torch's own ops only. MKL GEMMs are reproducible
+        only with a fixed thread count, dynamic threads off and MKL's CNR mode (MKL_CBWR), which
+        come from the environment the worker was started with (experiments.threads), shown as
+        seen here; MKL's CNR and dynamic states cannot be queried, so the variables are the record.
+        omp_dynamic is libgomp's own answer (None where the symbol is not visible).
+        """
+        libc = ctypes.CDLL(None)
+        mkl = re.search(r"mkl_get_max_threads\(\) : (\d+)", torch.__config__.parallel_info())
         return {
             "threads": torch.get_num_threads(),
             "threads_requested": self.threads,
             "interop_threads": torch.get_num_interop_threads(),
+            "mkl_max_threads": int(mkl.group(1)) if mkl else None,
+            "omp_dynamic": bool(libc.omp_get_dynamic()) if hasattr(libc, "omp_get_dynamic") else None,
+            "thread_environment": seen_settings(),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
             "fill_uninitialized_memory": bool(torch.utils.deterministic.fill_uninitialized_memory),
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
