@@ -20,6 +20,11 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
+def one_line(text: str) -> str:
+    """text with every control character (a newline in a path, say) written as its escape, so it stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -40,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="overrides seed")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override any spec field, e.g. --set optimizer.learning_rate=0.01 (repeatable)")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
+    run.add_argument("--out", type=Path, help="parent folder of the new run directory (default: runs)")
     run.add_argument("--same-init", action="store_true",
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return list_command(args.what, console)
     except UserError as error:
-        Console(stderr=True).print(f"mnist-parity: error: {error}", highlight=False, markup=False, soft_wrap=True)
+        Console(stderr=True).print(f"mnist-parity: error: {one_line(str(error))}", highlight=False, markup=False, soft_wrap=True)
         return error.exit_code
     except KeyboardInterrupt as stop:
         Console(stderr=True).print("mnist-parity: interrupted", highlight=False)

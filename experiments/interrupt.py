@@ -21,11 +21,15 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Inside the block, the first SIGINT or SIGTERM raises Interrupted; later ones are ignored until the block
-    exits, so the cleanup that keeps finished work (writing results, registering them) is not cut short.
+    """Inside the block, the first SIGINT or SIGTERM raises Interrupted; from then on both are ignored, to the end of
+    the process (it is on its way out), so the cleanup that keeps finished work (writing and registering results) is
+    not cut short by a second Ctrl-C. Without a stop the previous handlers come back when the block ends.
     Main thread only (Python delivers signals there)."""
+    stopped = False
 
     def stop(signum, frame):
+        nonlocal stopped
+        stopped = True
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
         raise Interrupted(signum)
@@ -34,5 +38,6 @@ def stop_on_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        if not stopped:
+            for number, handler in previous.items():
+                signal.signal(number, handler)

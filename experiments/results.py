@@ -20,12 +20,12 @@ NAME_LIMIT = 64  # characters of the spec name kept in a folder name
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def folder_name(name: str) -> str:
-    """A spec name as one safe path component: letters, digits, '_', '.' and '-' only (anything else, '/', '\\'
-    and NUL included, becomes '-'), no run of dots, no leading dot or dash, at most NAME_LIMIT characters; "run" when
-    nothing is left. Spec names are free text (a TOML file someone shares may hold anything), folder names are not."""
-    safe = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name)).strip(".-")[:NAME_LIMIT].rstrip(".-")
-    return safe or "run"
+def folder_name(name: str, fallback: str = "run", limit: int = NAME_LIMIT) -> str:
+    """A name as one safe path component: letters, digits, '_', '.' and '-' only (anything else, '/', '\\' and NUL
+    included, becomes '-'), no run of dots, no leading or trailing dot or dash, at most `limit` characters; `fallback`
+    when nothing is left. Spec names are free text (a TOML file someone shares may hold anything), folder names are not."""
+    safe = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name)).strip(".-")[:limit].rstrip(".-")
+    return safe or fallback
 
 
 def _creation_mode() -> int:

@@ -14,7 +14,7 @@ from experiments.data.tasks import task_labels
 from experiments.outcome import BackendOutcome
 from experiments.protocol import Job, parse_event
 from experiments.spec import ExperimentSpec, build_plan
-from experiments.threads import worker_environment
+from experiments.worker import child_environment
 
 
 class Display(Protocol):
@@ -62,7 +62,7 @@ def run_backend(job: Job, job_path: Path, log_path: Path, display: Display, outc
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "experiments.worker", str(job_path)],
-            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=worker_environment(job.threads),
+            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=child_environment(job.threads),
             start_new_session=True,
         )
         try:

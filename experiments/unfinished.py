@@ -9,11 +9,14 @@ from one still training beside the new command.
 
 import fcntl
 import json
+import shutil
 from pathlib import Path
 
 from experiments.errors import UserError
 from experiments.results import RESULTS_FILE, atomic_write_text
+from experiments.runner import SCRATCH
 from experiments.store import register_run
+from experiments.store.documents import read_run_document
 
 MARKER = ".unregistered"
 KILLED = "the run was killed while this backend trained (found and registered by a later command)"
@@ -46,12 +49,13 @@ class RunInUse(Exception):
 
 
 def _mark_killed(run_dir: Path) -> None:
-    """A backend still "running" in the saved results.json of a dead run was killed: say so."""
+    """A backend still "running" in the saved results.json of a dead run was killed: say so (the document is checked
+    first, as the store checks it, so a damaged one raises UserError)."""
     path = Path(run_dir) / RESULTS_FILE
-    document = json.loads(path.read_text(encoding="utf-8"))
+    document = read_run_document(run_dir).data
     changed = False
-    for outcome in document.get("backends", {}).values():
-        if isinstance(outcome, dict) and outcome.get("status") == "running":
+    for outcome in document["backends"].values():
+        if outcome["status"] == "running":
             outcome["status"], outcome["reason"] = "interrupted", KILLED
             changed = True
     if changed:
@@ -59,7 +63,8 @@ def _mark_killed(run_dir: Path) -> None:
 
 
 def register_leftovers(out: Path, store: Path) -> list[Path]:
-    """Register every run directly under out whose run died before registering (its marker unlocked)."""
+    """Register every run directly under out whose run died before registering (its marker unlocked), and remove the
+    scratch folder it left. A damaged leftover is left as it is, marker included, for a person to look at."""
     found = []
     for marker in sorted(Path(out).glob(f"*/{MARKER}")):
         run_dir = marker.parent
@@ -68,13 +73,14 @@ def register_leftovers(out: Path, store: Path) -> list[Path]:
         except (RunInUse, OSError):
             continue  # alive in another process, or not ours to touch
         try:
+            shutil.rmtree(run_dir / SCRATCH, ignore_errors=True)
             if (run_dir / RESULTS_FILE).is_file():
                 _mark_killed(run_dir)
                 register_run(run_dir, store)
                 found.append(run_dir)
             lock.registered()
-        except (ValueError, UserError):
-            pass  # a damaged results.json stays for a person to look at; the marker says it is not in the store
+        except (UserError, OSError):
+            pass
         finally:
             lock.release()
     return found

@@ -15,6 +15,7 @@ from dataclasses import asdict
 import numpy as np
 
 from experiments.protocol import Job, emit
+from experiments.threads import worker_environment
 from experiments.spec import ExperimentSpec, build_plan
 from experiments.training import SplitData, train
 
@@ -73,6 +74,13 @@ def run_job(job: Job, events) -> int:
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_VARIABLE = "MNIST_PARITY_PARENT_PID"
+
+
+def child_environment(threads: int) -> dict[str, str]:
+    """The environment to start a worker or probe with: the thread settings, and this process's pid, which the child
+    checks to know its parent is still alive (die_with_parent)."""
+    return {**worker_environment(threads), PARENT_VARIABLE: str(os.getpid())}
 
 
 def die_with_parent() -> None:
@@ -81,7 +89,8 @@ def die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the request took effect
+    parent = os.environ.get(PARENT_VARIABLE)
+    if parent is not None and str(os.getppid()) != parent:  # the parent died before the request took effect
         os._exit(1)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiments.cli import main
 from tests.cli_helpers import mnist_parity
 
 PIXELS = 28 * 28
@@ -71,7 +72,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("args, expected", [pytest.param(a, e, id=i) for i, a, e in CASES])
-def test_rejected_with_one_line_exit_2_and_nothing_written(tmp_path, args, expected):
+def test_rejected_with_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, args, expected):
+    """In-process (the command's own main, as the console script calls it), from an empty working folder."""
     data = tmp_path / "data"
     data.mkdir()
     places = {"{csv}": lambda: _header_only_csv(data), "{idx}": lambda: _zero_image_idx(data), "{file}": lambda: _a_file(data),
@@ -82,15 +84,35 @@ def test_rejected_with_one_line_exit_2_and_nothing_written(tmp_path, args, expec
             if placeholder in arg:
                 arg = arg.replace(placeholder, make())
         filled.append(arg)
-    if filled[0] in ("run", "verify", "sweep") and "--out" not in filled:
+    if filled[0] in ("run", "verify", "sweep") and "--out" not in filled and "--resume" not in filled:
         filled += ["--out", str(tmp_path / "out")]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    result = mnist_parity(*filled, cwd=cwd, env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_PARITY_DATA": ""}, timeout=120)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNIST_PARITY_DATA", "")
+    code = main(filled)
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert expected in lines[0], lines[0]
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p != cwd)
     assert after == before, "written: " + ", ".join(map(str, set(after) - set(before)))
+
+
+def test_the_installed_command_gives_the_same_one_line(tmp_path):
+    """One case through a real process, as a user runs it: exit status and stderr as the shell sees them."""
+    result = mnist_parity("verify", "mlp-relu-adam", "--margin", "nan", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "mnist-parity: error: --margin: nan; must be a finite number above 0"]
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option, path", [("--out", "/proc/a\nb"), ("--data-dir", "/nonexistent/a\nb")], ids=["out", "data-dir"])
+def test_a_newline_in_a_path_stays_one_line(tmp_path, monkeypatch, capsys, option, path):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "mlp-relu-adam", option, path, *(["--out", str(tmp_path / "out")] if option != "--out" else [])])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "a\\nb" in lines[0], lines

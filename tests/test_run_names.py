@@ -52,3 +52,20 @@ def test_folder_name_is_one_safe_component(name):
     assert 1 <= len(folder) <= NAME_LIMIT
     assert set(folder) <= SAFE_CHARACTERS
     assert folder[0] not in ".-" and ".." not in folder
+
+
+@pytest.mark.parametrize("name", [HOSTILE_NAMES["parent-escape"], HOSTILE_NAMES["nul"]], ids=["parent-escape", "nul"])
+def test_hostile_spec_name_in_verify_writes_only_inside_out(tmp_path, name):
+    """verify's probes name their files after the cell: never after the raw spec name."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'base = "mlp-relu-adam"\nname = {_toml_string(name)}\n')
+    out, cwd = tmp_path / "out", tmp_path / "cwd"
+    cwd.mkdir()
+    result = mnist_parity("verify", str(spec), "--levels", "1-2", "--backends", "jax", "--dataset", "mnist-subset", "--out", str(out),
+                          "--set", 'model.hidden=[{units = 8, activation = "relu"}]', cwd=cwd,
+                          env={"TMPDIR": str(tmp_path / "system-tmp")})
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
+    run_dir = only_run_dir(out)
+    assert json.loads((run_dir / "verify.json").read_text())["levels"]["1"]["rows"], "level 1 compared nothing"
+    written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*")}
+    assert written == {"spec.toml", "out", "cwd"} and not any(cwd.iterdir())

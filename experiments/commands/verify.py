@@ -21,7 +21,7 @@ from experiments.data.tasks import binary_targets, task_labels
 from experiments.environment import environment
 from experiments.errors import UserError
 from experiments.progress import TerminalDisplay
-from experiments.results import atomic_write_text, new_run_dir
+from experiments.results import atomic_write_text, folder_name, new_run_dir
 from experiments.spec import ExperimentSpec, build_plan, load_spec
 from experiments.spec.loading import require_trainable
 from experiments.store import check_store, register_run, store_path
@@ -115,15 +115,16 @@ def _level_documents(rows, lines, levels, failures) -> dict:
 def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> dict:
     """Levels 1-4 on one batch (and args.steps steps), every backend against the oracle and each other."""
     x, y = _probe_data(spec, dataset)
-    console.print(f"levels {levels} on {spec.name} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
+    console.print(f"levels {levels} on {escape(spec.name)} in {spec.dtype}: probing {', '.join(['numpy (oracle)', *backends])}", highlight=False)
     (run_dir / "logs").mkdir(exist_ok=True)
-    cells = {spec.name: {"spec": spec.to_dict(), "step_cases": None}}
+    cell = folder_name(spec.name)  # cells name the probes' files: never the raw spec name
+    cells = {cell: {"spec": spec.to_dict(), "step_cases": None}}
     reference = reference_cells(cells) if spec.dtype == "float32" and 4 in levels else {}
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs", reference)
-    exact = results.pop(f"{spec.name}{REFERENCE_SUFFIX}", {}).get(ORACLE, {})
-    rounded = results[spec.name].get(ORACLE, {})
+    exact = results.pop(f"{cell}{REFERENCE_SUFFIX}", {}).get(ORACLE, {})
+    rounded = results[cell].get(ORACLE, {})
     floors = rounding_floors(rounded, exact) if exact and rounded else {}
-    rows, lines = _compared(spec, results[spec.name], floors)
+    rows, lines = _compared(spec, results[cell], floors)
     console.print(_ladder_table(lines, spec.dtype))
     growth = trajectory_growth(rows)
     if growth:

@@ -13,12 +13,12 @@ then every figure, then the long tables, the runs without a reference band last)
 and html (renderers, which escape every name), writing (the output directory, written all at once).
 """
 
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.errors import UserError
+from experiments.results import folder_name
 from experiments.report.defaults import Reader
 from experiments.report.document import Report, build_document
 from experiments.report.html import render_html
@@ -46,7 +46,7 @@ def default_out(inputs: Inputs, parent: Path = DEFAULT_PARENT) -> Path:
     """reports/<the input's name>, or reports/<first>-and-<N>-more for several inputs."""
     names = inputs.labels
     name = names[0] if len(names) == 1 else f"{names[0]}-and-{len(names) - 1}-more"
-    return Path(parent) / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:120] or "report")
+    return Path(parent) / folder_name(name, fallback="report", limit=120)
 
 
 def check_results(inputs: Inputs) -> None:

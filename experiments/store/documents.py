@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends import BACKENDS
 from experiments.errors import UserError
 
 RESULTS_FILENAME = "results.json"  # written by `run` and by each sweep cell
@@ -79,10 +80,18 @@ def _check_numbers(record: dict, where: str, path: Path) -> None:
 
 
 def _check_outcome(name: str, outcome: Any, path: Path) -> None:
-    """A backend's status, and its metrics and per-epoch history as numbers, the only values they ever hold."""
+    """A known backend's status, and its metrics and per-epoch history as numbers, the only values they ever hold
+    (names become file names when a run is resumed: only the suite's own are accepted)."""
     where = f"backends.{name}"
+    if name not in BACKENDS:
+        raise UserError(f"{path}: backend {_shown(name)} is not one of {', '.join(BACKENDS)}; not a {path.name} this mnist-parity wrote")
     if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
         raise UserError(f"{path}: backend {name!r} has no status; not a {path.name} this mnist-parity reads")
+    if outcome.get("backend", name) != name:
+        raise UserError(f"{path}: {where}.backend is {_shown(outcome['backend'])}; it must be {name!r}")
+    count = outcome.get("parameter_count")
+    if count is not None and type(count) is not int:
+        raise UserError(f"{path}: {where}.parameter_count is {_shown(count)}; it must be an integer or null")
     metrics = outcome.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, dict):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.threads import worker_environment
+from experiments.worker import child_environment
 from experiments.verify.cases import ORACLE
 from experiments.verify.groups import group_scales, scale_group
 from experiments.verify.hints import hint_for
@@ -86,7 +86,7 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
             job = {"backend": probe.backend, "cells": probe_cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
                    "steps": steps, "threads": probe_threads, "gradients_dir": str(scratch / "gradients")}
             (scratch / f"{name}.json").write_text(json.dumps(job))
-            env = worker_environment(probe_threads)
+            env = child_environment(probe_threads)
             log = log_dir / f"{name}.log"
             with open(log, "w") as handle:
                 code = subprocess.run([sys.executable, "-m", "experiments.verify.probe", str(scratch / f"{name}.json"), str(out_dir)],
