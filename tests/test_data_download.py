@@ -83,6 +83,7 @@ def test_unreachable_server_gives_one_line_with_what_to_do(tmp_path):
 
 
 def test_offline_without_download_lists_missing_files_and_places(tmp_path):
+    (tmp_path / "mine").mkdir()
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", tmp_path / "mine", download=False, cache_dir=tmp_path / "cache")
     message = str(caught.value)

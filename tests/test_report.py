@@ -815,7 +815,7 @@ def test_figures_come_before_the_long_tables(full):
 
 def test_summary_names_from_configs_are_escaped(evil):
     summary = _summary_markdown(evil.markdown.read_text())
-    assert f"- Run run ({md_escape(EVIL)}): test accuracy torch 92.00%, {md_escape(EVIL)} 91.00%." in summary
+    assert f"- Run run ({md_escape(EVIL)}): test accuracy torch 92.00%, jax 91.00%." in summary
     assert f"| {md_escape(EVIL)} (model.hidden\\[\\*\\].activation) | torch |" in summary
     html = evil.html.read_text().split('<section id="summary">', 1)[1].split("</section>", 1)[0]
     assert "<script" not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;&amp;co") >= 3
@@ -863,13 +863,14 @@ def test_study_panels_share_the_y_axis_across_backends(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def evil(tmp_path_factory):
-    """A report whose spec, sweep, backend and activation names carry markup; shared with the browser test."""
+    """A report whose spec, sweep and activation names carry markup (backend names cannot: a results.json naming a
+    backend that is not the suite's own is refused); shared with the browser test."""
     root = tmp_path_factory.mktemp("evil")
     return evil_report(root, root / "out")
 
 
 def evil_report(root: Path, out: Path):
-    run = run_dir(root, "run", accuracies={"torch": 0.92, EVIL: 0.91}, spec_name=EVIL)
+    run = run_dir(root, "run", accuracies={"torch": 0.92, "jax": 0.91}, spec_name=EVIL)
     sweep = activation_sweep(root, name="study")
     document = json.loads((sweep / "sweep.json").read_text())
     document["name"] = EVIL
@@ -889,7 +890,7 @@ def test_names_from_configs_are_escaped_in_markdown(evil):
     assert "<script" not in markdown and "alert(1)</" not in markdown
     assert md_escape(EVIL) == "&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
     assert md_escape(EVIL) in markdown
-    for where in ("| " + md_escape(EVIL) + " | ok |", f"sweep {md_escape(EVIL)}: every cell", f"{md_escape(EVIL)} on mnist-subset"):
+    for where in (f"sweep {md_escape(EVIL)}: every cell", f"{md_escape(EVIL)} on mnist-subset"):
         assert where in markdown
     assert md_escape("a|b_c*[d]") == "a\\|b\\_c\\*\\[d\\]"
 

@@ -29,20 +29,28 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(f"\\U{ord(c):08x}" for c in text) + '"'
 
 
-@pytest.mark.parametrize("name", list(HOSTILE_NAMES.values()), ids=list(HOSTILE_NAMES))
-def test_hostile_spec_name_writes_only_inside_out(tmp_path, name):
+def _run_named(tmp_path, name: str, *command: str):
+    """command on a spec whose name is `name`, from an empty working folder, with its own system temp folder; returns
+    the finished process and the single folder made under --out, after checking nothing was written elsewhere."""
     spec = tmp_path / "spec.toml"
     spec.write_text(f'base = "mlp-relu-adam"\nname = {_toml_string(name)}\n')
-    out, cwd = tmp_path / "out", tmp_path / "cwd"
+    out, cwd, system_tmp = tmp_path / "out", tmp_path / "cwd", tmp_path / "system-tmp"
     cwd.mkdir()
-    result = mnist_parity("run", str(spec), "--backends", "numpy", "--epochs", "1", "--dataset", "mnist-subset", "--out", str(out),
-                          "--set", 'model.hidden=[{units = 8, activation = "relu"}]', cwd=cwd)
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = only_run_dir(out)
-    assert run_dir.parent == out and set(run_dir.name) <= SAFE_CHARACTERS and not run_dir.name.startswith(".")
-    assert json.loads((run_dir / "results.json").read_text())["spec"]["name"] == name  # the record keeps the real name
+    system_tmp.mkdir()
+    result = mnist_parity(*command[:1], str(spec), *command[1:], "--dataset", "mnist-subset", "--out", str(out),
+                          "--set", 'model.hidden=[{units = 8, activation = "relu"}]', cwd=cwd, env={"TMPDIR": str(system_tmp)})
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
     written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*")}
-    assert written == {"spec.toml", "out", "cwd"} and not any(cwd.iterdir())
+    assert written == {"spec.toml", "out", "cwd", "system-tmp"} and not any(cwd.iterdir()) and not any(system_tmp.iterdir())
+    return result, only_run_dir(out)
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_NAMES.values()), ids=list(HOSTILE_NAMES))
+def test_hostile_spec_name_writes_only_inside_out(tmp_path, name):
+    result, run_dir = _run_named(tmp_path, name, "run", "--backends", "numpy", "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert run_dir.parent == tmp_path / "out" and set(run_dir.name) <= SAFE_CHARACTERS and not run_dir.name.startswith(".")
+    assert json.loads((run_dir / "results.json").read_text())["spec"]["name"] == name  # the record keeps the real name
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -57,15 +65,6 @@ def test_folder_name_is_one_safe_component(name):
 @pytest.mark.parametrize("name", [HOSTILE_NAMES["parent-escape"], HOSTILE_NAMES["nul"]], ids=["parent-escape", "nul"])
 def test_hostile_spec_name_in_verify_writes_only_inside_out(tmp_path, name):
     """verify's probes name their files after the cell: never after the raw spec name."""
-    spec = tmp_path / "spec.toml"
-    spec.write_text(f'base = "mlp-relu-adam"\nname = {_toml_string(name)}\n')
-    out, cwd = tmp_path / "out", tmp_path / "cwd"
-    cwd.mkdir()
-    result = mnist_parity("verify", str(spec), "--levels", "1-2", "--backends", "jax", "--dataset", "mnist-subset", "--out", str(out),
-                          "--set", 'model.hidden=[{units = 8, activation = "relu"}]', cwd=cwd,
-                          env={"TMPDIR": str(tmp_path / "system-tmp")})
-    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
-    run_dir = only_run_dir(out)
+    result, run_dir = _run_named(tmp_path, name, "verify", "--levels", "1-2", "--backends", "jax")
+    assert result.returncode in (0, 1), result.stderr[-2000:]
     assert json.loads((run_dir / "verify.json").read_text())["levels"]["1"]["rows"], "level 1 compared nothing"
-    written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*")}
-    assert written == {"spec.toml", "out", "cwd"} and not any(cwd.iterdir())
