@@ -5,6 +5,8 @@ Each case ran to a late failure, a traceback, a silent default or a wrong verdic
 """
 
 import gzip
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from experiments.cli import main
 from tests.cli_helpers import mnist_parity
+from tests.test_neutral_imports import FRAMEWORKS
 
 PIXELS = 28 * 28
 
@@ -116,3 +119,41 @@ def test_a_newline_in_a_path_stays_one_line(tmp_path, monkeypatch, capsys, optio
     code = main(["run", "mlp-relu-adam", option, path, *(["--out", str(tmp_path / "out")] if option != "--out" else [])])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "a\\nb" in lines[0], lines
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can create files in, root included (the immutable attribute); skipped where it cannot be set."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and a file system that supports it)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", [["run", "mlp-relu-adam"], ["verify", "mlp-relu-adam", "--levels", "1"], ["sweep", "study-activations"]],
+                         ids=["run", "verify", "sweep"])
+def test_a_read_only_out_is_one_line(read_only_folder, monkeypatch, capsys, command):
+    monkeypatch.chdir(read_only_folder.parent)
+    code = main([*command, "--out", str(read_only_folder)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"cannot create files in {read_only_folder}" in lines[0], lines
+    assert not any(read_only_folder.iterdir())
+
+
+def test_an_unknown_defaults_entry_is_refused_before_any_framework_is_imported(tmp_path):
+    """Every process the command starts records any framework import it attempts (a sitecustomize on PYTHONPATH)."""
+    log = tmp_path / "framework-imports.log"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib.abc, os, sys\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {set(FRAMEWORKS)!r}:\n"
+        "            open(os.environ['FRAMEWORK_IMPORT_LOG'], 'a').write(name + '\\n')\n"
+        "sys.meta_path.insert(0, Watch())\n")
+    result = mnist_parity("defaults", "foo", env={"PYTHONPATH": str(tmp_path), "FRAMEWORK_IMPORT_LOG": str(log)}, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not log.exists(), "frameworks imported: " + log.read_text()
