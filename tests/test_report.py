@@ -1232,3 +1232,18 @@ def test_report_modules_import_no_framework():
     code = BLOCKER.format(frameworks=set(FRAMEWORKS), module="experiments.commands.report")  # imports experiments.report
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
+
+
+# ---------------------------------------------------------------- stopped runs
+
+
+def test_a_stopped_run_names_its_backends_interrupted_and_pending(tmp_path):
+    """A run stopped by Ctrl-C while jax trained, keras never started: neither is called FAILED."""
+    spec = load_spec("mlp-relu-adam", ["training.epochs=2"])
+    outcomes = [outcome("torch", 0.919, 0.914, 2), BackendOutcome("jax", status="interrupted", reason="interrupted by SIGINT"),
+                BackendOutcome("keras")]
+    run = write_run(tmp_path / "stopped", spec, outcomes)
+    markdown = build_report([run], tmp_path / "out", fake_defaults).markdown.read_text()
+    assert "| jax | INTERRUPTED: interrupted by SIGINT |" in markdown
+    assert "| keras | PENDING: the run stopped before this backend started |" in markdown
+    assert "**INTERRUPTED: stopped, backend jax: interrupted by SIGINT**" in markdown and "FAILED" not in markdown

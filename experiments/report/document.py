@@ -13,7 +13,7 @@ from experiments.report.inputs import Inputs, records
 from experiments.report.parity_figures import growth_figure, ladder_figure
 from experiments.report.provenance_tables import hyperparameters_table, inputs_table
 from experiments.report.ranking_tables import ranking_table
-from experiments.report.results_tables import gate_formats, gate_table, results_table
+from experiments.report.results_tables import NOT_STARTED, gate_formats, gate_table, results_table, status_word
 from experiments.report.seed_figures import seed_figure
 from experiments.report.seed_tables import seed_groups, seed_table
 from experiments.report.study_figures import ranking_figure, studies_figure
@@ -70,7 +70,8 @@ def _summary(inputs: Inputs, gate_frame: pd.DataFrame) -> Section:
         section.add(Note(f"IMPLEMENTATION SUSPECT: {row.run}, backend {row.backend}: {row.reason}", "alert"))
     for result in records(inputs.results):
         if result["status"] != "ok":
-            section.add(Note(f"FAILED: {result['label']}, backend {result['backend']}: {result['reason'] or ''}", "alert"))
+            section.add(Note(f"{status_word(result['status'])}: {result['label']}, backend {result['backend']}: "
+                             f"{result['reason'] or NOT_STARTED}", "alert"))
         elif result["diverged"]:
             section.add(Note(f"DIVERGED: {result['label']}, backend {result['backend']}: finished without a finite "
                              "accuracy; left out of means, intervals and ranks", "alert"))

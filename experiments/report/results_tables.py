@@ -18,9 +18,18 @@ def backend_gate(row: dict) -> Verdict:
     return gate(row["spec_json"] or {}, row["split_train"], row["test_accuracy"], row["status"] == "ok")
 
 
+NOT_STARTED = "the run stopped before this backend started"
+
+
+def status_word(status: str) -> str:
+    """How a backend that did not end ok is named: INTERRUPTED (its run was stopped while it trained), PENDING (its
+    run stopped before it started), else FAILED."""
+    return status.upper() if status in ("interrupted", "pending") else "FAILED"
+
+
 def backend_status(row: dict) -> str:
     if row["status"] != "ok":
-        return f"FAILED: {row['reason'] or ''}"
+        return f"{status_word(row['status'])}: {row['reason'] or NOT_STARTED}"
     if row["diverged"]:
         return "diverged: finished without a finite accuracy"
     if row.get("val_missing"):

@@ -15,7 +15,7 @@ from experiments.report.gates import PLAUSIBLE, SUSPECT
 from experiments.report.inputs import SWEEP_CONTROL_FACTORS, Inputs, Run, Sweep, Verify, records
 from experiments.report.ranking_tables import (NOT_RANKED_NO_SPLIT, NOT_RANKED_NO_VALUE, no_validation_split, ranking_table,
                                               sweep_configurations)
-from experiments.report.results_tables import NO_VALIDATION
+from experiments.report.results_tables import NO_VALIDATION, status_word
 from experiments.report.seed_tables import clipped_note, seed_groups, seed_interval
 from experiments.report.table import Table, listed, percent, points, sci
 
@@ -185,7 +185,7 @@ def run_lines(runs: list[Run]) -> list[str]:
         parts = []
         for row in records(run.rows):
             if row["status"] != "ok":
-                parts.append(f"{row['backend']} FAILED")
+                parts.append(f"{row['backend']} {status_word(row['status'])}")
             elif row["diverged"]:
                 parts.append(f"{row['backend']} diverged")
             else:
