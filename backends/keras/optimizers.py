@@ -327,7 +327,8 @@ class Nadam(CatalogOptimizer):
     denominator = sqrt(v_t / (1 - beta_2^t)) + epsilon;
     p -= lr_t (1 - mu_t) / (1 - P_t) g / denominator + lr_t mu_{t+1} / (1 - P_t mu_{t+1}) m_t / denominator.
     P_t is a float64 variable multiplied by mu_t once per step (in `begin_step`, before the
-    variables' updates). Keras' Nadam hard-codes 0.96^t (psi = 1) and epsilon-hat style eps.
+    variables' updates). Keras' Nadam hard-codes 0.96^t (psi = 1) and computes its constants in the variable's
+    dtype; its epsilon sits where this one does (added to sqrt(v_t / (1 - beta_2^t))), unlike Keras' Adam.
 
     References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """

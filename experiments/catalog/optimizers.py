@@ -106,8 +106,9 @@ class Adam(OptimizerEntry):
 
 class Adamw(OptimizerEntry):
     """AdamW (Loshchilov and Hutter, 2019), decoupled weight decay: p <- p - lr_t weight_decay p,
-    then the Adam update. Equal to Keras AdamW and optax adamw; weight_decay has no default
-    (torch 1e-2, Keras 4e-3, optax 1e-4). Decay applies to every trainable tensor."""
+    then the Adam update, as torch and optax adamw write it. Keras' AdamW is its Adam with the decay step, so it
+    inherits Adam's "epsilon hat" (epsilon / sqrt(1 - beta_2^t) here) and is not this formula at the same epsilon;
+    weight_decay has no default (torch 1e-2, Keras 4e-3, optax 1e-4). Decay applies to every trainable tensor."""
 
     name: Literal["adamw"]
     beta_1: Decay = 0.9
