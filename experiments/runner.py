@@ -13,7 +13,8 @@ from experiments.data import Dataset, split_train_validation
 from experiments.data.tasks import task_labels
 from experiments.outcome import BackendOutcome
 from experiments.protocol import Job, parse_event
-from experiments.spec import ExperimentSpec, build_plan
+from experiments.spec import ExperimentSpec, plan_of
+from experiments.spec.weights import initial_weights
 from experiments.worker import child_environment
 
 
@@ -87,9 +88,7 @@ def run_backend(job: Job, job_path: Path, log_path: Path, display: Display, outc
 
 def write_initial_weights(spec: ExperimentSpec, path: Path) -> None:
     """One float64 draw of every parameter from the spec's initialisers (seeded by spec.seed), canonical layout."""
-    from backends.numpy.trainer import initial_weights  # NumPy only
-
-    np.savez(path, **initial_weights(build_plan(spec.model, (28, 28, 1), spec.data.num_outputs), spec.seed))
+    np.savez(path, **initial_weights(plan_of(spec), spec.seed))
 
 
 SCRATCH = ".scratch"  # inside the run folder: a killed run leaves nothing outside --out

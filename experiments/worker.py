@@ -16,7 +16,7 @@ import numpy as np
 
 from experiments.protocol import Job, emit
 from experiments.threads import worker_environment
-from experiments.spec import ExperimentSpec, build_plan
+from experiments.spec import ExperimentSpec, plan_of
 from experiments.training import SplitData, train
 
 
@@ -52,7 +52,7 @@ def run_job(job: Job, events) -> int:
 
         spec = ExperimentSpec.model_validate(job.spec)
         num_outputs = spec.data.num_outputs
-        plan = build_plan(spec.model, (28, 28, 1), num_outputs)
+        plan = plan_of(spec)
         data = _load_split(job.data_path, spec.dtype, num_outputs)
         tick = time.perf_counter()
         trainer = load_trainer(job.backend)(spec, plan, job.threads)

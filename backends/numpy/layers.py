@@ -12,13 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from backends.numpy.activations import activation_vjp
 from experiments.spec import plan as P
-
-
-def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding of one axis for "same": out = ceil(size / stride), extra pixel at the end."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + window - size, 0)
-    return total // 2, total - total // 2
+from experiments.spec.plan import same_padding
 
 
 def _pad_hw(x: np.ndarray, window: int, stride: int, padding: str, fill: float) -> tuple[np.ndarray, tuple[int, int]]:

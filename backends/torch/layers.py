@@ -9,13 +9,7 @@ from torch import nn
 
 from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE
 from experiments.spec import plan as P
-
-
-def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding of one axis for TF "same": out = ceil(size / stride), extra at the end."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + window - size, 0)
-    return total // 2, total - total // 2
+from experiments.spec.plan import same_padding
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

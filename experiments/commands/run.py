@@ -26,7 +26,7 @@ from experiments.outcome import BackendOutcome
 from experiments.progress import TerminalDisplay, summary_table
 from experiments.results import RESULTS_FILE, SAME_INIT, new_run_dir, summary_frame, write_results
 from experiments.runner import SCRATCH, RunResult, run_experiment
-from experiments.spec import ExperimentSpec, build_plan, load_spec
+from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable, validate_spec
 from experiments.store.documents import read_run_document
 from experiments.store import StoreError, check_store, register_run, registration_failed_message, store_path
@@ -49,7 +49,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def _unsupported(backends: list[str], spec: ExperimentSpec) -> dict[str, BackendOutcome]:
     """A failed outcome for each backend that cannot realise some entry of the spec (it is never started)."""
-    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
+    plan = plan_of(spec)
     missing = {backend: missing_support(backend, spec, plan) for backend in backends}
     return {b: BackendOutcome(b, status="failed", reason="unsupported: " + ", ".join(m)) for b, m in missing.items() if m}
 

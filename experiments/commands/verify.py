@@ -22,7 +22,7 @@ from experiments.environment import environment
 from experiments.errors import UserError
 from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, folder_name, new_run_dir
-from experiments.spec import ExperimentSpec, build_plan, load_spec
+from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable
 from experiments.store import check_store, register_run, store_path
 from experiments.unfinished import register_leftovers
@@ -97,7 +97,7 @@ def _compared(spec, results: dict[str, dict], floors: dict[str, float] | None = 
     rows = compare_all(results, spec.dtype)
     if floors:
         explain_by_rounding(rows, floors)
-    return rows, summarize(rows, [layer.name for layer in build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)])
+    return rows, summarize(rows, [layer.name for layer in plan_of(spec)])
 
 
 def _level_documents(rows, lines, levels, failures) -> dict:

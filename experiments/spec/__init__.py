@@ -2,7 +2,7 @@
 
 from experiments.spec.experiment import DataSpec, ExperimentSpec, TrainingSpec
 from experiments.spec.loading import load_spec, preset_names, validate_spec
-from experiments.spec.plan import build_plan, parameter_info, trainable_parameter_count
+from experiments.spec.plan import build_plan, parameter_info, plan_of, trainable_parameter_count
 
 __all__ = [
     "DataSpec",
@@ -11,6 +11,7 @@ __all__ = [
     "build_plan",
     "load_spec",
     "parameter_info",
+    "plan_of",
     "preset_names",
     "trainable_parameter_count",
     "validate_spec",

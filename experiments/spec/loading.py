@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from experiments.errors import SpecError
 from experiments.spec.errors import format_validation_error
 from experiments.spec.experiment import ExperimentSpec
-from experiments.spec.plan import build_plan, check_initial_distributions, trainable_parameter_count
+from experiments.spec.plan import check_initial_distributions, plan_of, trainable_parameter_count
 
 PRESET_SUFFIX = ".toml"
 MAX_PARAMETERS = 100_000_000  # a model every backend can hold in memory at once
@@ -163,7 +163,7 @@ def validate_spec(table: dict[str, Any], source: str) -> ExperimentSpec:
     except ValidationError as error:
         raise format_validation_error(ExperimentSpec, error, source) from None
     try:
-        plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)  # raises SpecError naming the block that cannot work
+        plan = plan_of(spec)  # raises SpecError naming the block that cannot work
         count = trainable_parameter_count(plan)
         if count > MAX_PARAMETERS:
             raise SpecError(

@@ -80,6 +80,14 @@ class ParameterInfo:
     trainable: bool
 
 
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one axis for "same" (TensorFlow's rule, which every backend follows):
+    out = ceil(size / stride), the odd pixel at the end."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
 def same_or_valid_size(size: int, window: int, stride: int, padding: str) -> int:
     """Output length of a window op: ceil(n/s) for "same", floor((n-k)/s)+1 for "valid"."""
     if padding == "same":
@@ -187,6 +195,14 @@ def build_plan(model: MLP | CNN, input_shape: Shape, num_classes: int) -> tuple[
               kernel_init=model.kernel_init, bias_init=model.bias_init)
     )
     return tuple(b.layers)
+
+
+IMAGE_SHAPE = (28, 28, 1)  # (H, W, C) of every dataset the suite reads
+
+
+def plan_of(spec) -> tuple[Layer, ...]:
+    """The plan of an ExperimentSpec: its model on IMAGE_SHAPE inputs with the task's number of outputs."""
+    return build_plan(spec.model, IMAGE_SHAPE, spec.data.num_outputs)
 
 
 def parameter_info(plan: tuple[Layer, ...]) -> dict[str, ParameterInfo]:

@@ -21,12 +21,12 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from backends import load_trainer
-from backends.numpy.trainer import initial_weights
 from experiments.catalog import Optimizer
 from experiments.batching import epoch_batches, shuffle_generator
 from experiments.catalog.schedules import learning_rates
 from experiments.noise import draw_noise, noise_generator
-from experiments.spec import ExperimentSpec, build_plan
+from experiments.spec import ExperimentSpec, plan_of
+from experiments.spec.weights import initial_weights
 from experiments.worker import die_with_parent
 from experiments.verify.cases import LEVEL3_OPTIMIZERS, ORACLE, TRAJECTORY_CHECKPOINTS
 
@@ -41,7 +41,7 @@ def probe_cell(job: dict, cell: str, data: dict[str, np.ndarray], lap) -> dict[s
     data = {"x", "y"}, the training split loaded once per process."""
     entry = job["cells"][cell]
     spec = ExperimentSpec.model_validate(entry["spec"])
-    plan = build_plan(spec.model, (28, 28, 1), spec.data.num_outputs)
+    plan = plan_of(spec)
     x_all, y_all = data["x"].astype(spec.dtype), data["y"].astype(spec.dtype)
     start = {k: v.astype(spec.dtype) for k, v in initial_weights(plan, spec.seed).items()}
     Trainer = load_trainer(job["backend"])
