@@ -5,7 +5,9 @@ its framework, and `trainer.py` defines a class named `Trainer` (same name in ev
 as AlgoPerf does) that imports the framework at module level. `backends.load_trainer(name)`
 imports it lazily, so a user without JAX can still run PyTorch.
 
-Conventions every backend follows (the suite's canon; see ../shared/PARITY_CANON.md):
+Conventions every backend follows (each formula, and where each framework's built-in differs from it, is
+written once in the catalog's docstrings, experiments/catalog; `mnist-parity defaults` shows the installed
+frameworks' own defaults):
 - No framework default is relied on. Every hyperparameter comes from the spec or the plan;
   every layer and tensor gets an explicit dtype (spec.dtype), never a process-global one
   (no `torch.set_default_dtype`, no `keras.config.set_floatx`; JAX enables x64 at import and

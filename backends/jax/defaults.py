@@ -6,7 +6,7 @@ use the catalog's entry and parameter names (layers by their plan names) and say
 which symbol and which of its parameters holds the value; where the catalog's parameter is a
 mode (gelu's approximate, prelu's per_channel) the value is translated to the catalog's terms
 and the source keeps the framework's own. The backend never uses these defaults: every
-argument is passed from the spec (see backends.base and PARITY_CANON.md).
+argument is passed from the spec (see backends.base and the catalog's docstrings).
 
     python -m backends.jax.defaults    # prints the rows as JSON
 """

@@ -53,7 +53,7 @@ class LeakyRelu(ActivationEntry):
     """leaky_relu(x) = x if x > 0 else negative_slope * x; the derivative at 0 is negative_slope.
 
     The slope has no suite default on purpose: torch and Flax default to 0.01, the Keras
-    layer to 0.3 and the Keras function to 0.2 (PARITY_CANON section 1). The derivative at the
+    layer to 0.3 and the Keras function to 0.2. The derivative at the
     kink follows torch and TF (`jax.nn.leaky_relu` gives 1 there, so the JAX backend writes the
     function itself). TF's own leaky_relu keeps the slope in float32 even in float64 graphs,
     so the Keras backend writes it too.

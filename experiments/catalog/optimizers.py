@@ -2,7 +2,7 @@
 
 g is the gradient, p the parameter, t the step counted from 1, lr_t the scheduled rate, and
 every state starts at 0 unless stated. A field without a suite default is one where the
-frameworks' defaults disagree (PARITY_CANON section 3a): the spec must choose. The formulas
+frameworks' defaults disagree: the spec must choose. The formulas
 are torch's unless stated; where a framework's built-in differs (Keras' epsilon hat and
 lr-in-buffer momentum, optax's epsilon inside the root), that backend implements the formula.
 

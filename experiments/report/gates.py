@@ -2,7 +2,7 @@
 
 The reference bands are for full MNIST (60,000 training digits) after the standard budget,
 without augmentation: a plain MLP trained well reaches 98.0-98.5% test accuracy, a small CNN
-99.0-99.3% (LeCun's MNIST table and common practice; see shared/SEED_EXPERIMENTS.md). Most runs
+99.0-99.3% (LeCun's MNIST table and common practice). Most runs
 here train on far fewer digits (the 5,000-digit subset leaves 3,600 for training after a 10%
 hold-out; an MLP with ReLU and Adam reaches about 94% there), so the band cannot be applied as
 it stands. The rule below is a choice, not a law; its numbers are constants of this module:
