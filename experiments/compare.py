@@ -5,7 +5,9 @@ import numpy as np
 def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
     """max|actual - reference| / max|reference|: a normwise relative error that stays finite at zeros.
 
-    An all-zero reference falls back to the absolute error.
+    Against an all-zero reference it is 0 when actual is all zero too and infinite otherwise: a relative error is
+    never an absolute one in disguise (experiments.verify.stats compares near-zero references against their group's
+    scale instead).
     """
     actual = np.asarray(actual, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
@@ -13,4 +15,6 @@ def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
         raise ValueError(f"shape mismatch: {actual.shape} vs {reference.shape}")
     scale = float(np.max(np.abs(reference))) if reference.size else 0.0
     difference = float(np.max(np.abs(actual - reference))) if reference.size else 0.0
-    return difference / scale if scale > 0 else difference
+    if scale > 0:
+        return difference / scale
+    return 0.0 if difference == 0 else float("inf")

@@ -30,21 +30,18 @@ from experiments.catalog.initializers import Distribution  # noqa: E402
 from experiments.catalog.optimizers import Adam, Sgd  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
+from experiments.verify.tolerances import FORWARD_AGAINST_ORACLE  # noqa: E402
+from tests.backend_helpers import THREE_STEPS_FLOAT64, error, group_scale  # noqa: E402
 
 PRESETS = ("mlp-relu-adam", "seed-cnn", "seed-mlp-relu", "seed-mlp-sigmoid")
 DTYPES = ("float32", "float64")
 THREADS = 2
-# Relative to max(|reference|, 1): float64 agrees to rounding; float32 must be visibly float32.
+# Normwise relative errors (tests.backend_helpers.error, the ladder's measure): float64 agrees to
+# rounding; float32 must be visibly float32 and within the project's float32 forward claim.
 TOL_FLOAT64 = 1e-12
-TOL_FLOAT32 = 1e-4
+TOL_FLOAT32 = FORWARD_AGAINST_ORACLE["float32"]  # 1e-5, experiments/verify/tolerances.py
 FLOAT32_FLOOR = 1e-10  # a float32 model further from the float64 oracle than this really computes in float32
-
-
-def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
-    """max |actual - reference| / max(|reference|, 1), elementwise."""
-    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
-    return float(np.max(np.abs(actual - reference) / np.maximum(np.abs(reference), 1.0)))
+relative_error = error
 
 
 def make(preset: str, dtype: str = "float64", overrides=()) -> tuple:
@@ -283,10 +280,11 @@ RATES = np.array([0.05, 0.02, 0.03])  # a changing rate: Keras' SGD would fold i
 
 @pytest.mark.parametrize("case", OPTIMIZER_CASES)
 def test_optimizer_steps_match_catalog_formula(case):
-    """Three steps (Adam t = 1..3, changing lr) in one epoch equal the NumPy formula, step by step."""
+    """Three steps (Adam t = 1..3, changing lr) in one epoch equal the NumPy formula, step by step, with
+    the gradients from the NumPy oracle (not from Keras) at the formula's weights."""
     overrides = [f"optimizer={OPTIMIZER_CASES[case]}", "model.hidden=[{units=16, activation='tanh'}]"]
     spec, plan, trainer = make("mlp-relu-adam", "float64", overrides)
-    _, _, oracle = make("mlp-relu-adam", "float64", overrides)  # computes gradients at the NumPy weights
+    oracle = Oracle(spec, plan, THREADS)  # computes gradients at the NumPy weights
     rng = np.random.default_rng(4)
     weights = random_weights(plan, rng)
     x, y = random_data(24, rng)
@@ -296,7 +294,8 @@ def test_optimizer_steps_match_catalog_formula(case):
     references, state = [], {}
     for t, (batch, lr) in enumerate(zip(batches, RATES), start=1):
         start = weights
-        weights = numpy_step(spec.optimizer, state, weights, gradients(oracle, weights, x[batch], y[batch]), lr, t)
+        oracle.set_weights(weights)
+        weights = numpy_step(spec.optimizer, state, weights, oracle.loss_and_gradients(x[batch], y[batch])[1], lr, t)
         references.append((start, weights))
     trainer.train_epoch(batches, RATES)
     start, expected = references[-1]
@@ -305,7 +304,7 @@ def test_optimizer_steps_match_catalog_formula(case):
         update, reference_update = actual[name] - start[name], expected[name] - start[name]
         error = np.max(np.abs(update - reference_update)) / np.max(np.abs(reference_update))
         assert error <= 1e-10, f"{case} {name}: step-3 update differs from the catalog formula by {error:.3g} (relative)"
-        assert relative_error(actual[name], expected[name]) <= TOL_FLOAT64, name
+        assert relative_error(actual[name], expected[name]) <= THREE_STEPS_FLOAT64, name  # measured 1.4e-12 (adam)
 
 
 @pytest.mark.parametrize("case", ["adam", "sgd-momentum"])
@@ -668,12 +667,7 @@ LADDER_CASES = {"mlp-relu-adam": ("mlp-relu-adam", []), "seed-cnn": ("seed-cnn",
 LADDER_TOL = {"layers": 1e-12, "gradients": 1e-10, "one_step": 1e-10, "three_steps": 1e-9}
 
 
-def normwise_error(actual: np.ndarray, reference: np.ndarray) -> float:
-    """||actual - reference|| / ||reference|| (0 when both are zero)."""
-    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
-    difference = float(np.linalg.norm(actual - reference))
-    return difference / float(np.linalg.norm(reference)) if difference else 0.0
+normwise_error = error
 
 
 def ladder_pair(preset: str, overrides=(), seed: int = 17) -> tuple:
@@ -688,8 +682,9 @@ def ladder_pair(preset: str, overrides=(), seed: int = 17) -> tuple:
 def assert_weights_match(trainer, oracle, tolerance: float, what: str) -> None:
     actual, expected = trainer.get_weights(), oracle.get_weights()
     assert set(actual) == set(expected)
+    scale = group_scale(expected.values())
     for name in expected:
-        error = normwise_error(actual[name], expected[name])
+        error = normwise_error(actual[name], expected[name], scale)
         assert error <= tolerance, f"{what}: {name} differs from the oracle by {error:.3g} (normwise relative)"
 
 
@@ -714,9 +709,10 @@ def test_layer_outputs_and_gradients_match_the_oracle(case):
     expected_loss, oracle_grads = oracle.loss_and_gradients(x, y, noise)
     assert abs(loss - expected_loss) <= LADDER_TOL["gradients"] * max(abs(expected_loss), 1.0)
     assert set(grads) == set(oracle_grads) == {n for n, p in parameter_info(plan).items() if p.trainable}
+    scale = group_scale(oracle_grads.values())  # a bias before a batch norm has gradient 0 up to rounding
     for name, expected_grad in oracle_grads.items():
         assert grads[name].dtype == np.float64
-        error = normwise_error(grads[name], expected_grad)
+        error = normwise_error(grads[name], expected_grad, scale)
         assert error <= LADDER_TOL["gradients"], f"{case}: d loss / d {name} differs by {error:.3g}"
     first = trainer.loss_and_gradients(x, y)  # the layers' own draws
     second = trainer.loss_and_gradients(x, y)
@@ -755,7 +751,8 @@ def test_one_noisy_step_matches_the_oracle_weights_and_optimizer_state(case):
     assert set(state) == trainable and all(tuple(state[n]) == slots for n in state), (slots, state[next(iter(state))].keys())
     for name in trainable:
         for slot in slots:
-            error = normwise_error(state[name][slot], oracle.optimizer.state[name][slot])
+            scale = group_scale(oracle.optimizer.state[n][slot] for n in trainable)
+            error = normwise_error(state[name][slot], oracle.optimizer.state[name][slot], scale)
             assert error <= LADDER_TOL["one_step"], f"{case}: {name} {slot} differs from the oracle by {error:.3g}"
 
 
@@ -774,4 +771,5 @@ def test_three_noisy_steps_of_seed_cnn_match_the_oracle():
     state, expected_state = trainer.optimizer_state(), oracle.optimizer_state()
     for name in expected_state:
         for slot in ("m", "v"):
-            assert normwise_error(state[name][slot], expected_state[name][slot]) <= LADDER_TOL["three_steps"], (name, slot)
+            scale = group_scale(expected_state[n][slot] for n in expected_state)
+            assert normwise_error(state[name][slot], expected_state[name][slot], scale) <= LADDER_TOL["three_steps"], (name, slot)

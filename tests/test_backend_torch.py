@@ -26,7 +26,7 @@ from experiments.data import load_dataset, to_model_inputs  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
-from tests.backend_helpers import assert_steps_match_oracle, check_sample, error, random_weights
+from tests.backend_helpers import assert_steps_match_oracle, check_sample, error, group_scale, random_weights
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
@@ -504,8 +504,17 @@ def test_clipping_scales_by_c_over_the_norm_without_torchs_epsilon():
     assert abs(moved - 0.5 * 1e-3) <= 1e-15
 
 
+NADAM_BUILTIN_DISPLACEMENT = 5e-8
+"""torch.optim.NAdam against the catalog, in float64: normwise relative error of the displacement
+w_t - w_0 over six steps. Its only difference is prod mu_t kept in float32 (relative rounding
+2^-24 = 6e-8 per product, divided down by the bias correction 1 - prod mu_t): measured 1.2e-8 at
+step one falling to 4.5e-9 at step six (8e-11 on the weights themselves); 5e-8 leaves a 4x margin,
+and a real formula difference (a momentum_decay or epsilon placed differently) is 1e-3 or more."""
+
+
 def test_nadam_is_written_out_because_torch_keeps_its_momentum_product_in_float32():
-    """torch.optim.NAdam stores prod mu_t in a default-dtype (float32) tensor: 1e-10 off the catalog in float64;
+    """torch.optim.NAdam stores prod mu_t in a default-dtype (float32) tensor: its displacement is off
+    the catalog by float32 rounding (above 1e-10, at most NADAM_BUILTIN_DISPLACEMENT) in float64;
     the suite's NAdam matches the oracle to rounding."""
     table = {"name": "nadam", "learning_rate": 0.01, "epsilon": 1e-8, "momentum_decay": 0.004}
     rng = np.random.default_rng(2)
@@ -513,17 +522,18 @@ def test_nadam_is_written_out_because_torch_keeps_its_momentum_product_in_float3
     grads = [{"w": rng.normal(size=(4, 3))} for _ in range(6)]
     rates = [0.01] * 6
     want = oracle_ops.optimizer_steps(entry(Optimizer, table), params, grads, rates, "float64")
-    got = ops.optimizer_steps(entry(Optimizer, table), params, grads, rates, "float64")
-    assert max(error(g["w"], w["w"]) for g, w in zip(got, want)) <= 1e-14
-    assert isinstance(make_optimizer(entry(Optimizer, table), [torch.nn.Parameter(torch.zeros(1))]), NAdam)
     w = torch.nn.Parameter(torch.tensor(params["w"]))
     builtin = torch.optim.NAdam([w], lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=0.004, foreach=False)
     errors = []
     for g, reference in zip(grads, want):
         w.grad = torch.tensor(g["w"])
         builtin.step()
-        errors.append(error(w.detach().numpy(), reference["w"]))
-    assert builtin.state[w]["mu_product"].dtype == torch.float32 and max(errors) > 1e-12
+        errors.append(error(w.detach().numpy() - params["w"], reference["w"] - params["w"]))
+    assert builtin.state[w]["mu_product"].dtype == torch.float32
+    assert 1e-10 < max(errors) <= NADAM_BUILTIN_DISPLACEMENT, f"displacement errors {[f'{e:.1e}' for e in errors]}"
+    got = ops.optimizer_steps(entry(Optimizer, table), params, grads, rates, "float64")
+    assert max(error(g["w"], w["w"]) for g, w in zip(got, want)) <= 1e-14
+    assert isinstance(make_optimizer(entry(Optimizer, table), [torch.nn.Parameter(torch.zeros(1))]), NAdam)
 
 
 def test_forward_only_activations_build_and_predict():
@@ -580,13 +590,6 @@ NOISY_MLP = ['model.hidden=[{units=12, activation={name="rrelu", lower=0.1, uppe
 LADDER_CASES = {"mlp-relu-adam": ("mlp-relu-adam", []), "seed-cnn": ("seed-cnn", []), "rrelu-cnn": ("seed-cnn", RRELU_CNN)}
 
 
-def normwise(actual, reference) -> float:
-    """||actual - reference|| / ||reference|| (Frobenius), in float64; 0 when both are zero."""
-    actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-    assert actual.shape == reference.shape, f"shape {actual.shape} vs {reference.shape}"
-    difference = np.linalg.norm(actual - reference)
-    return float(difference / np.linalg.norm(reference)) if difference else 0.0
-
 
 def ladder_pair(preset: str, overrides=()) -> tuple[Trainer, OracleTrainer, object]:
     """A float64 torch trainer and the oracle on the same weights (random, non-trivial batch-norm statistics)."""
@@ -606,7 +609,7 @@ def test_layer_outputs_match_the_oracle_in_canonical_layout(case):
     _, want = oracle_forward(plan, oracle.get_weights(), x, outputs=True)
     assert list(got) == [layer.name for layer in plan] == list(want)
     for name in want:
-        assert got[name].dtype == np.float64 and normwise(got[name], want[name]) <= 1e-12, f"{case} {name}"
+        assert got[name].dtype == np.float64 and error(got[name], want[name]) <= 1e-12, f"{case} {name}"
     t32, _, _ = make("mlp-relu-adam", "float32")
     assert {v.dtype for v in t32.layer_outputs(x.astype(np.float32)).values()} == {np.dtype("float32")}
 
@@ -626,8 +629,9 @@ def test_loss_and_gradients_match_the_oracle_and_change_nothing(case):
     want_loss, want = oracle.loss_and_gradients(x, y, noise)
     assert isinstance(loss, float) and error(loss, want_loss) <= 1e-12
     assert list(grads) == [name for name, info in parameter_info(plan).items() if info.trainable] and set(grads) == set(want)
+    scale = group_scale(want.values())
     for name in want:
-        assert normwise(grads[name], want[name]) <= 1e-10, f"{case} {name}: {normwise(grads[name], want[name]):.1e}"
+        assert error(grads[name], want[name], scale) <= 1e-10, f"{case} {name}: {error(grads[name], want[name], scale):.1e}"
     after = trainer.get_weights()
     assert all(np.array_equal(after[name], value) for name, value in before.items()), "weights and running statistics"
     assert torch.equal(trainer.generator.get_state(), generator), "injected noise draws nothing"
@@ -672,16 +676,18 @@ def test_noisy_steps_match_the_oracles_weights_and_optimizer_state(case):
         expected = oracle.train_epoch([batch], np.array([rate]), noise)
         assert error(stats.loss, expected.loss) <= 1e-12 and np.array_equal(stats.correct, expected.correct)
         got, want = trainer.get_weights(), oracle.get_weights()
+        scale = group_scale(want.values())
         for name in want:
-            assert error(got[name], want[name]) <= 1e-12, f"{case} step {step}: {name}"
+            assert error(got[name], want[name], scale) <= 1e-12, f"{case} step {step}: {name}"
         state, reference = trainer.optimizer_state(), oracle.optimizer_state()
+        slot_scale = {slot: group_scale(s[slot] for s in reference.values() if slot in s) for s in reference.values() for slot in s}
         assert list(state) == [name for name, info in parameter_info(plan).items() if info.trainable]
         assert set(state) == set(reference)
         for name, slots in reference.items():
             assert set(state[name]) == set(slots), f"{case}: {name} slots {sorted(state[name])} != {sorted(slots)}"
             for slot, value in slots.items():
                 assert state[name][slot].shape == value.shape
-                assert error(state[name][slot], value) <= 1e-12, f"{case} step {step}: {name}/{slot}"
+                assert error(state[name][slot], value, slot_scale[slot]) <= 1e-12, f"{case} step {step}: {name}/{slot}"
     assert torch.equal(trainer.generator.get_state(), generator)
 
 
@@ -703,11 +709,13 @@ def test_three_noisy_seed_cnn_steps_match_the_oracle():
     stats, expected = trainer.train_epoch(batches, rates, noise), oracle.train_epoch(batches, rates, noise)
     assert error(stats.loss, expected.loss) <= 1e-9 and np.array_equal(stats.correct, expected.correct)
     got, want = trainer.get_weights(), oracle.get_weights()
+    scale = group_scale(want.values())
     for name in want:
-        assert error(got[name], want[name]) <= 1e-9, f"{name}: {error(got[name], want[name]):.1e}"
+        assert error(got[name], want[name], scale) <= 1e-9, f"{name}: {error(got[name], want[name], scale):.1e}"
     assert min(error(got[name], initial[name]) for name in want) > 1e-6, "every weight and statistic moved"
     state, reference = trainer.optimizer_state(), oracle.optimizer_state()
     assert set(state) == set(reference)
+    slot_scale = {slot: group_scale(s[slot] for s in reference.values() if slot in s) for s in reference.values() for slot in s}
     for name, slots in reference.items():
         for slot, value in slots.items():
-            assert error(state[name][slot], value) <= 1e-9, f"{name}/{slot}"
+            assert error(state[name][slot], value, slot_scale[slot]) <= 1e-9, f"{name}/{slot}"

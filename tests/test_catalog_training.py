@@ -2,8 +2,8 @@
 
 Each case starts torch, keras and jax from the oracle's initial weights and takes two
 optimizer steps on the same two batches; weights must then agree with the NumPy oracle.
-rrelu's training noise comes from each framework's own stream, so its case checks
-finiteness and a moved loss only.
+rrelu's training noise comes from each framework's own stream, so its case injects the
+oracle's slopes into both (train_epoch's noise argument) and checks the same as every other.
 """
 
 import numpy as np
@@ -79,11 +79,12 @@ def test_entry_trains_like_the_oracle(backend, kind, case, overrides):
     trainer.set_weights(oracle.get_weights())
     for t in (trainer, oracle):
         t.load_training_data(x, y)
-    stats = trainer.train_epoch(batches, rates)
+    # rrelu draws its training slopes from each framework's own stream: inject the oracle's instead.
+    noise = [oracle.training_noise(len(batch)) for batch in batches] if case == "rrelu-eval" else None
+    assert (noise is not None) == any(noise or [])  # rrelu's slopes are the only noise in these models
+    stats = trainer.train_epoch(batches, rates, noise) if noise else trainer.train_epoch(batches, rates)
     assert np.all(np.isfinite(stats.loss))
-    if case == "rrelu-eval":  # training noise differs by construction
-        return
-    reference = oracle.train_epoch(batches, rates)
+    reference = oracle.train_epoch(batches, rates, noise) if noise else oracle.train_epoch(batches, rates)
     assert relative_error(stats.loss, reference.loss) <= TWO_STEP_FLOAT64_RTOL, f"{backend} {case}: losses"
     got, want = trainer.get_weights(), oracle.get_weights()
     for name in want:

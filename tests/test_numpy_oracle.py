@@ -61,13 +61,42 @@ def test_gradients_match_finite_differences(case):
 
 
 def test_max_pool_same_with_odd_size_routes_gradient_once():
-    """7 -> 4 with SAME padding: the padded (-inf) cell never receives gradient."""
-    spec = load_spec("seed-cnn", TINY_CNN + ['dtype="float64"'])
-    plan = build_plan(spec.model, (28, 28, 1), 10)
-    trainer = Trainer(spec, plan, 1)
-    x = np.random.default_rng(2).random((2, 28, 28, 1))
-    _, _, grads, _ = trainer.forward_backward(x, np.eye(10)[[1, 2]], {})
-    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    """7 -> 4 with SAME padding (2x2, stride 2; TF pads 0 above and 1 below): each output's cotangent goes
+    to the largest real input of its window, worked out here window by window; the padded row and
+    column (-inf) never win even though every real input is negative; and the gradient is the
+    central difference of sum(dy * y)."""
+    from backends.numpy import layers as numpy_layers
+    from experiments.spec import plan as P
+
+    layer = P.MaxPool2D(name="max_pool_0", input_shape=(7, 7, 2), output_shape=(4, 4, 2), where="test",
+                        size=2, stride=2, padding="same")
+    rng = np.random.default_rng(2)
+    x = -1.0 - rng.permutation(2 * 7 * 7 * 2).reshape(2, 7, 7, 2) / 10.0  # distinct and all below the padding's 0
+    dy = rng.normal(size=(2, 4, 4, 2))
+    y, cache = numpy_layers.forward(layer, {}, x, True, {})
+    dx, grads = numpy_layers.backward(layer, {}, cache, dy)
+    assert y.shape == (2, 4, 4, 2) and dx.shape == x.shape and grads == {}
+    expected_y, expected_dx = np.zeros_like(y), np.zeros_like(x)
+    for n in range(2):
+        for i in range(4):
+            for j in range(4):
+                for c in range(2):
+                    window = x[n, 2 * i : min(2 * i + 2, 7), 2 * j : min(2 * j + 2, 7), c]  # row/column 7 is padding
+                    r, q = np.unravel_index(np.argmax(window), window.shape)
+                    expected_y[n, i, j, c] = window[r, q]
+                    expected_dx[n, 2 * i + r, 2 * j + q, c] += dy[n, i, j, c]
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(dx, expected_dx)
+    assert dx.sum() == pytest.approx(dy.sum(), rel=1e-12)  # every cotangent lands on a real input, once
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += STEP
+        down[index] -= STEP
+        numeric[index] = (np.sum(dy * numpy_layers.forward(layer, {}, up, True, {})[0])
+                          - np.sum(dy * numpy_layers.forward(layer, {}, down, True, {})[0])) / (2 * STEP)
+    error = relative_error(dx, numeric)
+    assert error <= FINITE_DIFFERENCE_RTOL, f"max-pool gradient against central differences: {error:.2e}"
 
 
 from backends.numpy import ops as oracle_ops  # noqa: E402

@@ -55,7 +55,7 @@ def compare(actual: np.ndarray, reference: np.ndarray, group_scale: float = 0.0)
         return Stats(0.0, 0.0, 0.0, 0.0, 0.0, ())
     diff = np.abs(a - r)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-    negligible = float(np.max(np.abs(r))) <= NEGLIGIBLE * group_scale
+    negligible = group_scale > 0 and float(np.max(np.abs(r))) <= NEGLIGIBLE * group_scale
     return Stats(
         max_abs=float(diff.max()),
         mean_abs=float(diff.mean()),
