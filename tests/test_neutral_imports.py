@@ -10,7 +10,8 @@ NEUTRAL_MODULES = [
     "experiments.runner", "experiments.results", "experiments.training", "experiments.worker",
     "experiments.support", "experiments.commands.run", "experiments.commands.listing",
     "experiments.store", "experiments.sweep", "experiments.sweep.task", "experiments.commands.sweep",
-    "experiments.report", "experiments.commands.report",
+    "experiments.report", "experiments.commands.report", "experiments.framework_defaults", "experiments.unfinished",
+    "experiments.commands.checks", "experiments.spec.weights",
     "backends", "backends.torch", "backends.keras", "backends.jax", "backends.numpy.forward",
 ]
 FRAMEWORKS = ["torch", "tensorflow", "keras", "jax", "flax", "optax"]

@@ -241,7 +241,7 @@ FAKE_DEFAULTS = {
 
 
 def fake_defaults(backend: str):
-    """Stands in for experiments.commands.defaults.framework_values (which imports each framework in a subprocess)."""
+    """Stands in for experiments.framework_defaults.framework_values (which imports each framework in a subprocess)."""
     rows = [dict(zip(("entry", "parameter", "value", "source"), row)) for row in FAKE_DEFAULTS.get(backend, [])]
     return pd.DataFrame(rows, columns=["entry", "parameter", "value", "source"]), None
 
@@ -598,7 +598,7 @@ def test_a_sweep_without_any_results_yet_is_a_user_error_and_writes_nothing(tmp_
     sweep = activation_sweep(tmp_path)
     shutil.rmtree(sweep / "cells")
     out = tmp_path / "reports" / "r"
-    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    monkeypatch.setattr("experiments.framework_defaults.framework_values", fake_defaults)
     with pytest.raises(UserError) as error:
         report_command(argparse.Namespace(paths=[sweep], out=out), Console(file=io.StringIO()))
     assert str(error.value) == ("no results to report: sweep study-activations has no finished cells; "
@@ -1051,7 +1051,7 @@ def test_out_that_is_not_a_report_is_refused(tmp_path, make, monkeypatch):
     out.mkdir()
     make(out)
     before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    monkeypatch.setattr("experiments.framework_defaults.framework_values", fake_defaults)
     with pytest.raises(UserError) as error:
         report_command(argparse.Namespace(paths=[run_dir(tmp_path)], out=out), Console(file=io.StringIO()))
     assert str(error.value) == (f"--out: {out} exists and is not a report (no {MARKER} marker, and it holds other files); "
@@ -1231,7 +1231,7 @@ def test_a_missing_final_validation_accuracy_is_not_a_divergence(tmp_path):
 
 
 def test_report_command_prints_what_it_wrote(tmp_path, monkeypatch):
-    monkeypatch.setattr("experiments.commands.defaults.framework_values", fake_defaults)
+    monkeypatch.setattr("experiments.framework_defaults.framework_values", fake_defaults)
     low = run_dir(tmp_path, "run-low", epochs=10, accuracies={"torch": 0.5})
     monkeypatch.chdir(tmp_path)
     buffer = io.StringIO()

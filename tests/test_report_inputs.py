@@ -208,7 +208,7 @@ def test_a_bad_out_is_one_line_exit_2_and_nothing_written(tmp_path, make, expect
     good = run_dir(tmp_path / "inputs", "good-run")
     out = make(tmp_path)
     before = _tree(tmp_path)
-    monkeypatch.setattr("experiments.commands.defaults.framework_values", lambda backend: pytest.fail("read defaults"))
+    monkeypatch.setattr("experiments.framework_defaults.framework_values", lambda backend: pytest.fail("read defaults"))
     _refused_in_process([good], out, expected)
     assert _tree(tmp_path) == before
 

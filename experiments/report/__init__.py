@@ -67,7 +67,7 @@ def build_report(paths: list[Path], out: Path | None = None, read_defaults: Read
     Args:
         paths: run, sweep or verify directories.
         out: the report directory (default: reports/<name derived from the inputs>).
-        read_defaults: experiments.commands.defaults.framework_values (the default) or a stand-in.
+        read_defaults: experiments.framework_defaults.framework_values (the default) or a stand-in.
 
     Returns:
         The paths written and the runs the sanity gate flagged.
@@ -78,7 +78,7 @@ def build_report(paths: list[Path], out: Path | None = None, read_defaults: Read
             report directory; nothing is written then.
     """
     if read_defaults is None:
-        from experiments.commands.defaults import framework_values as read_defaults
+        from experiments.framework_defaults import framework_values as read_defaults
     inputs = load_inputs(paths)
     check_results(inputs)
     out = Path(out) if out is not None else default_out(inputs)

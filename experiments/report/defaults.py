@@ -1,6 +1,6 @@
 """The framework defaults the suite neutralised, for the catalog entries and layers the reported runs use.
 
-The data comes from experiments.commands.defaults (what `mnist-parity defaults` shows): the
+The data comes from experiments.framework_defaults (what `mnist-parity defaults` shows): the
 suite's pinned values from suite_values() and each framework's own defaults from
 framework_values(backend), read live from the installed framework in a subprocess.
 """
@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from experiments.commands.defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
+from experiments.framework_defaults import FRAMEWORK_BACKENDS, framework_values, suite_values
 from experiments.report.table import Table, missing
 
 Reader = Callable[[str], tuple[pd.DataFrame, str | None]]
