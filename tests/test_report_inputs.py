@@ -14,7 +14,7 @@ from experiments.errors import UserError
 from experiments.report import build_report
 from experiments.store import register_run, store_path
 from tests.cli_helpers import mnist_parity
-from tests.test_report import activation_sweep, fake_defaults, run_dir
+from tests.test_report import _empty_dir, activation_sweep, fake_defaults, run_dir
 
 
 def _edited(change):
@@ -94,11 +94,6 @@ def _without_results(root: Path) -> Path:
     return path
 
 
-def _empty_folder(root: Path) -> Path:
-    (root / "empty").mkdir()
-    return root / "empty"
-
-
 def _a_file(root: Path) -> Path:
     (root / "results.json").write_text("{}")
     return root / "results.json"
@@ -120,7 +115,7 @@ BAD_FOLDERS = [
     ("a-json-list", _write("[1, 2]"), ["results.json: expected a JSON object, found list"]),
     ("empty-file", _write(""), ["results.json is not valid JSON"]),
     ("folder-without-results", _without_results, ["is not a run, sweep or verify directory", "holds no results.json"]),
-    ("empty-folder", _empty_folder, ["is not a run, sweep or verify directory"]),
+    ("empty-folder", _empty_dir, ["is not a run, sweep or verify directory"]),
     ("path-does-not-exist", lambda root: root / "nowhere", ["nowhere is not a directory"]),
     ("path-is-a-file", _a_file, ["results.json is not a directory"]),
     ("sweep-cell-with-a-word-for-accuracy", _sweep_with_a_bad_cell,
