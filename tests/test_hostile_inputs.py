@@ -40,6 +40,14 @@ def _zero_image_idx(folder: Path) -> str:
     return f"idx:{folder}"
 
 
+def _sweep_with_an_untrainable_cell(folder: Path) -> str:
+    """A sweep whose second cell's batch is larger than the training part, with drop_last."""
+    path = folder / "big-batches.toml"
+    path.write_text('name = "big-batches"\nbase = "mlp-relu-adam"\nbackends = ["numpy"]\n[set]\n"data.dataset" = "mnist-subset"\n'
+                    '"training.drop_last" = true\n[grid."training.batch_size"]\nsmall = 64\nhuge = 100000\n')
+    return str(path)
+
+
 def _a_file(folder: Path) -> str:
     path = folder / "afile"
     path.write_text("not a folder\n")
@@ -70,6 +78,7 @@ CASES = [
      "levels 1-4 probe whole batches"),
     ("verify-out-below-a-file", ["verify", "mlp-relu-adam", "--levels", "1", "--out", "{file}"], "is not a folder"),
     ("sweep-out-below-a-file", ["sweep", "study-activations", "--out", "{file}"], "is not a folder"),
+    ("sweep-untrainable-cell", ["sweep", "{sweep}"], "(training.batch_size=huge, seed=0, backend=numpy): training.batch_size: 100000"),
     ("defaults-unknown-entry", ["defaults", "foo"], "defaults: unknown entry foo; known: adadelta"),
 ]
 
@@ -80,7 +89,7 @@ def test_rejected_with_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch
     data = tmp_path / "data"
     data.mkdir()
     places = {"{csv}": lambda: _header_only_csv(data), "{idx}": lambda: _zero_image_idx(data), "{file}": lambda: _a_file(data),
-              "{data}": lambda: str(data)}
+              "{data}": lambda: str(data), "{sweep}": lambda: _sweep_with_an_untrainable_cell(data)}
     filled = []
     for arg in args:
         for placeholder, make in places.items():

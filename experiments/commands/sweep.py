@@ -4,8 +4,9 @@ import argparse
 
 from rich.console import Console
 
-from experiments.commands.checks import check_output_folder
+from experiments.commands.checks import check_output_folder, training_sizes
 from experiments.errors import UserError
+from experiments.spec import ExperimentSpec
 from experiments.store import check_store, store_path
 from experiments.sweep import expand_cells, load_sweep
 from experiments.sweep.display import SweepDisplay
@@ -31,8 +32,13 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     check_output_folder(args.out)
     store = store_path(args.out)
     check_store(store)
-    for name in dict.fromkeys(cell.spec["data"]["dataset"] for cell in cells):  # a missing dataset fails here, not in every cell
-        cell_dataset(name, args.data_dir, not args.no_download)
+    for cell in cells:  # a missing dataset or a split no cell could train on fails here, not in every cell
+        spec = ExperimentSpec.model_validate(cell.spec)
+        try:
+            training_sizes(spec, cell_dataset(spec.data.dataset, args.data_dir, not args.no_download))
+        except UserError as error:
+            factors = ", ".join(f"{k}={v}" for k, v in cell.factors.items())
+            raise UserError(f"sweep cell {cell.key} ({factors}): {error}") from None
     register_leftovers(args.out, store)
     directory = sweep_dir(args.out, sweep.name)
     console.print(f"sweep [bold]{sweep.name}[/bold]: {len(cells)} cells into {directory}, {args.workers} at a time, "
