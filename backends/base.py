@@ -148,11 +148,12 @@ def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, 
     return rates
 
 
-def check_gradients(gradients: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> None:
-    """apply_gradients' argument: exactly the trainable parameters, each with its canonical shape."""
-    missing, unexpected = sorted(set(shapes) - set(gradients)), sorted(set(gradients) - set(shapes))
+def check_names_and_shapes(what: str, arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> None:
+    """`what` (set_weights, apply_gradients) takes exactly the names of `shapes`, each array of its canonical shape;
+    checked before anything is copied, with the same words on every backend."""
+    missing, unexpected = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))
     if missing or unexpected:
-        raise ValueError(f"apply_gradients: missing {missing}, unexpected {unexpected}")
-    wrong = [f"{name} {np.shape(g)} (expected {shapes[name]})" for name, g in gradients.items() if tuple(np.shape(g)) != shapes[name]]
+        raise ValueError(f"{what}: missing {missing}, unexpected {unexpected}")
+    wrong = [f"{name} {np.shape(a)} (expected {shapes[name]})" for name, a in arrays.items() if tuple(np.shape(a)) != shapes[name]]
     if wrong:
-        raise ValueError("apply_gradients: wrong shapes " + ", ".join(wrong))
+        raise ValueError(f"{what}: wrong shapes " + ", ".join(wrong))

@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments, check_gradients  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments  # noqa: E402
 from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
@@ -311,8 +311,7 @@ class Trainer:
 
     def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         trainable = self._trainable()
-        check_gradients(gradients, {name: info.shape for name, info in trainable.items()})
-        grads = weights.from_canonical(gradients, trainable, self._dtype)["params"]
+        grads = weights.from_canonical(gradients, trainable, self._dtype, "apply_gradients")["params"]
         params, batch_stats, opt_state = self._state
         params, opt_state = self._apply(params, grads, opt_state, jnp.asarray(learning_rate, self._dtype))
         self._state = (params, batch_stats, opt_state)

@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.base import check_names_and_shapes
 from experiments.spec.plan import ParameterInfo
 
 # Flax keeps a dense kernel as (in, out), a conv kernel as (kh, kw, in, out) and flattens NHWC
@@ -57,19 +58,10 @@ def to_canonical(variables: dict[str, Any], info: dict[str, ParameterInfo]) -> d
     return out
 
 
-def from_canonical(weights: dict[str, np.ndarray], info: dict[str, ParameterInfo], dtype: np.dtype) -> dict[str, Any]:
-    """The Flax variable tree (NumPy copies cast to dtype) of canonical weights, checked first.
-
-    Raises ValueError, before anything is converted, if a name is missing or unknown or a
-    shape differs from the plan's.
-    """
-    missing, unknown = sorted(info.keys() - weights.keys()), sorted(weights.keys() - info.keys())
-    if missing or unknown:
-        raise ValueError(f"canonical weights: missing {missing}, unknown {unknown}")
-    wrong = {name: np.shape(weights[name]) for name in info if tuple(np.shape(weights[name])) != info[name].shape}
-    if wrong:
-        raise ValueError("canonical weights with wrong shapes: " + ", ".join(
-            f"{name} {shape} (expected {info[name].shape})" for name, shape in wrong.items()))
+def from_canonical(weights: dict[str, np.ndarray], info: dict[str, ParameterInfo], dtype: np.dtype, what: str = "set_weights") -> dict[str, Any]:
+    """The Flax variable tree (NumPy copies cast to dtype) of canonical weights, checked first (backends.base's one
+    check, in the words of `what`, the method that was called)."""
+    check_names_and_shapes(what, weights, {name: item.shape for name, item in info.items()})
     variables: dict[str, Any] = {}
     for name in info:
         collection, module, variable = location(name)

@@ -10,7 +10,7 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments, check_gradients  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import keras, tf  # noqa: E402
 from backends.keras.losses import make_loss  # noqa: E402
@@ -156,16 +156,8 @@ class Trainer:
         return {name: np.array(v.numpy(), copy=True) for name, v in self._variables.items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        missing = sorted(set(self._info) - set(weights))
-        unknown = sorted(set(weights) - set(self._info))
-        if missing or unknown:
-            raise ValueError(f"set_weights: missing {missing}, unknown {unknown} (no weight was changed)")
-        arrays = {}
-        for name, info in self._info.items():
-            array = np.asarray(weights[name])
-            if array.shape != info.shape:
-                raise ValueError(f"set_weights: {name} has shape {array.shape}, expected {info.shape} (no weight was changed)")
-            arrays[name] = array.astype(self.spec.dtype)
+        check_names_and_shapes("set_weights", weights, {name: info.shape for name, info in self._info.items()})
+        arrays = {name: np.asarray(weights[name]).astype(self.spec.dtype) for name in self._info}
         for name, array in arrays.items():
             self._variables[name].assign(array)
 
@@ -363,7 +355,7 @@ class Trainer:
         return float(loss.numpy()), {name: g.numpy() for name, g in zip(self._trainable_names, grads)}
 
     def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
-        check_gradients(gradients, {name: self._info[name].shape for name in self._trainable_names})
+        check_names_and_shapes("apply_gradients", gradients, {name: self._info[name].shape for name in self._trainable_names})
         self.optimizer.rate.assign(float(learning_rate))
         self.optimizer.apply([tf.constant(np.asarray(gradients[name]), dtype=self.dtype) for name in self._trainable_names],
                              [self._variables[name] for name in self._trainable_names])

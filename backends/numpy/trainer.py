@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from backends.base import StepStats, check_epoch_arguments, check_gradients
+from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
@@ -41,11 +41,7 @@ class Trainer:
         return {name: value.copy() for name, value in self.weights.items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        if set(weights) != set(self.info):
-            raise ValueError(f"weight names differ: missing {sorted(set(self.info) - set(weights))}, unexpected {sorted(set(weights) - set(self.info))}")
-        for name, value in weights.items():
-            if tuple(np.shape(value)) != self.info[name].shape:
-                raise ValueError(f"{name}: shape {np.shape(value)} != {self.info[name].shape}")
+        check_names_and_shapes("set_weights", weights, {name: info.shape for name, info in self.info.items()})
         self.weights = {name: np.array(value, dtype=self.dtype) for name, value in weights.items()}
 
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -91,7 +87,7 @@ class Trainer:
         return {name: {slot: state[slot].copy() for slot in slots} for name, state in self.optimizer.state.items()}
 
     def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
-        check_gradients(gradients, {name: self.info[name].shape for name in self.trainable})
+        check_names_and_shapes("apply_gradients", gradients, {name: self.info[name].shape for name in self.trainable})
         trainable = {k: self.weights[k] for k in self.trainable}
         self.optimizer.step(trainable, {k: np.asarray(g, self.dtype) for k, g in gradients.items()}, float(learning_rate))
         self.weights.update(trainable)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backends.base import StepStats, check_epoch_arguments, check_gradients
+from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes
 from backends.torch import weights as W
 from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
@@ -225,7 +225,7 @@ class Trainer:
 
     def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         trainable = [slot for slot in self.slots if slot.tensor.requires_grad]
-        check_gradients(gradients, {slot.name: slot.shape for slot in trainable})
+        check_names_and_shapes("apply_gradients", gradients, {slot.name: slot.shape for slot in trainable})
         for slot in trainable:
             slot.tensor.grad = slot.from_canonical(torch.tensor(np.asarray(gradients[slot.name]), dtype=self.dtype)).contiguous()
         for group in self.optimizer.param_groups:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from backends.base import check_names_and_shapes
 from experiments.spec import plan as P
 
 Layout = Callable[[torch.Tensor], torch.Tensor]
@@ -84,13 +85,8 @@ def get_weights(slots: list[Slot]) -> dict[str, np.ndarray]:
 def set_weights(slots: list[Slot], weights: dict[str, np.ndarray], dtype: torch.dtype) -> None:
     """Copy canonical arrays into the slots; names and shapes are all checked before anything is copied."""
     expected = {s.name: s.shape for s in slots}
-    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"set_weights: missing {missing}, unexpected {unexpected}")
+    check_names_and_shapes("set_weights", weights, expected)
     arrays = {name: np.asarray(weights[name]) for name in expected}
-    wrong = {name: a.shape for name, a in arrays.items() if tuple(a.shape) != expected[name]}
-    if wrong:
-        raise ValueError("set_weights: wrong shapes " + ", ".join(f"{n} {s} (expected {expected[n]})" for n, s in wrong.items()))
     tensors = {name: torch.tensor(a, dtype=dtype) for name, a in arrays.items()}  # converted before any copy
     with torch.no_grad():
         for s in slots:
