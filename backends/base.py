@@ -157,3 +157,22 @@ def check_names_and_shapes(what: str, arrays: dict[str, np.ndarray], shapes: dic
     wrong = [f"{name} {np.shape(a)} (expected {shapes[name]})" for name, a in arrays.items() if tuple(np.shape(a)) != shapes[name]]
     if wrong:
         raise ValueError(f"{what}: wrong shapes " + ", ".join(wrong))
+
+
+def check_eval_arguments(what: str, x: np.ndarray, y: np.ndarray | None, batch_size: int) -> int:
+    """evaluate (y given) and predict_logits (y None) check their arguments the same way on every backend; returns N.
+
+    predict_logits of no images is an empty (0, C) array; evaluate needs at least one image (a mean of nothing is not
+    a loss) and as many labels as images; batch_size is at least 1."""
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"{what}: batch_size {batch_size!r}; must be a whole number of at least 1")
+    n = int(np.shape(x)[0])
+    if y is not None and (n == 0 or n != int(np.shape(y)[0])):
+        raise ValueError(f"{what}: {n} images and {int(np.shape(y)[0])} labels; need the same, nonzero number")
+    return n
+
+
+def no_logits(plan, dtype) -> np.ndarray:
+    """predict_logits' answer for no images: an empty (0, C) array of the spec's dtype."""
+    return np.zeros((0, plan[-1].units), dtype=np.dtype(dtype))
+

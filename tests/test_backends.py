@@ -248,3 +248,23 @@ def test_float32_cnn_train_mode_gradients_match_the_oracle(backend):
         results[name] = trainer.loss_and_gradients(x, y, noise)[1]
     worst = max((relative_error(results[backend][k], results["numpy"][k]), k) for k in results["numpy"])
     assert worst[0] <= tolerance("gradients", "float32"), worst
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluate_and_predict_check_their_arguments_alike(backend):
+    """Every backend: no images predict to an empty (0, C) array; evaluate refuses no images, a count mismatch and a
+    batch size below 1 with the same words (backends.base.check_eval_arguments)."""
+    trainer, _ = make_trainer(backend, "mlp-relu-adam", "float32")
+    x, y = np.zeros((4, 28, 28, 1), np.float32), np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    empty = trainer.predict_logits(x[:0], 100)
+    assert empty.shape == (0, 10) and empty.dtype == np.float32
+    for args, message in [((x[:0], y[:0], 100), "evaluate: 0 images and 0 labels; need the same, nonzero number"),
+                          ((x, y[:3], 100), "evaluate: 4 images and 3 labels; need the same, nonzero number"),
+                          ((x, y, 0), "evaluate: batch_size 0; must be a whole number of at least 1")]:
+        with pytest.raises(ValueError) as raised:
+            trainer.evaluate(*args)
+        assert str(raised.value) == message
+    with pytest.raises(ValueError) as raised:
+        trainer.predict_logits(x, 0)
+    assert str(raised.value) == "predict_logits: batch_size 0; must be a whole number of at least 1"
+    assert trainer.predict_logits(x, 3).shape == (4, 10)  # a last partial batch

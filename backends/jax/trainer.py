@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, no_logits  # noqa: E402
 from backends.jax import losses, optimizers, weights  # noqa: E402
 from backends.jax.model import PlanModel  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
@@ -280,6 +280,7 @@ class Trainer:
         return StepStats(loss, correct)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        check_eval_arguments("evaluate", x, y, batch_size)
         x, y = self._inputs(x, y)
         variables = self._variables()
         outputs = [self._evaluate(variables, xb, yb) for xb, yb in zip(_split(x, batch_size), _split(y, batch_size))]
@@ -288,6 +289,8 @@ class Trainer:
         return float(loss.mean()), float(correct.mean())
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        if check_eval_arguments("predict_logits", x, None, batch_size) == 0:
+            return no_logits(self._plan, self._dtype)
         x = self._inputs(x)[0]
         variables = self._variables()
         outputs = [self._logits(variables, xb) for xb in _split(x, batch_size)]

@@ -10,7 +10,7 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes  # noqa: E402
+from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, check_names_and_shapes, no_logits  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import keras, tf  # noqa: E402
 from backends.keras.losses import make_loss  # noqa: E402
@@ -381,10 +381,8 @@ class Trainer:
         return self._forward(x, training=False)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        n = check_eval_arguments("evaluate", x, y, batch_size)
         x, y = self._images(x), self._labels(y)
-        n = int(x.shape[0])
-        if n == 0 or n != int(y.shape[0]):
-            raise ValueError(f"evaluate: {n} images and {int(y.shape[0])} labels; need the same, nonzero number")
         total, correct = 0.0, 0
         for start in range(0, n, batch_size):
             loss_sum, hits = self._evaluate(x[start : start + batch_size], y[start : start + batch_size])
@@ -393,7 +391,8 @@ class Trainer:
         return total / n, correct / n
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        n = check_eval_arguments("predict_logits", x, None, batch_size)
+        if n == 0:
+            return no_logits(self.plan, self.spec.dtype)
         x = self._images(x)
-        n = int(x.shape[0])
-        parts = [self._predict(x[start : start + batch_size]).numpy() for start in range(0, n, batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), self.spec.dtype)
+        return np.concatenate([self._predict(x[start : start + batch_size]).numpy() for start in range(0, n, batch_size)])

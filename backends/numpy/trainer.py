@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes
+from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, check_names_and_shapes, no_logits
 from backends.numpy import layers
 from backends.numpy.forward import layer_params
 from backends.numpy.losses import correct_count, loss_and_gradient
@@ -110,11 +110,14 @@ class Trainer:
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         from backends.numpy.forward import forward
 
+        if check_eval_arguments("predict_logits", x, None, batch_size) == 0:
+            return no_logits(self.plan, self.dtype)
         return np.concatenate(
             [forward(self.plan, self.weights, x[i : i + batch_size], dtype=self.dtype) for i in range(0, len(x), batch_size)]
         )
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        check_eval_arguments("evaluate", x, y, batch_size)
         logits = self.predict_logits(x, batch_size)
         per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, self.dtype))
         return float(per_example.mean()), correct_count(logits, np.asarray(y)) / len(logits)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backends.base import StepStats, check_epoch_arguments, check_names_and_shapes
+from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, check_names_and_shapes, no_logits
 from backends.torch import weights as W
 from backends.torch.layers import PlanModel
 from backends.torch.losses import make_loss
@@ -260,9 +260,8 @@ class Trainer:
                 yield start, self.model(inputs[start : start + batch_size])
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        check_eval_arguments("evaluate", x, y, batch_size)
         targets = self._targets(y, np.asarray(x).shape[0])
-        if targets.shape[0] == 0:
-            raise ValueError("evaluate needs at least one sample")
         total_loss, total_correct = 0.0, 0
         for start, logits in self._eval_batches(x, batch_size):
             t = targets[start : start + logits.shape[0]]
@@ -272,7 +271,6 @@ class Trainer:
         return total_loss / n, total_correct / n
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        parts = [logits.numpy().copy() for _, logits in self._eval_batches(x, batch_size)]
-        if not parts:
-            return np.zeros((0, self.plan[-1].units), dtype=self.np_dtype)
-        return np.concatenate(parts).astype(self.np_dtype, copy=False)
+        if check_eval_arguments("predict_logits", x, None, batch_size) == 0:
+            return no_logits(self.plan, self.np_dtype)
+        return np.concatenate([logits.numpy().copy() for _, logits in self._eval_batches(x, batch_size)]).astype(self.np_dtype, copy=False)
