@@ -136,15 +136,25 @@ class Trainer(Protocol):
     # in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes.
 
 
-def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, loaded: bool) -> np.ndarray:
-    """Validate train_epoch's arguments the same way on every backend; returns the rates as float64."""
-    if not loaded:
+def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, num_samples: int | None) -> np.ndarray:
+    """Validate train_epoch's arguments the same way on every backend; returns the rates as float64.
+
+    num_samples: the size of the loaded training set (None: nothing loaded yet). Every batch is a non-empty 1-d
+    integer array of indices into it, all batches but the last of one length."""
+    if num_samples is None:
         raise RuntimeError("train_epoch: call load_training_data first")
     rates = np.asarray(learning_rates, dtype=np.float64)
     if rates.shape != (len(batches),):
         raise ValueError(f"train_epoch: {len(batches)} batches but learning_rates has shape {rates.shape}")
     if noise is not None and len(noise) != len(batches):
         raise ValueError(f"train_epoch: {len(batches)} batches but {len(noise)} noise dicts")
+    for step, batch in enumerate(map(np.asarray, batches)):
+        if batch.ndim != 1 or len(batch) == 0 or not np.issubdtype(batch.dtype, np.integer) \
+                or batch.min() < 0 or batch.max() >= num_samples:
+            raise ValueError(f"train_epoch: batch {step} is not a non-empty 1-d integer array of indices into the "
+                             f"{num_samples} training samples")
+    if any(len(batch) != len(batches[0]) for batch in batches[:-1]):
+        raise ValueError("train_epoch: all batches but the last must have the same length")
     return rates
 
 

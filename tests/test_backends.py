@@ -151,6 +151,14 @@ def test_train_epoch_rejects_bad_arguments(backend):
         trainer.train_epoch(batches, np.array([0.1]))
     with pytest.raises(ValueError, match="2 batches but 1 noise dicts"):
         trainer.train_epoch(batches, np.array([0.1, 0.1]), noise=[{}])
+    outside = "train_epoch: batch 1 is not a non-empty 1-d integer array of indices into the 8 training samples"
+    for bad in (np.arange(5, 9), np.arange(-1, 3), np.array([], dtype=np.int64), np.arange(4) + 0.0, np.arange(4).reshape(2, 2)):
+        with pytest.raises(ValueError) as raised:  # the same words on every backend
+            trainer.train_epoch([np.arange(4), bad], np.array([0.1, 0.1]))
+        assert str(raised.value) == outside, bad
+    with pytest.raises(ValueError) as raised:
+        trainer.train_epoch([np.arange(3), np.arange(4), np.arange(2)], np.array([0.1, 0.1, 0.1]))
+    assert str(raised.value) == "train_epoch: all batches but the last must have the same length"
 
 
 APPLY_STEPS_TOLERANCE = 1e-12

@@ -243,18 +243,12 @@ class Trainer:
                     noise: Sequence[dict] | None = None) -> StepStats:
         """noise: None (per-step keys), or one {noisy layer name: (B_i, ...)} dict per step, fed to
         the scan (stacked) or the per-step function as data."""
-        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
+        rates = check_epoch_arguments(batches, learning_rates, noise, None if self._x is None else len(self._x))
         batches = [np.asarray(batch) for batch in batches]
         if not batches:
             return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
         size = len(batches[0])
         full = len(batches) if len(batches[-1]) == size else len(batches) - 1
-        for batch in batches:
-            if batch.ndim != 1 or len(batch) == 0 or not np.issubdtype(batch.dtype, np.integer) \
-                    or batch.min() < 0 or batch.max() >= len(self._x):
-                raise ValueError(f"a batch must be a non-empty 1-d integer array of indices into the {len(self._x)} samples")
-        if any(len(batch) != size for batch in batches[:full]):
-            raise ValueError("all batches but the last must have the same length")
         if noise is not None:
             noise = [self._noise(step_noise, len(batch)) for step_noise, batch in zip(noise, batches)]
         indices = [batch.astype(np.int32) for batch in batches]

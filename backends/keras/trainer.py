@@ -282,7 +282,7 @@ class Trainer:
     def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise: Sequence[dict] | None = None) -> StepStats:
         """One step per batch (see backends.base); noise: None (the layers draw their own), or one
         dict per step {noisy layer name: (B, *input_shape)} of dropout masks and rrelu slopes."""
-        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
+        rates = check_epoch_arguments(batches, learning_rates, noise, None if self._x is None else int(self._x.shape[0]))
         if not batches:
             return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
         order = np.concatenate([np.asarray(b, dtype=np.int64).ravel() for b in batches])

@@ -93,7 +93,7 @@ class Trainer:
         self.weights.update(trainable)
 
     def train_epoch(self, batches, learning_rates, noise=None) -> StepStats:
-        learning_rates = check_epoch_arguments(batches, learning_rates, noise, self.x is not None)
+        learning_rates = check_epoch_arguments(batches, learning_rates, noise, None if self.x is None else len(self.x))
         losses, correct = [], []
         for step, (index, lr) in enumerate(zip(batches, learning_rates)):
             x, y = self.x[index], self.y[index]

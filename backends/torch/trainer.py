@@ -153,7 +153,7 @@ class Trainer:
                 module.noise = None
 
     def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise=None) -> StepStats:
-        rates = check_epoch_arguments(batches, learning_rates, noise, self._x is not None)
+        rates = check_epoch_arguments(batches, learning_rates, noise, None if self._x is None else int(self._x.shape[0]))
         losses = torch.empty(len(batches), dtype=torch.float64)
         correct = torch.empty(len(batches), dtype=torch.int64)
         self.model.train()
