@@ -9,6 +9,7 @@ from experiments.data import Dataset
 from experiments.data.split import validation_count
 from experiments.errors import UserError
 from experiments.spec import ExperimentSpec
+from experiments.store import check_store, store_path
 from experiments.store.paths import cannot_create_in
 
 
@@ -43,6 +44,14 @@ def check_output_folder(folder: Path, option: str = "--out") -> None:
     problem = cannot_create_in(folder)
     if problem:
         raise UserError(f"{option} {folder}: {problem}; give a folder you can write to (it is created if missing)")
+
+
+def check_out(out: Path) -> Path:
+    """--out can be created and written, and the results store in it reads end to end; returns the store's path."""
+    check_output_folder(out)
+    store = store_path(out)
+    check_store(store)
+    return store
 
 
 def training_sizes(spec: ExperimentSpec, dataset: Dataset) -> dict[str, int]:

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from experiments.cli import DEFAULT_OUT
-from experiments.commands.checks import check_output_folder, parse_backends, require_at_least, training_sizes
+from experiments.commands.checks import check_out, check_output_folder, parse_backends, require_at_least, training_sizes
 from experiments.data import load_dataset
 from experiments.errors import UserError
 from experiments.interrupt import Interrupted, stop_on_signals
@@ -29,7 +29,7 @@ from experiments.runner import SCRATCH, RunResult, run_experiment
 from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable, validate_spec
 from experiments.store.documents import read_run_document
-from experiments.store import StoreError, check_store, register_run, registration_failed_message, store_path
+from experiments.store import StoreError, register_run, registration_failed_message, store_path
 from experiments.support import missing_support
 from experiments.unfinished import RunInUse, RunLock, register_leftovers
 
@@ -141,9 +141,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     backends = parse_backends(args.backends)
     spec = load_spec(args.experiment, _overrides(args))
     require_trainable(spec)
-    check_output_folder(out)
-    store = store_path(out)
-    check_store(store)
+    store = check_out(out)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     sizes = training_sizes(spec, dataset)
     skipped = _unsupported(backends, spec)
@@ -187,8 +185,7 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
     if not todo:
         raise UserError(f"--resume {run_dir}: every backend finished ok; nothing to resume")
     check_output_folder(run_dir)
-    store = store_path(run_dir.parent)
-    check_store(store)
+    store = check_out(run_dir.parent)
     dataset = load_dataset(spec.data.dataset, args.data_dir, download=not args.no_download)
     if document["dataset"].get("sha256") != dataset.record.sha256:
         raise UserError(f"--resume {run_dir}: the dataset found now ({dataset.name}, {dataset.record.source}) is not the "

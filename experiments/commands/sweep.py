@@ -4,10 +4,9 @@ import argparse
 
 from rich.console import Console
 
-from experiments.commands.checks import check_output_folder, training_sizes
+from experiments.commands.checks import check_out, training_sizes
 from experiments.errors import UserError
 from experiments.spec import ExperimentSpec
-from experiments.store import check_store, store_path
 from experiments.sweep import expand_cells, load_sweep
 from experiments.sweep.display import SweepDisplay
 from experiments.sweep.local import run_sweep, sweep_dir
@@ -29,9 +28,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{len(cells)} cells", highlight=False)
         return 0
     threads = args.threads or max(1, (args.cpu_count or 1) // args.workers)
-    check_output_folder(args.out)
-    store = store_path(args.out)
-    check_store(store)
+    store = check_out(args.out)
     for cell in cells:  # a missing dataset or a split no cell could train on fails here, not in every cell
         spec = ExperimentSpec.model_validate(cell.spec)
         try:

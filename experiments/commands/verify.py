@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.commands.checks import (
-    check_output_folder, parse_backends, require_at_least, require_positive_finite, training_sizes,
+    check_out, parse_backends, require_at_least, require_positive_finite, training_sizes,
 )
 from experiments.data import load_dataset, split_train_validation, to_model_inputs
 from experiments.data.tasks import binary_targets, task_labels
@@ -24,7 +24,7 @@ from experiments.progress import TerminalDisplay
 from experiments.results import atomic_write_text, folder_name, new_run_dir
 from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable
-from experiments.store import check_store, register_run, store_path
+from experiments.store import register_run, store_path
 from experiments.unfinished import register_leftovers
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
@@ -239,9 +239,7 @@ def _matrix_command(args: argparse.Namespace, backends: list[str], console: Cons
 
 def _check_out(out: Path) -> None:
     """--out can be written, its store is usable, and runs a killed command left unregistered are registered."""
-    check_output_folder(out)
-    check_store(store_path(out))
-    register_leftovers(out, store_path(out))
+    register_leftovers(out, check_out(out))
 
 
 def verify_command(args: argparse.Namespace, console: Console) -> int:
