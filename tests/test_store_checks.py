@@ -4,8 +4,10 @@ fails after training."""
 
 import json
 import shlex
+import signal
 import sqlite3
 import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -241,3 +243,31 @@ def test_registration_failed_message_names_a_verify_document(tmp_path):
     message = registration_failed_message(run_dir, tmp_path / "results.sqlite", OSError("disk full"))
     assert message.startswith(f"{run_dir / 'verify.json'} kept but not registered in {tmp_path / 'results.sqlite'}: disk full;")
 
+
+
+KILLED_WRITER = """
+import os, signal, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA cache_size = 1")  # dirty pages spill to the store file before the commit
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("DELETE FROM runs")
+connection.execute("CREATE TABLE half_written (blob)")
+for _ in range(300):
+    connection.execute("INSERT INTO half_written VALUES (randomblob(2000))")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_write_killed_mid_transaction_is_rolled_back_before_the_store_is_checked_or_read(tmp_path, run_document):
+    """SIGKILL inside a write transaction leaves a hot journal; a read-only open cannot undo it ("attempt to write a
+    readonly database"), which made the next sweep refuse the store as read-only. The check and the reads roll it
+    back first, and the committed runs are all there."""
+    db_path = _registered_store(tmp_path, run_document)
+    before = sorted((row["run_id"], row["backend"]) for row in load_runs(db_path).to_dict("records"))
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(db_path)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(f"{db_path}-journal").exists(), "the kill must leave a hot journal"
+    check_store(db_path)
+    assert not Path(f"{db_path}-journal").exists()
+    assert sorted((row["run_id"], row["backend"]) for row in load_runs(db_path).to_dict("records")) == before
+    assert _quick_check(db_path) == ["ok"]

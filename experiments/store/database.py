@@ -103,12 +103,34 @@ def check_store(db_path: Path) -> None:
         _check_schema(connection, db_path)
 
 
+def _roll_back_unfinished_write(db_path: Path) -> None:
+    """A writer killed mid-transaction leaves a journal beside the store ("hot": SQLite must undo it before anyone
+    reads). A read-only connection cannot undo it and fails with "attempt to write a readonly database", so the
+    store is first opened for writing and read once, which makes SQLite roll the unfinished write back (the
+    previous committed state returns; nothing else is written). StoreError when the store cannot be written."""
+    if not os.path.lexists(f"{db_path}-journal"):
+        return
+    try:
+        connection = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise StoreError(f"results store {db_path}: a killed write left its journal ({db_path.name}-journal), and "
+                         f"rolling it back failed ({error}); open the store once with write access "
+                         f"(sqlite3 {db_path.name} 'PRAGMA quick_check') and try again") from None
+
+
 @contextmanager
 def connect(db_path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
-    """An autocommit connection (transactions are explicit) with the busy timeout; SQLite errors become StoreError."""
+    """An autocommit connection (transactions are explicit) with the busy timeout; SQLite errors become StoreError.
+    A read-only connection first rolls back a killed writer's unfinished transaction (_roll_back_unfinished_write)."""
     db_path = Path(db_path)
     if read_only and not db_path.is_file():
         raise StoreError(f"results store {db_path}: no such file; register runs first")
+    if read_only:
+        _roll_back_unfinished_write(db_path)
     target, uri = (db_path.resolve().as_uri() + "?mode=ro", True) if read_only else (str(db_path), False)
     try:
         connection = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri)
