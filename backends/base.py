@@ -49,10 +49,14 @@ class attributes) so a version change shows up; `python -m backends.<name>.defau
 them as JSON.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from experiments.catalog import OPTIMIZERS
+from experiments.spec.plan import noisy_layers, parameter_info
 
 
 @dataclass(frozen=True)
@@ -67,73 +71,211 @@ class StepStats:
     correct: np.ndarray
 
 
-class Trainer(Protocol):
-    """One model and its optimizer state, built from a spec and its layer plan."""
+def correct_count(logits: np.ndarray, y: np.ndarray) -> int:
+    """Samples classified correctly: (logit > 0) == (y > 0.5) with one output, argmax(logits) == argmax(y) else."""
+    logits, y = np.asarray(logits), np.asarray(y)
+    if logits.shape[-1] == 1:
+        return int(np.sum((logits[:, 0] > 0) == (y[:, 0] > 0.5)))
+    return int(np.sum(np.argmax(logits, axis=-1) == np.argmax(y, axis=-1)))
+
+
+class Trainer(ABC):
+    """One model and its optimizer state, built from a spec and its layer plan.
+
+    This class is the framework-neutral half of every backend: it checks every argument (same
+    failure, same words on every backend), derives what the plan fixes (parameter names and
+    shapes, trainable names, noisy layers), counts optimizer steps, and runs the evaluate and
+    predict loops, summing losses in float64 and counting correct predictions with NumPy. A
+    backend subclasses it and writes only the framework's half, the `_`-prefixed methods, which
+    receive checked NumPy arrays in spec.dtype:
+        _set_weights, _load_training_data, _train_epoch, _eval_batches, _layer_outputs,
+        _loss_and_gradients, _optimizer_state, _apply_gradients
+    plus versions, settings, parameter_count and get_weights. `noise` reaches a hook as None or
+    {noisy layer name: (N, *input_shape) array} in plan order: for Dropout the multiplier
+    (0 or 1 / (1 - rate)), for an rrelu Activation the slopes.
+
+    Attributes a backend may read: spec, plan, threads, dtype (NumPy), info (parameter_info),
+    trainable_names, noisy_layers, steps_done, num_samples (None until data is loaded).
+    """
 
     def __init__(self, spec, plan, threads: int) -> None:
-        """Build the model and optimizer; seed the framework's RNGs from spec.seed; set threads."""
+        """Check what every backend needs from the spec; the subclass then builds the model and optimizer, seeds
+        the framework's RNGs from spec.seed and sets threads."""
+        if spec.optimizer.name not in OPTIMIZERS:
+            raise ValueError(f"optimizer {spec.optimizer.name!r}: not in the catalog ({', '.join(OPTIMIZERS)})")
+        self.spec, self.plan, self.threads = spec, tuple(plan), threads
+        self.dtype = np.dtype(spec.dtype)
+        self.info = parameter_info(self.plan)
+        self.trainable_names = tuple(name for name, info in self.info.items() if info.trainable)
+        self.noisy_layers = noisy_layers(self.plan)
+        self.steps_done = 0  # optimizer steps taken; optimizer_state is {} before the first
+        self.num_samples: int | None = None
 
+    # -- the framework's half ------------------------------------------------------------------
+    @abstractmethod
     def versions(self) -> dict[str, str]:
         """Versions of the framework packages in use, e.g. {"torch": "2.13.0"}."""
 
+    @abstractmethod
     def settings(self) -> dict[str, object]:
         """Thread, determinism and device settings actually applied (for provenance)."""
 
+    @abstractmethod
     def parameter_count(self) -> int:
         """Trainable scalars, counted from the framework's own parameters."""
 
+    @abstractmethod
     def get_weights(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer, by canonical name, in canonical layout, as NumPy."""
 
+    @abstractmethod
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load every canonical array (names and shapes checked); the optimizer state is kept."""
+
+    @abstractmethod
+    def _load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep the checked training set where the steps read it."""
+
+    @abstractmethod
+    def _train_epoch(self, batches: list[np.ndarray], rates: np.ndarray, noise: list[dict] | None) -> StepStats:
+        """One step per batch (int64 indices into the training set; at least one batch) at rates[i] (float64)."""
+
+    @abstractmethod
+    def _eval_batches(self, x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Eval-mode logits (N, C) of x, run batch_size samples at a time, and with y the framework's per-sample
+        loss (N,) in spec.dtype (None without y). N >= 1."""
+
+    @abstractmethod
+    def _layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode output of every plan layer, canonical layout."""
+
+    @abstractmethod
+    def _loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None) -> tuple[float, dict[str, np.ndarray]]:
+        """Train-mode mean loss and the gradient of every trainable parameter; changes nothing."""
+
+    @abstractmethod
+    def _optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per trainable parameter, the catalog's state_slots of the formula (called after the first step only)."""
+
+    @abstractmethod
+    def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        """One optimizer update with checked gradients, through the training optimizer (clipping included)."""
+
+    # -- the neutral half: the contract ----------------------------------------------------------
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Load canonical weights; asserts identical names and shapes before copying anything."""
+        """Load canonical weights; names and shapes are checked before anything is copied."""
+        check_names_and_shapes("set_weights", weights, {name: info.shape for name, info in self.info.items()})
+        self._set_weights({name: np.asarray(weights[name], dtype=self.dtype) for name in self.info})
 
     def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         """Keep the training set (x (N, 28, 28, 1), y one-hot (N, C)) where the steps read it."""
+        x = self.images("load_training_data", x)
+        y = self.targets("load_training_data", y, len(x))
+        self._load_training_data(x, y)
+        self.num_samples = len(x)
 
-    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray) -> StepStats:
+    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray,
+                    noise: Sequence[dict] | None = None) -> StepStats:
         """One optimizer step per batch of training-set indices, in the given order.
 
-        All batches have the same length except possibly the last. learning_rates[i] (float64)
-        is the rate of step i, already scheduled by the runner.
-        """
+        All batches have the same length except possibly the last. learning_rates[i] (float64) is the rate of
+        step i, already scheduled by the runner. noise: None (the framework draws its own), or one dict per step
+        as in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes."""
+        rates = check_epoch_arguments(batches, learning_rates, noise, self.num_samples)
+        if not len(batches):
+            return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
+        batches = [np.asarray(batch, dtype=np.int64) for batch in batches]
+        if noise is not None:
+            noise = [self.noise_arrays(f"train_epoch step {step}", values, len(batch))
+                     for step, (values, batch) in enumerate(zip(noise, batches))]
+        stats = self._train_epoch(batches, rates, noise)
+        self.steps_done += len(batches)
+        return StepStats(np.asarray(stats.loss, dtype=np.float64), np.asarray(stats.correct, dtype=np.int64))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-        """(mean loss, accuracy) over all samples in eval mode (running statistics, no dropout)."""
+        """(mean loss, accuracy) over all samples in eval mode (running statistics, no dropout); the per-sample
+        losses are summed in float64 whatever spec.dtype is."""
+        n = check_eval_arguments("evaluate", x, y, batch_size)
+        x = self.images("evaluate", x)
+        y = self.targets("evaluate", y, n)
+        logits, losses = self._eval_batches(x, y, int(batch_size))
+        return float(np.sum(losses, dtype=np.float64)) / n, correct_count(logits, y) / n
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        """Eval-mode logits (N, C) in spec.dtype."""
+        """Eval-mode logits (N, C) in spec.dtype; an empty (0, C) array for no images."""
+        if check_eval_arguments("predict_logits", x, None, batch_size) == 0:
+            return np.zeros((0, self.plan[-1].units), dtype=self.dtype)
+        logits, _ = self._eval_batches(self.images("predict_logits", x), None, int(batch_size))
+        return np.asarray(logits).astype(self.dtype, copy=False)
 
-    # The parity ladder (mnist-parity verify) also needs these five:
+    # The parity ladder (mnist-parity verify) also needs these:
 
     def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Eval-mode output of every plan layer, keyed by plan layer name, in spec.dtype and the
         canonical channels-last layout: (N, H, W, C) images, flatten outputs in (H, W, C) order."""
+        return self._layer_outputs(self.images("layer_outputs", x))
 
     def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
         """Train-mode mean loss and d loss / d parameter for every trainable parameter (canonical
         names and layouts), changing nothing (no update, batch-norm running statistics untouched).
 
         noise: None (the framework draws its own), or {plan layer name: array} giving every noisy
-        layer's values for this batch, canonical layout, shape (N, *layer.input_shape):
-        for Dropout the multiplier (0 or 1 / (1 - rate)), for an rrelu Activation the slopes.
-        """
+        layer's values for this batch, canonical layout, shape (N, *layer.input_shape)."""
+        x = self.images("loss_and_gradients", x)
+        y = self.targets("loss_and_gradients", y, len(x))
+        if noise is not None:
+            noise = self.noise_arrays("loss_and_gradients", noise, len(x))
+        loss, gradients = self._loss_and_gradients(x, y, noise)
+        return float(loss), gradients
 
     def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
-        """The optimizer's state per trainable parameter (canonical name and layout), with slots
-        named as in backends/numpy/optimizers.py and only the slots the formula uses:
-        sgd/momentum/nesterov "momentum" (when momentum > 0); adagrad "sum"; rmsprop "square",
-        "mean" (centered only), "momentum" (momentum > 0 only); adam/adamw/nadam "m", "v";
-        adadelta "square", "delta"; adamax "m", "u". Empty before the first step."""
+        """The optimizer's state per trainable parameter (canonical name and layout), with only the slots the
+        formula uses, named by experiments.catalog.optimizers.state_slots. Empty before the first step."""
+        return {} if self.steps_done == 0 else self._optimizer_state()
 
     def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         """One optimizer update with the given gradients (every trainable parameter, canonical
         names and layouts): what a train step does after backpropagation, through the same
         optimizer object and state, clipping included. Nothing else changes (no forward, so the
         batch-norm running statistics stay); optimizer_state() reports the state after it."""
+        check_names_and_shapes("apply_gradients", gradients, {name: self.info[name].shape for name in self.trainable_names})
+        self._apply_gradients({name: np.asarray(gradients[name], dtype=self.dtype) for name in self.trainable_names},
+                              float(learning_rate))
+        self.steps_done += 1
 
-    # and train_epoch(batches, learning_rates, noise=None): noise None, or one dict per step as
-    # in loss_and_gradients, so every backend sees the same dropout masks and rrelu slopes.
+    # -- checks --------------------------------------------------------------------------------
+    def images(self, what: str, x) -> np.ndarray:
+        """x as an (N, H, W, C) array of spec.dtype with the plan's input shape; ValueError otherwise."""
+        x = np.asarray(x)
+        expected = tuple(self.plan[0].input_shape)
+        if x.ndim != 1 + len(expected) or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"{what}: images of shape {x.shape}; expected (N, {', '.join(map(str, expected))})")
+        return x.astype(self.dtype, copy=False)
+
+    def targets(self, what: str, y, n: int) -> np.ndarray:
+        """y as an (n, C) array of spec.dtype: one-hot, or 0/1 for a binary task (C = 1); ValueError otherwise."""
+        y = np.asarray(y)
+        units = self.plan[-1].units
+        if y.shape != (n, units):
+            kind = f"(N, 1) of 0/1" if units == 1 else f"one-hot (N, {units})"
+            raise ValueError(f"{what}: labels of shape {y.shape} for {n} images; expected {kind}")
+        return y.astype(self.dtype, copy=False)
+
+    def noise_arrays(self, what: str, noise, n: int) -> dict[str, np.ndarray]:
+        """One step's noise checked against the plan: a value for every noisy layer and nothing else, each of shape
+        (n, *input_shape); returned in plan order as spec.dtype arrays."""
+        if not isinstance(noise, dict):
+            raise TypeError(f"{what}: noise must be a dict {{layer name: array}}, got {type(noise).__name__}")
+        expected = [layer.name for layer in self.noisy_layers]
+        if set(noise) != set(expected):
+            raise ValueError(f"{what}: noise for layers {sorted(noise)}; the plan's noisy layers are {expected}")
+        arrays = {}
+        for layer in self.noisy_layers:
+            values, shape = np.asarray(noise[layer.name]), (n, *layer.input_shape)
+            if values.shape != shape:
+                raise ValueError(f"{what}: noise {layer.name} has shape {values.shape}; expected {shape}")
+            arrays[layer.name] = values.astype(self.dtype, copy=False)
+        return arrays
 
 
 def check_epoch_arguments(batches: Sequence[np.ndarray], learning_rates, noise, num_samples: int | None) -> np.ndarray:
@@ -182,7 +324,5 @@ def check_eval_arguments(what: str, x: np.ndarray, y: np.ndarray | None, batch_s
     return n
 
 
-def no_logits(plan, dtype) -> np.ndarray:
-    """predict_logits' answer for no images: an empty (0, C) array of the spec's dtype."""
+def no_logits(plan, dtype) -> np.ndarray:  # TEMPORARY until every backend subclasses Trainer
     return np.zeros((0, plan[-1].units), dtype=np.dtype(dtype))
-

@@ -8,7 +8,7 @@ are U(lower, upper) per element. Shapes are (N, *layer.input_shape), channels-la
 
 import numpy as np
 
-from experiments.spec import plan as P
+from experiments.spec.plan import Dropout, noisy_layers
 
 NOISE_STREAM = 3
 
@@ -20,15 +20,11 @@ def noise_generator(seed: int) -> np.random.Generator:
 def draw_noise(plan: tuple, rng: np.random.Generator, batch: int, dtype: str) -> dict[str, np.ndarray]:
     """One step's noise for every noisy layer of the plan, drawn in plan order."""
     noise = {}
-    for layer in plan:
-        if isinstance(layer, P.Dropout):
+    for layer in noisy_layers(plan):
+        if isinstance(layer, Dropout):
             keep = rng.random((batch, *layer.input_shape)) >= layer.rate
             noise[layer.name] = (keep / (1.0 - layer.rate)).astype(dtype)
-        elif isinstance(layer, P.Activation) and layer.activation.name == "rrelu":
+        else:  # rrelu
             entry = layer.activation
             noise[layer.name] = rng.uniform(entry.lower, entry.upper, (batch, *layer.input_shape)).astype(dtype)
     return noise
-
-
-def has_noise(plan: tuple) -> bool:
-    return any(isinstance(l, P.Dropout) or (isinstance(l, P.Activation) and l.activation.name == "rrelu") for l in plan)

@@ -20,8 +20,8 @@ from backends.jax import ops  # noqa: E402
 from backends.jax.defaults import framework_defaults  # noqa: E402
 from backends.jax.model import ActivationLayer  # noqa: E402
 from backends.jax.trainer import Trainer  # noqa: E402
-from backends.numpy.forward import forward as oracle_forward  # noqa: E402
-from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
+from backends.numpy.model import forward as oracle_forward  # noqa: E402
+from backends.numpy.losses import make_loss as oracle_loss  # noqa: E402
 from backends.numpy import SUPPORTED as ORACLE_SUPPORTED  # noqa: E402
 from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
 from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, Activation  # noqa: E402
@@ -133,7 +133,7 @@ def test_losses_and_their_gradients_match_the_catalog(loss, output):
     z, y = rng.normal(0.0, 3.0, (6, 10)), np.eye(10)[rng.integers(0, 10, 6)]
     fn = jax_losses.per_example_loss(loss, output)
     per_example, gradient = jax.jit(lambda z, y: (fn(z, y), jax.grad(lambda z: jnp.mean(fn(z, y)))(z)))(z, y)
-    ref_per_example, ref_gradient = oracle_loss(loss, output.name, z, y)
+    ref_per_example, ref_gradient = oracle_loss(loss, output)(z, y)
     assert per_example.dtype == jnp.float64
     assert error(per_example, ref_per_example) <= 1e-13
     assert error(gradient, ref_gradient) <= 1e-13

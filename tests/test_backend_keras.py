@@ -21,8 +21,8 @@ from backends.keras.losses import make_loss  # noqa: E402
 from backends.keras.ops import activation_vjp, loss_vjp, optimizer_steps  # noqa: E402
 from backends.keras.optimizers import make_optimizer  # noqa: E402
 from backends.keras.trainer import Trainer  # noqa: E402
-from backends.numpy.forward import forward  # noqa: E402
-from backends.numpy.optimizers import used_slots  # noqa: E402
+from backends.numpy.model import forward  # noqa: E402
+from experiments.catalog.optimizers import state_slots
 from backends.numpy.trainer import Trainer as Oracle  # noqa: E402
 from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
 from experiments.catalog import Activation, Loss, Optimizer, OutputActivation  # noqa: E402
@@ -746,7 +746,7 @@ def test_one_noisy_step_matches_the_oracle_weights_and_optimizer_state(case):
     assert abs(stats.loss[0] - expected_stats.loss[0]) <= LADDER_TOL["gradients"] * max(abs(expected_stats.loss[0]), 1.0)
     np.testing.assert_array_equal(stats.correct, expected_stats.correct)
     assert_weights_match(trainer, oracle, LADDER_TOL["one_step"], case)
-    state, slots = trainer.optimizer_state(), used_slots(spec.optimizer)
+    state, slots = trainer.optimizer_state(), state_slots(spec.optimizer)
     trainable = {n for n, p in parameter_info(plan).items() if p.trainable}
     assert set(state) == trainable and all(tuple(state[n]) == slots for n in state), (slots, state[next(iter(state))].keys())
     for name in trainable:

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from backends.numpy.forward import forward as oracle_forward  # noqa: E402
+from backends.numpy.model import forward as oracle_forward  # noqa: E402
 from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
 from backends.torch import SUPPORTED  # noqa: E402
 from backends.torch import ops  # noqa: E402
@@ -16,7 +16,7 @@ from backends.torch.trainer import Trainer  # noqa: E402
 from backends.torch.optimizers import NAdam, make_optimizer  # noqa: E402
 from backends.torch.weights import draw  # noqa: E402
 from backends.numpy import ops as oracle_ops  # noqa: E402
-from backends.numpy.losses import loss_and_gradient as oracle_loss  # noqa: E402
+from backends.numpy.losses import make_loss as oracle_loss  # noqa: E402
 from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, Activation, Optimizer  # noqa: E402
 from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE  # noqa: E402
 from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
@@ -232,7 +232,7 @@ def test_losses_and_their_gradients_match_the_catalog(loss, output):
     zt = torch.tensor(z, requires_grad=True)
     per_example = make_loss(loss, output)(zt, torch.tensor(y))
     per_example.mean().backward()
-    ref_per_example, ref_gradient = oracle_loss(loss, output.name, z, y)
+    ref_per_example, ref_gradient = oracle_loss(loss, output)(z, y)
     assert per_example.dtype == torch.float64
     assert error(per_example.detach().numpy(), ref_per_example) <= 1e-13
     assert error(zt.grad.numpy(), ref_gradient) <= 1e-13

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backends import BACKENDS, load_trainer
-from backends.numpy.forward import forward
+from backends.numpy.model import forward
 from experiments.compare import relative_error
 from experiments.data import load_dataset, to_model_inputs
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count
@@ -237,7 +237,7 @@ def test_float32_cnn_train_mode_gradients_match_the_oracle(backend):
     """seed-cnn in float32 on the ladder's batch of 64 real digits with the oracle's initial weights and one set of dropout
     masks: every gradient within the ladder's float32 tolerance (torch's fused F.batch_norm missed
     it by 5.5e-2)."""
-    from backends.numpy.trainer import initial_weights
+    from experiments.spec.weights import initial_weights
     from experiments.noise import draw_noise, noise_generator
     from experiments.verify.tolerances import tolerance
 

@@ -12,7 +12,7 @@ NEUTRAL_MODULES = [
     "experiments.store", "experiments.sweep", "experiments.sweep.task", "experiments.commands.sweep",
     "experiments.report", "experiments.commands.report", "experiments.framework_defaults", "experiments.unfinished",
     "experiments.commands.checks", "experiments.spec.weights",
-    "backends", "backends.torch", "backends.keras", "backends.jax", "backends.numpy.forward",
+    "backends", "backends.base", "backends.torch", "backends.keras", "backends.jax", "backends.numpy.model",
 ]
 FRAMEWORKS = ["torch", "tensorflow", "keras", "jax", "flax", "optax"]
 

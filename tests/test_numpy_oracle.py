@@ -52,7 +52,7 @@ def test_gradients_match_finite_differences(case):
     x = rng.random((4, 28, 28, 1))
     y = np.eye(10)[rng.integers(0, 10, 4)]
     _, _, grads, _ = trainer.forward_backward(x, y, {})
-    for name in trainer.trainable:
+    for name in trainer.trainable_names:
         flat = [np.unravel_index(i, grads[name].shape) for i in rng.choice(grads[name].size, min(12, grads[name].size), replace=False)]
         analytic = np.array([grads[name][i] for i in flat])
         numeric = numeric_gradient(trainer, x, y, name, flat)
@@ -65,7 +65,7 @@ def test_max_pool_same_with_odd_size_routes_gradient_once():
     to the largest real input of its window, worked out here window by window; the padded row and
     column (-inf) never win even though every real input is negative; and the gradient is the
     central difference of sum(dy * y)."""
-    from backends.numpy import layers as numpy_layers
+    from backends.numpy import model as numpy_model
     from experiments.spec import plan as P
 
     layer = P.MaxPool2D(name="max_pool_0", input_shape=(7, 7, 2), output_shape=(4, 4, 2), where="test",
@@ -73,8 +73,8 @@ def test_max_pool_same_with_odd_size_routes_gradient_once():
     rng = np.random.default_rng(2)
     x = -1.0 - rng.permutation(2 * 7 * 7 * 2).reshape(2, 7, 7, 2) / 10.0  # distinct and all below the padding's 0
     dy = rng.normal(size=(2, 4, 4, 2))
-    y, cache = numpy_layers.forward(layer, {}, x, True, {})
-    dx, grads = numpy_layers.backward(layer, {}, cache, dy)
+    y, cache = numpy_model.layer_forward(layer, {}, x, True, {})
+    dx, grads = numpy_model.layer_backward(layer, {}, cache, dy)
     assert y.shape == (2, 4, 4, 2) and dx.shape == x.shape and grads == {}
     expected_y, expected_dx = np.zeros_like(y), np.zeros_like(x)
     for n in range(2):
@@ -93,8 +93,8 @@ def test_max_pool_same_with_odd_size_routes_gradient_once():
         up, down = x.copy(), x.copy()
         up[index] += STEP
         down[index] -= STEP
-        numeric[index] = (np.sum(dy * numpy_layers.forward(layer, {}, up, True, {})[0])
-                          - np.sum(dy * numpy_layers.forward(layer, {}, down, True, {})[0])) / (2 * STEP)
+        numeric[index] = (np.sum(dy * numpy_model.layer_forward(layer, {}, up, True, {})[0])
+                          - np.sum(dy * numpy_model.layer_forward(layer, {}, down, True, {})[0])) / (2 * STEP)
     error = relative_error(dx, numeric)
     assert error <= FINITE_DIFFERENCE_RTOL, f"max-pool gradient against central differences: {error:.2e}"
 

@@ -7,7 +7,7 @@ run in this process through the probe's own code and compared by the ladder's ow
 import numpy as np
 import pytest
 
-from backends.numpy import layers as numpy_layers
+from backends.numpy import model as numpy_model
 from backends.numpy import optimizers as numpy_optimizers
 from experiments.data import load_dataset, to_model_inputs
 from experiments.spec import build_plan, load_spec
@@ -67,14 +67,14 @@ def test_batch_norm_epsilon_fails_at_the_forward_level_naming_the_batch_norm(dat
 
 def _flatten_channels_first(monkeypatch):
     """torch's (C, H, W) flatten order where the canonical order is (H, W, C)."""
-    forward = numpy_layers.forward
+    forward = numpy_model.layer_forward
 
     def planted(layer, params, x, train, noise):
         if isinstance(layer, P.Flatten):
             return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1), x.shape
         return forward(layer, params, x, train, noise)
 
-    monkeypatch.setattr(numpy_layers, "forward", planted)
+    monkeypatch.setattr(numpy_model, "layer_forward", planted)
 
 
 def test_wrong_flatten_order_fails_at_the_forward_level_naming_the_flatten(data_path, tmp_path):

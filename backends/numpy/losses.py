@@ -43,8 +43,13 @@ def log_probabilities(output: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarra
     raise KeyError(f"categorical losses need a softmax, sigmoid or linear output, not {output!r}")
 
 
-def loss_and_gradient(loss, output: str, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example losses (N,) and d(mean loss)/dz (N, C)."""
+def make_loss(loss, output_activation):
+    """The loss of the catalog entry through the output activation entry, as a function (z, y) -> (per-example
+    losses (N,), d(mean loss)/dz (N, C)); the backward is written by hand."""
+    return lambda z, y: _loss_and_gradient(loss, output_activation.name, z, y)
+
+
+def _loss_and_gradient(loss, output: str, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, classes = z.shape
     if loss.name in ("categorical_crossentropy", "kl_divergence"):
         target = (1.0 - loss.label_smoothing) * y + loss.label_smoothing / classes
@@ -71,10 +76,3 @@ def loss_and_gradient(loss, output: str, z: np.ndarray, y: np.ndarray) -> tuple[
             return per_example, g
         raise KeyError(f"mse cannot train through the forward-only output {output!r}")
     raise KeyError(f"the NumPy backend has no loss {loss.name!r}")
-
-
-def correct_count(logits: np.ndarray, y: np.ndarray) -> int:
-    """argmax agreement for several outputs; (logit > 0) == (y > 0.5) for a single output."""
-    if logits.shape[-1] == 1:
-        return int(np.sum((logits > 0) == (y > 0.5)))
-    return int(np.sum(logits.argmax(-1) == y.argmax(-1)))

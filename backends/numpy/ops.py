@@ -3,8 +3,8 @@
 import numpy as np
 
 from backends.numpy.activations import activation_vjp as _activation_vjp
-from backends.numpy.losses import loss_and_gradient
-from backends.numpy.optimizers import OPTIMIZERS
+from backends.numpy.losses import make_loss
+from backends.numpy.optimizers import make_optimizer
 
 
 def activation_vjp(entry, x, cotangent, dtype, params=None, training=False, seed=0):
@@ -20,14 +20,14 @@ def activation_vjp(entry, x, cotangent, dtype, params=None, training=False, seed
 
 def loss_vjp(loss, output_activation, z, y, dtype):
     """(mean loss, d mean loss / dz)."""
-    per_example, gradient = loss_and_gradient(loss, output_activation.name, np.asarray(z, dtype), np.asarray(y, dtype))
+    per_example, gradient = make_loss(loss, output_activation)(np.asarray(z, dtype), np.asarray(y, dtype))
     return float(per_example.mean()), gradient
 
 
 def optimizer_steps(optimizer, params, grads, learning_rates, dtype):
     """The parameters after each of len(grads) steps."""
     current = {k: np.array(v, dtype=dtype) for k, v in params.items()}
-    rule = OPTIMIZERS[optimizer.name](optimizer, current)
+    rule = make_optimizer(optimizer, current)
     history = []
     for step_grads, lr in zip(grads, learning_rates):
         rule.step(current, {k: np.asarray(v, dtype=dtype) for k, v in step_grads.items()}, float(lr))

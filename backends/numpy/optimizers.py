@@ -150,18 +150,12 @@ class Nadam(Optimizer):
         return p - lr * mu_next / (1 - self.mu_product * mu_next) * m / denominator
 
 
-def used_slots(spec) -> tuple[str, ...]:
-    """The state slots the optimizer's formula uses (the contract's optimizer_state slots)."""
-    name = spec.name
-    if name in ("sgd", "momentum", "nesterov"):
-        return ("momentum",) if spec.momentum > 0 else ()
-    if name == "rmsprop":
-        return ("square",) + (("mean",) if spec.centered else ()) + (("momentum",) if spec.momentum > 0 else ())
-    return {"adagrad": ("sum",), "adam": ("m", "v"), "adamw": ("m", "v"), "nadam": ("m", "v"),
-            "adadelta": ("square", "delta"), "adamax": ("m", "u")}[name]
-
-
 OPTIMIZERS = {
     "sgd": Sgd, "momentum": Sgd, "nesterov": Sgd, "adagrad": Adagrad, "rmsprop": Rmsprop, "adam": Adam,
     "adamw": Adam, "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam,
 }
+
+
+def make_optimizer(entry, params: dict[str, np.ndarray]) -> Optimizer:
+    """The catalog entry's optimizer over params (name -> array), its state keyed by the catalog's slot names."""
+    return OPTIMIZERS[entry.name](entry, params)

@@ -1,123 +1,101 @@
-"""The NumPy backend: hand-written forward, backward and optimizer steps in spec.dtype; at float64 it is the oracle."""
-
-import platform
+"""The NumPy backend's Trainer: hand-written forward, backward and optimizer steps in spec.dtype; at float64 it is
+the oracle."""
 
 import numpy as np
 
-from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, check_names_and_shapes, no_logits
-from backends.numpy import layers
-from backends.numpy.forward import layer_params
-from backends.numpy.losses import correct_count, loss_and_gradient
-from backends.numpy.optimizers import OPTIMIZERS, used_slots
+from backends import base
+from backends.numpy import framework
+from backends.numpy.losses import make_loss
+from backends.numpy.model import forward, layer_backward, layer_forward
+from backends.numpy.optimizers import make_optimizer
+from backends.numpy.weights import layer_params
+from experiments.catalog.optimizers import state_slots
 from experiments.noise import draw_noise, noise_generator
-from experiments.spec import parameter_info
 from experiments.spec import plan as P
 from experiments.spec.weights import initial_weights
 
 
-class Trainer:
-    """Implements backends.base.Trainer with NumPy arrays of spec.dtype."""
+class Trainer(base.Trainer):
+    """NumPy arrays of spec.dtype; without injected noise, a step draws its dropout masks and rrelu slopes from the
+    trainer's own stream (experiments.noise, seeded by spec.seed)."""
 
     def __init__(self, spec, plan, threads: int):
-        self.spec, self.plan = spec, plan
-        self.dtype = np.dtype(spec.dtype)
-        self.info = parameter_info(plan)
-        self.weights = {k: v.astype(self.dtype) for k, v in initial_weights(plan, spec.seed).items()}
-        self.trainable = [name for name, info in self.info.items() if info.trainable]
-        self.optimizer = OPTIMIZERS[spec.optimizer.name](spec.optimizer, {k: self.weights[k] for k in self.trainable})
+        super().__init__(spec, plan, threads)
+        self.weights = {k: v.astype(self.dtype) for k, v in initial_weights(self.plan, spec.seed).items()}
+        self.optimizer = make_optimizer(spec.optimizer, {k: self.weights[k] for k in self.trainable_names})
+        self.loss = make_loss(spec.loss, spec.model.output_activation)
         self.noise_rng = noise_generator(spec.seed)
         self.x = self.y = None
 
     def versions(self) -> dict[str, str]:
-        return {"numpy": np.__version__}
+        return framework.versions()
 
     def settings(self) -> dict[str, object]:
-        return {"dtype": self.dtype.name, "device": "cpu", "python": platform.python_version()}
+        return framework.settings(self.dtype)
 
     def parameter_count(self) -> int:
-        return int(sum(self.weights[name].size for name in self.trainable))
+        return int(sum(self.weights[name].size for name in self.trainable_names))
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {name: value.copy() for name, value in self.weights.items()}
 
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        check_names_and_shapes("set_weights", weights, {name: info.shape for name, info in self.info.items()})
-        self.weights = {name: np.array(value, dtype=self.dtype) for name, value in weights.items()}
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.weights = {name: value.copy() for name, value in weights.items()}
 
-    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y = np.asarray(x, self.dtype), np.asarray(y, self.dtype)
+    def _load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
 
     def training_noise(self, batch: int) -> dict[str, np.ndarray]:
-        """One step's dropout masks and rrelu slopes from the trainer's stream (experiments.noise)."""
+        """One step's dropout masks and rrelu slopes drawn from the trainer's stream (experiments.noise)."""
         return draw_noise(self.plan, self.noise_rng, batch, self.dtype)
 
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
-        """The contract's train-mode mean loss and gradients; nothing changes (noise None draws from the trainer's stream)."""
-        per_example, _, grads, _ = self.forward_backward(
-            np.asarray(x, self.dtype), np.asarray(y, self.dtype), noise if noise is not None else self.training_noise(len(x))
-        )
-        return float(per_example.mean()), grads
+    def _step_noise(self, noise: dict | None, batch: int) -> dict[str, np.ndarray]:
+        return noise if noise is not None else self.training_noise(batch)
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, noise: dict) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         """Train-mode per-example losses, logits, gradients of the mean loss, and new running statistics."""
         caches, h = [], x
         for layer in self.plan:
-            h, cache = layers.forward(layer, layer_params(layer, self.weights), h, train=True, noise=noise)
+            h, cache = layer_forward(layer, layer_params(layer, self.weights), h, train=True, noise=noise)
             caches.append(cache)
-        losses, dz = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, h, y)
+        losses, dz = self.loss(h, y)
         grads, running = {}, {}
         for layer, cache in zip(reversed(self.plan), reversed(caches)):
-            dz, layer_grads = layers.backward(layer, layer_params(layer, self.weights), cache, dz)
+            dz, layer_grads = layer_backward(layer, layer_params(layer, self.weights), cache, dz)
             grads.update({f"{layer.name}/{k}": v for k, v in layer_grads.items()})
             if isinstance(layer, P.BatchNormalization):
                 running.update({f"{layer.name}/{k}": v for k, v in cache[-1].items()})  # (x_hat, inv_std, running)
         return losses, h, grads, running
 
-    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Eval-mode output of every plan layer, by layer name."""
-        from backends.numpy.forward import forward
+    def _loss_and_gradients(self, x, y, noise):
+        per_example, _, grads, _ = self.forward_backward(x, y, self._step_noise(noise, len(x)))
+        return per_example.mean(), grads
 
+    def _layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return forward(self.plan, self.weights, x, outputs=True, dtype=self.dtype)[1]
 
-    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
-        """The used slots of every trainable parameter's optimizer state; {} before the first step."""
-        if self.optimizer.t == 0:
-            return {}
-        slots = used_slots(self.spec.optimizer)
+    def _optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        slots = state_slots(self.spec.optimizer)
         return {name: {slot: state[slot].copy() for slot in slots} for name, state in self.optimizer.state.items()}
 
-    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
-        check_names_and_shapes("apply_gradients", gradients, {name: self.info[name].shape for name in self.trainable})
-        trainable = {k: self.weights[k] for k in self.trainable}
-        self.optimizer.step(trainable, {k: np.asarray(g, self.dtype) for k, g in gradients.items()}, float(learning_rate))
+    def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        trainable = {k: self.weights[k] for k in self.trainable_names}
+        self.optimizer.step(trainable, gradients, learning_rate)
         self.weights.update(trainable)
 
-    def train_epoch(self, batches, learning_rates, noise=None) -> StepStats:
-        learning_rates = check_epoch_arguments(batches, learning_rates, noise, None if self.x is None else len(self.x))
+    def _train_epoch(self, batches, rates, noise) -> base.StepStats:
         losses, correct = [], []
-        for step, (index, lr) in enumerate(zip(batches, learning_rates)):
+        for step, (index, rate) in enumerate(zip(batches, rates)):
             x, y = self.x[index], self.y[index]
-            step_noise = noise[step] if noise is not None else self.training_noise(len(index))
-            per_example, logits, grads, running = self.forward_backward(x, y, step_noise)
+            per_example, logits, grads, running = self.forward_backward(
+                x, y, self._step_noise(None if noise is None else noise[step], len(index)))
             self.weights.update(running)
-            trainable = {k: self.weights[k] for k in self.trainable}
-            self.optimizer.step(trainable, grads, float(lr))
-            self.weights.update(trainable)
+            self._apply_gradients(grads, float(rate))
             losses.append(per_example.mean())
-            correct.append(correct_count(logits, y))
-        return StepStats(np.array(losses, dtype=np.float64), np.array(correct, dtype=np.int64))
+            correct.append(base.correct_count(logits, y))
+        return base.StepStats(np.array(losses, dtype=np.float64), np.array(correct, dtype=np.int64))
 
-    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        from backends.numpy.forward import forward
-
-        if check_eval_arguments("predict_logits", x, None, batch_size) == 0:
-            return no_logits(self.plan, self.dtype)
-        return np.concatenate(
-            [forward(self.plan, self.weights, x[i : i + batch_size], dtype=self.dtype) for i in range(0, len(x), batch_size)]
-        )
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-        check_eval_arguments("evaluate", x, y, batch_size)
-        logits = self.predict_logits(x, batch_size)
-        per_example, _ = loss_and_gradient(self.spec.loss, self.spec.model.output_activation.name, logits, np.asarray(y, self.dtype))
-        return float(per_example.mean()), correct_count(logits, np.asarray(y)) / len(logits)
+    def _eval_batches(self, x, y, batch_size):
+        logits = np.concatenate([forward(self.plan, self.weights, x[i : i + batch_size], dtype=self.dtype)
+                                 for i in range(0, len(x), batch_size)])
+        return logits, None if y is None else self.loss(logits, y)[0]

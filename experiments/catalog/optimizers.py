@@ -157,3 +157,17 @@ class Nadam(OptimizerEntry):
 OPTIMIZER_ENTRIES = (Sgd, Momentum, Nesterov, Adagrad, Rmsprop, Adam, Adamw, Adadelta, Adamax, Nadam)
 OPTIMIZERS = registry(*OPTIMIZER_ENTRIES)
 Optimizer = tagged_union(*OPTIMIZER_ENTRIES)
+
+
+def state_slots(entry: OptimizerEntry) -> tuple[str, ...]:
+    """The state slots the entry's formula keeps per parameter, by the names above (what a trainer's
+    optimizer_state reports): sgd/momentum/nesterov "momentum" when momentum > 0; adagrad "sum"; rmsprop "square",
+    "mean" when centered, "momentum" when momentum > 0; adam/adamw/nadam "m", "v"; adadelta "square", "delta";
+    adamax "m", "u"."""
+    name = entry.name
+    if name in ("sgd", "momentum", "nesterov"):
+        return ("momentum",) if entry.momentum > 0 else ()
+    if name == "rmsprop":
+        return ("square",) + (("mean",) if entry.centered else ()) + (("momentum",) if entry.momentum > 0 else ())
+    return {"adagrad": ("sum",), "adam": ("m", "v"), "adamw": ("m", "v"), "nadam": ("m", "v"),
+            "adadelta": ("square", "delta"), "adamax": ("m", "u")}[name]

@@ -205,6 +205,13 @@ def plan_of(spec) -> tuple[Layer, ...]:
     return build_plan(spec.model, IMAGE_SHAPE, spec.data.num_outputs)
 
 
+def noisy_layers(plan: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    """The layers that draw random values in training, in plan order: every Dropout and every rrelu Activation
+    (a fresh slope per element and step). Their per-step values are what `noise` injects (experiments.noise)."""
+    return tuple(layer for layer in plan if isinstance(layer, Dropout)
+                 or (isinstance(layer, Activation) and layer.activation.name == "rrelu"))
+
+
 def parameter_info(plan: tuple[Layer, ...]) -> dict[str, ParameterInfo]:
     """Canonical name -> shape and trainability for every parameter and buffer of the plan."""
     info: dict[str, ParameterInfo] = {}

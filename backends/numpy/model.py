@@ -1,8 +1,9 @@
-"""Forward and backward of every primitive layer in NumPy float64, written to be read.
+"""The plan's model in NumPy, written to be read: forward and backward of every primitive layer, and the eval-mode
+forward of a whole plan (at float64, the oracle the other backends are checked against).
 
-Each function pair works on channels-last arrays and canonical parameters:
-`forward(layer, params, x, train, noise) -> (y, cache)` and
-`backward(layer, params, cache, dy) -> (dx, grads)`, grads keyed like params.
+Each layer's pair works on channels-last arrays and canonical parameters:
+`layer_forward(layer, params, x, train, noise) -> (y, cache)` and
+`layer_backward(layer, params, cache, dy) -> (dx, grads)`, grads keyed like params.
 """
 
 import math
@@ -11,6 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from backends.numpy.activations import activation_vjp
+from backends.numpy.weights import layer_params
 from experiments.spec import plan as P
 from experiments.spec.plan import same_padding
 
@@ -36,7 +38,7 @@ def _patch_matrix(xp: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(n * out_h * out_w, k * k * c)
 
 
-def forward(layer: P.Layer, params: dict, x: np.ndarray, train: bool, noise: dict) -> tuple[np.ndarray, object]:
+def layer_forward(layer: P.Layer, params: dict, x: np.ndarray, train: bool, noise: dict) -> tuple[np.ndarray, object]:
     """One layer forward. noise holds the dropout masks drawn by the trainer (keyed by layer name)."""
     if isinstance(layer, P.Flatten):
         return x.reshape(x.shape[0], -1), x.shape  # (N, H*W*C): (H, W, C) order
@@ -99,7 +101,7 @@ def _batch_norm_forward(layer: P.BatchNormalization, params: dict, x: np.ndarray
     return y, (x_hat, inv_std, running)
 
 
-def backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tuple[np.ndarray, dict]:
+def layer_backward(layer: P.Layer, params: dict, cache: object, dy: np.ndarray) -> tuple[np.ndarray, dict]:
     """One layer backward: the gradient with respect to the input and to each parameter."""
     if isinstance(layer, P.Flatten):
         return dy.reshape(cache), {}
@@ -159,3 +161,17 @@ def _max_pool_backward(layer: P.MaxPool2D, cache, dy: np.ndarray) -> np.ndarray:
     dxp = np.zeros(xp_shape, dtype=dy.dtype)
     np.add.at(dxp, (np.arange(n)[:, None, None, None], rows, cols, np.arange(c)[None, None, None, :]), dy)
     return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]
+
+
+def forward(plan: tuple[P.Layer, ...], weights: dict[str, np.ndarray], x: np.ndarray, *, outputs: bool = False, dtype="float64"):
+    """Eval-mode logits (N, C) of x (N, 28, 28, 1), computed in dtype (float64: the oracle).
+
+    With outputs=True also every layer's output, keyed by layer name.
+    """
+    h = np.asarray(x, dtype=dtype)
+    weights = {k: np.asarray(v, dtype=dtype) for k, v in weights.items()}
+    per_layer = {}
+    for layer in plan:
+        h, _ = layer_forward(layer, layer_params(layer, weights), h, train=False, noise={})
+        per_layer[layer.name] = h
+    return (h, per_layer) if outputs else h
