@@ -5,7 +5,12 @@ identical batches in identical order. Streams are keyed by purpose so that addin
 consumer never shifts another: [seed, 2] drives the epoch permutations.
 """
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
+
+from experiments.catalog.schedules import learning_rates
 
 SHUFFLE_STREAM = 2
 
@@ -25,3 +30,14 @@ def epoch_batches(rng: np.random.Generator, num_samples: int, batch_size: int, d
     order = rng.permutation(num_samples)
     count = steps_per_epoch(num_samples, batch_size, drop_last)
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+
+
+def training_epochs(spec, num_samples: int) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+    """Each epoch's batches and per-step learning rates, without end, as a run trains them: the spec's seed, batch
+    size, drop_last and schedule (the caller stops after spec.training.epochs, or after as many steps as it needs)."""
+    batch_size, drop_last = spec.training.batch_size, spec.training.drop_last
+    per_epoch = steps_per_epoch(num_samples, batch_size, drop_last)
+    rng = shuffle_generator(spec.seed)
+    for epoch in itertools.count():
+        yield (epoch_batches(rng, num_samples, batch_size, drop_last),
+               learning_rates(spec.optimizer.learning_rate, spec.schedule, epoch * per_epoch, per_epoch, per_epoch))

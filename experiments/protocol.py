@@ -6,9 +6,20 @@ from pathlib import Path
 from typing import IO, Any
 
 
+class JobFile:
+    """A job written as one JSON file by the parent and read back, typed, by the backend process."""
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path):
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 @dataclass(frozen=True)
-class Job:
-    """Everything one backend process needs: the resolved spec, the prepared data file, threads."""
+class Job(JobFile):
+    """A training worker's job (experiments.worker): the resolved spec, the prepared data file, threads."""
 
     backend: str
     spec: dict
@@ -16,12 +27,22 @@ class Job:
     threads: int
     init_path: str | None = None  # canonical initial weights (.npz) every backend loads, for --same-init
 
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)), encoding="utf-8")
 
-    @classmethod
-    def read(cls, path: Path) -> "Job":
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+@dataclass(frozen=True)
+class ProbeJob(JobFile):
+    """A verify probe's job (experiments.verify.probe): the cells one backend records, levels 1-4.
+
+    cells: cell name -> {"spec": resolved spec, "step_cases": {case: optimizer table} or None (every level-3 case)};
+    data_path: an .npz of the training split ("x", "y"); steps: level 4's trajectory length; gradients_dir: where
+    the oracle's level-2 gradients (level 3's input) are written and read, one <cell>.npz each."""
+
+    backend: str
+    cells: dict
+    data_path: str
+    threads: int
+    levels: list
+    steps: int
+    gradients_dir: str
 
 
 def emit(stream: IO[str], event: str, **payload: Any) -> None:

@@ -6,8 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.batching import epoch_batches, shuffle_generator, steps_per_epoch
-from experiments.catalog.schedules import learning_rates
+from experiments.batching import steps_per_epoch, training_epochs
 from experiments.spec import ExperimentSpec
 
 EVAL_BATCH_SIZE = 1000
@@ -72,13 +71,10 @@ def train(trainer, spec: ExperimentSpec, data: SplitData, on_epoch: Callable[[Ep
     per_epoch = steps_per_epoch(n, batch_size, drop_last)
     if per_epoch == 0:
         raise ValueError(f"training.batch_size {batch_size} exceeds the {n} training samples with drop_last")
-    rng = shuffle_generator(spec.seed)
     trainer.load_training_data(data.x_train, data.y_train)
     history: list[EpochRecord] = []
     train_time, samples, started = 0.0, 0, time.perf_counter()
-    for epoch in range(1, spec.training.epochs + 1):
-        batches = epoch_batches(rng, n, batch_size, drop_last)
-        rates = learning_rates(spec.optimizer.learning_rate, spec.schedule, (epoch - 1) * per_epoch, per_epoch, per_epoch)
+    for epoch, (batches, rates) in zip(range(1, spec.training.epochs + 1), training_epochs(spec, n)):
         tick = time.perf_counter()
         stats = trainer.train_epoch(batches, rates)
         epoch_time = time.perf_counter() - tick

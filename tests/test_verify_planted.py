@@ -9,11 +9,14 @@ import pytest
 
 from backends.numpy import model as numpy_model
 from backends.numpy import optimizers as numpy_optimizers
+from backends.numpy.trainer import Trainer
 from experiments.data import load_dataset, to_model_inputs
 from experiments.spec import build_plan, load_spec
 from experiments.spec import plan as P
 from experiments.verify.cases import LEVEL3_OPTIMIZERS
 from experiments.verify.ladder import compare_all, summarize
+from experiments.protocol import ProbeJob
+from experiments.training import SplitData, train
 from experiments.verify.probe import probe_cell
 
 SMALL_CNN = [
@@ -35,8 +38,8 @@ def data_path(tmp_path_factory):
 
 
 def _probe(spec, data_path, gradients_dir, levels):
-    job = {"backend": "numpy", "cells": {"cell": {"spec": spec.to_dict(), "step_cases": {"adam": LEVEL3_OPTIMIZERS["adam"]}}},
-           "data_path": str(data_path), "levels": levels, "steps": 3, "threads": 1, "gradients_dir": str(gradients_dir)}
+    job = ProbeJob(backend="numpy", cells={"cell": {"spec": spec.to_dict(), "step_cases": {"adam": LEVEL3_OPTIMIZERS["adam"]}}},
+                   data_path=str(data_path), levels=list(levels), steps=3, threads=1, gradients_dir=str(gradients_dir))
     gradients_dir.mkdir(exist_ok=True)
     with np.load(data_path) as arrays:
         return probe_cell(job, "cell", {"x": arrays["x"], "y": arrays["y"]}, lambda what: None)
@@ -109,3 +112,19 @@ def test_an_unplanted_copy_passes_every_level(data_path, tmp_path):
     lines = _ladder(ADAM, [], data_path, tmp_path)
     assert all(line["passed"] for line in lines.values()), lines
     assert max(line["worst_error"] for line in lines.values()) == 0.0  # same code, same inputs: bit for bit
+
+
+def test_the_probe_trajectory_steps_through_the_runs_own_batches_with_a_partial_last_batch(data_path, tmp_path):
+    """Level 4 follows spec.training.drop_last like a run does (it used to drop the last partial batch whatever the
+    spec said): with 256 samples in batches of 100 and drop_last false, each epoch is 100, 100, 56, and the probe's
+    step losses, averaged per epoch by batch size, are the run's per-epoch training losses."""
+    spec = load_spec("mlp-relu-adam", ["training.batch_size=100", "training.drop_last=false", "training.epochs=2"])
+    out = _probe(spec, data_path, tmp_path / "gradients", [4])
+    losses = out["trajectory/loss"]
+    assert len(losses) == 3  # _probe asks for 3 steps: one whole epoch, its partial last batch included
+    with np.load(data_path) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    trainer = Trainer(spec, build_plan(spec.model, (28, 28, 1), 10), 1)
+    history = train(trainer, spec, SplitData(x, y, x[:0], y[:0], x[:10], y[:10]), lambda record: None).history
+    sizes = np.array([100, 100, 56])
+    assert abs(losses @ sizes / sizes.sum() - history[0].train_loss) <= 1e-15 * abs(history[0].train_loss)

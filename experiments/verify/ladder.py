@@ -1,7 +1,6 @@
 """Levels 1-4: run the probe in one process per backend, then compare every backend with the oracle and every pair."""
 
 import itertools
-import json
 import subprocess
 import sys
 import tempfile
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.protocol import ProbeJob
 from experiments.worker import child_environment
 from experiments.verify.cases import ORACLE
 from experiments.verify.groups import group_scales, scale_group
@@ -83,9 +83,8 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
             out_dir = scratch / name
             out_dir.mkdir()
             probe_cells = cells if probe.cells is None else probe.cells
-            job = {"backend": probe.backend, "cells": probe_cells, "data_path": str(scratch / "data.npz"), "levels": probe.levels,
-                   "steps": steps, "threads": probe_threads, "gradients_dir": str(scratch / "gradients")}
-            (scratch / f"{name}.json").write_text(json.dumps(job))
+            ProbeJob(backend=probe.backend, cells=probe_cells, data_path=str(scratch / "data.npz"), levels=list(probe.levels),
+                     steps=steps, threads=probe_threads, gradients_dir=str(scratch / "gradients")).write(scratch / f"{name}.json")
             env = child_environment(probe_threads)
             log = log_dir / f"{name}.log"
             with open(log, "w") as handle:

@@ -5,14 +5,13 @@ from the runner's generator and the same noise from experiments.noise, and recor
 forward/<layer>, gradients/loss and gradients/<param>, step/<optimizer>/{weights,state}/...,
 trajectory/loss, trajectory/norm/<param> and trajectory/at/<step>/<param>.
 
-Level 3 feeds every optimizer the oracle's level-2 gradients (job["gradients_dir"]) so that the
+Level 3 feeds every optimizer the oracle's level-2 gradients (ProbeJob.gradients_dir) so that the
 step is tested alone: an Adam-family update lr g / (sqrt(v) + eps) has derivative up to lr / eps
 in g, and from each backend's own gradients (level 2 agrees to ~1e-14) centered RMSprop's
 momentum slot on seed-cnn came out 2.4e-10 apart: rounding amplified, not a formula difference.
 Level 4 runs the real train step, own gradients included.
 """
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,8 +21,8 @@ from pydantic import TypeAdapter
 
 from backends import load_trainer
 from experiments.catalog import Optimizer
-from experiments.batching import epoch_batches, shuffle_generator
-from experiments.catalog.schedules import learning_rates
+from experiments.batching import training_epochs
+from experiments.protocol import ProbeJob
 from experiments.noise import draw_noise, noise_generator
 from experiments.spec import ExperimentSpec, plan_of
 from experiments.spec.weights import initial_weights
@@ -32,26 +31,26 @@ from experiments.verify.cases import LEVEL3_OPTIMIZERS, ORACLE, TRAJECTORY_CHECK
 
 
 def _first_batch(spec, x, y):
-    index = epoch_batches(shuffle_generator(spec.seed), len(x), spec.training.batch_size, True)[0]
+    """The first batch a run of spec trains on."""
+    index = next(training_epochs(spec, len(x)))[0][0]
     return x[index], y[index]
 
 
-def probe_cell(job: dict, cell: str, data: dict[str, np.ndarray], lap) -> dict[str, np.ndarray]:
-    """One cell's quantities: job["cells"][cell] = {"spec": ..., "step_cases": {name: optimizer} or None (all)};
-    data = {"x", "y"}, the training split loaded once per process."""
-    entry = job["cells"][cell]
+def probe_cell(job: ProbeJob, cell: str, data: dict[str, np.ndarray], lap) -> dict[str, np.ndarray]:
+    """One cell's quantities (job.cells[cell]); data = {"x", "y"}, the training split loaded once per process."""
+    entry = job.cells[cell]
     spec = ExperimentSpec.model_validate(entry["spec"])
     plan = plan_of(spec)
     x_all, y_all = data["x"].astype(spec.dtype), data["y"].astype(spec.dtype)
     start = {k: v.astype(spec.dtype) for k, v in initial_weights(plan, spec.seed).items()}
-    Trainer = load_trainer(job["backend"])
+    Trainer = load_trainer(job.backend)
     out: dict[str, np.ndarray] = {}
-    levels = set(job["levels"])
+    levels = set(job.levels)
     x, y = _first_batch(spec, x_all, y_all)
     batch_noise = draw_noise(plan, noise_generator(spec.seed), len(x), spec.dtype)
-    gradients_file = Path(job["gradients_dir"]) / f"{cell}.npz"
+    gradients_file = Path(job.gradients_dir) / f"{cell}.npz"
 
-    trainer = Trainer(spec, plan, job["threads"])
+    trainer = Trainer(spec, plan, job.threads)
     trainer.set_weights(start)
     lap(f"{cell} setup")
     if 1 in levels:
@@ -64,16 +63,16 @@ def probe_cell(job: dict, cell: str, data: dict[str, np.ndarray], lap) -> dict[s
         out.update({f"gradients/{k}": v for k, v in grads.items()})
         lap(f"{cell} level 2")
     if 3 in levels:
-        if job["backend"] == ORACLE or not gradients_file.exists():
+        if job.backend == ORACLE or not gradients_file.exists():
             gradients = trainer.loss_and_gradients(x, y, batch_noise)[1]
-            if job["backend"] == ORACLE:
+            if job.backend == ORACLE:
                 np.savez(gradients_file, **gradients)
         else:
             with np.load(gradients_file) as data:
                 gradients = {name: data[name].astype(spec.dtype) for name in data.files}
         for case, table in (entry.get("step_cases") or LEVEL3_OPTIMIZERS).items():
             optimizer = TypeAdapter(Optimizer).validate_python(table)
-            stepped = Trainer(spec.model_copy(update={"optimizer": optimizer}), plan, job["threads"])
+            stepped = Trainer(spec.model_copy(update={"optimizer": optimizer}), plan, job.threads)
             stepped.set_weights(start)
             stepped.apply_gradients(gradients, table["learning_rate"])
             out.update({f"step/{case}/weights/{k}": v for k, v in stepped.get_weights().items()})
@@ -81,26 +80,21 @@ def probe_cell(job: dict, cell: str, data: dict[str, np.ndarray], lap) -> dict[s
                 out.update({f"step/{case}/state/{name}/{slot}": v for slot, v in slots.items()})
         lap(f"{cell} level 3")
     if 4 in levels:
-        out.update(_trajectory(trainer, spec, plan, start, x_all, y_all, job["steps"]))
+        out.update(_trajectory(trainer, spec, plan, start, x_all, y_all, job.steps))
         lap(f"{cell} level 4")
     return out
 
 
 def _trajectory(trainer, spec, plan, start, x_all, y_all, steps) -> dict[str, np.ndarray]:
-    """steps optimizer steps on the runner's batches and noise, one train_epoch call per step."""
+    """steps optimizer steps on the run's batches, rates and noise, one train_epoch call per step."""
     trainer.set_weights(start)
     trainer.load_training_data(x_all, y_all)
-    shuffle, noise_rng = shuffle_generator(spec.seed), noise_generator(spec.seed)
-    per_epoch = len(x_all) // spec.training.batch_size
-    rates = learning_rates(spec.optimizer.learning_rate, spec.schedule, 0, steps, per_epoch)
-    batches: list[np.ndarray] = []
+    noise_rng = noise_generator(spec.seed)
+    schedule = ((batch, rate) for batches, rates in training_epochs(spec, len(x_all)) for batch, rate in zip(batches, rates))
     losses, norms, out = [], {}, {}
-    for step in range(steps):
-        if not batches:
-            batches = epoch_batches(shuffle, len(x_all), spec.training.batch_size, True)
-        batch = batches.pop(0)
+    for step, (batch, rate) in zip(range(steps), schedule):
         noise = draw_noise(plan, noise_rng, len(batch), spec.dtype)
-        stats = trainer.train_epoch([batch], rates[step : step + 1], noise=[noise])
+        stats = trainer.train_epoch([batch], np.array([rate]), noise=[noise])
         losses.append(float(stats.loss[0]))
         weights = trainer.get_weights()
         for name, value in weights.items():
@@ -116,18 +110,18 @@ def main(argv: list[str]) -> int:
     """JOB.json names the cells; each cell's quantities go to OUT_DIR/<cell>.npz."""
     die_with_parent()
     started = clock = time.perf_counter()
-    job = json.loads(Path(argv[0]).read_text())
+    job = ProbeJob.read(Path(argv[0]))
 
     def lap(what: str) -> None:  # each part's time, in the probe's log
         nonlocal clock
         print(f"{what}: {time.perf_counter() - clock:.1f} s", flush=True)
         clock = time.perf_counter()
 
-    with np.load(job["data_path"]) as arrays:
+    with np.load(job.data_path) as arrays:
         data = {"x": arrays["x"], "y": arrays["y"]}
-    for cell in job["cells"]:
+    for cell in job.cells:
         np.savez(Path(argv[1]) / f"{cell}.npz", **probe_cell(job, cell, data, lap))
-    print(f"probe {job['backend']} levels {job['levels']}: {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"probe {job.backend} levels {job.levels}: {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
