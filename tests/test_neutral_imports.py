@@ -33,3 +33,23 @@ def test_module_imports_without_frameworks(module):
     code = BLOCKER.format(frameworks=set(FRAMEWORKS), module=module)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1] if result.stderr else result.stdout
+
+
+IMPORT_EVERY_NEUTRAL_MODULE = BLOCKER.replace("import {module}\nprint('ok')", """
+import pkgutil, experiments
+for module in pkgutil.walk_packages(experiments.__path__, "experiments."):
+    if not module.name.endswith("__main__"):  # the CLI entry point runs the CLI
+        __import__(module.name)
+implementations = sorted(name for name in sys.modules if name.count('.') >= 2 and name.startswith('backends.'))
+print(implementations)
+""")
+
+
+def test_no_neutral_module_imports_a_backend_implementation():
+    """Every module of experiments/ imported at once, frameworks blocked: only the backend registry (backends,
+    backends.<name>: what each supports) and the contract (backends.base) may be loaded, never a backend's modules
+    (it used to import the NumPy backend for the canonical initial weights)."""
+    code = IMPORT_EVERY_NEUTRAL_MODULE.format(frameworks=set(FRAMEWORKS))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1] if result.stderr else result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
