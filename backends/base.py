@@ -322,7 +322,3 @@ def check_eval_arguments(what: str, x: np.ndarray, y: np.ndarray | None, batch_s
     if y is not None and (n == 0 or n != int(np.shape(y)[0])):
         raise ValueError(f"{what}: {n} images and {int(np.shape(y)[0])} labels; need the same, nonzero number")
     return n
-
-
-def no_logits(plan, dtype) -> np.ndarray:  # TEMPORARY until every backend subclasses Trainer
-    return np.zeros((0, plan[-1].units), dtype=np.dtype(dtype))

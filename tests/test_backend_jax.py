@@ -18,7 +18,7 @@ from backends.jax import SUPPORTED  # noqa: E402
 from backends.jax import losses as jax_losses  # noqa: E402
 from backends.jax import ops  # noqa: E402
 from backends.jax.defaults import framework_defaults  # noqa: E402
-from backends.jax.model import ActivationLayer  # noqa: E402
+from backends.jax.activations import ActivationLayer  # noqa: E402
 from backends.jax.trainer import Trainer  # noqa: E402
 from backends.numpy.model import forward as oracle_forward  # noqa: E402
 from backends.numpy.losses import make_loss as oracle_loss  # noqa: E402
@@ -131,7 +131,7 @@ LOSS_CASES = [
 def test_losses_and_their_gradients_match_the_catalog(loss, output):
     rng = np.random.default_rng(3)
     z, y = rng.normal(0.0, 3.0, (6, 10)), np.eye(10)[rng.integers(0, 10, 6)]
-    fn = jax_losses.per_example_loss(loss, output)
+    fn = jax_losses.make_loss(loss, output)
     per_example, gradient = jax.jit(lambda z, y: (fn(z, y), jax.grad(lambda z: jnp.mean(fn(z, y)))(z)))(z, y)
     ref_per_example, ref_gradient = oracle_loss(loss, output)(z, y)
     assert per_example.dtype == jnp.float64

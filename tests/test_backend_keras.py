@@ -22,7 +22,7 @@ from backends.keras.ops import activation_vjp, loss_vjp, optimizer_steps  # noqa
 from backends.keras.optimizers import make_optimizer  # noqa: E402
 from backends.keras.trainer import Trainer  # noqa: E402
 from backends.numpy.model import forward  # noqa: E402
-from experiments.catalog.optimizers import state_slots
+from experiments.catalog.optimizers import state_slots  # noqa: E402
 from backends.numpy.trainer import Trainer as Oracle  # noqa: E402
 from experiments.catalog import ACTIVATIONS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS  # noqa: E402
 from experiments.catalog import Activation, Loss, Optimizer, OutputActivation  # noqa: E402
@@ -417,8 +417,8 @@ def test_no_retracing_across_epochs_and_batch_sizes(case):
             trainer.loss_and_gradients(x[:n], y[:n], oracle.training_noise(n))
     gradients = int(case == "cnn-tf-function")
     assert trainer.trace_counts == {
-        "train": 1, "step": 1, "evaluate": 1, "predict": 1, "train_noise": 1, "step_noise": 1,
-        "gradients": gradients, "gradients_noise": gradients, "layer_outputs": 1,
+        "epoch": 1, "step": 1, "noisy epoch": 1, "noisy step": 1, "logits": 1, "losses": 1,
+        "gradients": gradients, "noisy gradients": gradients, "layer outputs": 1,
     }
 
 
@@ -634,7 +634,7 @@ def test_losses_refuse_outputs_without_probabilities():
     step = entry_of(OutputActivation, {"name": "step"})
     for table in ({"name": "categorical_crossentropy"}, {"name": "kl_divergence"}, {"name": "binary_crossentropy"}):
         with pytest.raises(KeyError):
-            make_loss(entry_of(Loss, table), step, 10)
+            make_loss(entry_of(Loss, table), step)
     z, y = np.array([[-1.0, 0.0, 2.0]]), np.array([[0.0, 1.0, 1.0]])
     value, dz = loss_vjp(entry_of(Loss, {"name": "mse"}), step, z, y, "float64")
     assert value == pytest.approx(1.0 / 3.0) and not np.any(dz)

@@ -10,7 +10,7 @@ from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
 from backends.torch import SUPPORTED  # noqa: E402
 from backends.torch import ops  # noqa: E402
 from backends.torch.defaults import framework_defaults, main as defaults_main  # noqa: E402
-from backends.torch.layers import RReLU, same_padding  # noqa: E402
+from backends.torch.activations import RReLU  # noqa: E402
 from backends.torch.losses import make_loss  # noqa: E402
 from backends.torch.trainer import Trainer  # noqa: E402
 from backends.torch.optimizers import NAdam, make_optimizer  # noqa: E402
@@ -25,6 +25,7 @@ from experiments.catalog.losses import CategoricalCrossentropy, MeanSquaredError
 from experiments.data import load_dataset, to_model_inputs  # noqa: E402
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
+from experiments.spec.plan import same_padding  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 from tests.backend_helpers import assert_steps_match_oracle, check_sample, error, group_scale, random_weights
 
@@ -131,6 +132,18 @@ def test_supported_is_the_whole_catalog():
     assert kinds <= SUPPORTED["initializer_distributions"] == set(Distribution.__annotations__["kind"].__args__)
 
 
+def test_module_map_and_base_class():
+    """The common module map of every backend folder, and the Trainer on the framework-neutral base."""
+    import backends.base
+    from pathlib import Path
+
+    folder = Path(Trainer.__module__.replace(".", "/") + ".py").parent
+    assert sorted(p.name for p in (Path(__file__).parents[1] / folder).glob("*.py")) == [
+        "__init__.py", "activations.py", "defaults.py", "framework.py", "losses.py", "model.py", "ops.py",
+        "optimizers.py", "trainer.py", "weights.py"]
+    assert issubclass(Trainer, backends.base.Trainer)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
 def test_parameters_match_the_plan(preset, dtype):
@@ -142,7 +155,8 @@ def test_parameters_match_the_plan(preset, dtype):
     assert {k: v.shape for k, v in weights.items()} == {k: i.shape for k, i in info.items()}
     assert {v.dtype for v in weights.values()} == {np.dtype(dtype)}
     tensors = [*trainer.model.parameters(), *trainer.model.buffers()]
-    assert {t.dtype for t in tensors} == {trainer.dtype}, "every parameter and buffer is spec.dtype"
+    assert {t.dtype for t in tensors} == {trainer.tensor_dtype}, "every parameter and buffer is spec.dtype"
+    assert trainer.dtype == np.dtype(dtype)
     assert torch.get_default_dtype() == torch.float32, "no process-global dtype"
 
 

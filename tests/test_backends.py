@@ -1,4 +1,8 @@
-"""Every backend against the plan and the NumPy oracle, parametrized backend x preset x dtype."""
+"""The backend contract (backends.base), tested once for every backend: against the plan and the NumPy oracle, and
+the neutral half's checks with their exact words, parametrized backend x preset x dtype or backend x case. The
+per-backend files (test_backend_<name>.py) keep only their framework's traps."""
+
+import math
 
 import numpy as np
 import pytest
@@ -7,20 +11,16 @@ from backends import BACKENDS, load_trainer
 from backends.numpy.model import forward
 from experiments.compare import relative_error
 from experiments.data import load_dataset, to_model_inputs
+from experiments.noise import draw_noise, noise_generator
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count
 from experiments.spec import plan as P
 from experiments.spec.plan import fans
 from experiments.verify.tolerances import FORWARD_AGAINST_ORACLE
 from tests.backend_helpers import check_sample
+from tests.conftest import make_trainer
 
 PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
-
-
-def make_trainer(backend, preset, dtype):
-    spec = load_spec(preset, [f'dtype="{dtype}"'])
-    plan = build_plan(spec.model, (28, 28, 1), 10)
-    return load_trainer(backend)(spec, plan, 2), plan
 
 
 def random_canonical_weights(plan, seed=0):
@@ -36,13 +36,6 @@ def random_canonical_weights(plan, seed=0):
             fan = np.prod(info.shape[:-1]) if len(info.shape) > 1 else 1
             weights[name] = rng.normal(0.0, 1.0 / np.sqrt(fan), info.shape) if len(info.shape) > 1 else rng.normal(0.0, 0.1, info.shape)
     return weights
-
-
-@pytest.fixture(scope="module")
-def digits():
-    dataset = load_dataset("mnist-subset")
-    x, _ = to_model_inputs(dataset.x_test[:16], dataset.y_test[:16], 10, "float64")
-    return x
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -276,3 +269,74 @@ def test_evaluate_and_predict_check_their_arguments_alike(backend):
         trainer.predict_logits(x, 0)
     assert str(raised.value) == "predict_logits: batch_size 0; must be a whole number of at least 1"
     assert trainer.predict_logits(x, 3).shape == (4, 10)  # a last partial batch
+
+
+BAD_ARGUMENTS = {  # call on a float64 seed-cnn trainer (5 dropout layers) -> (exception, exact words on every backend)
+    "images-shape": (lambda t, x, y, n: t.evaluate(x[:, :27], y, 8),
+                     ValueError, "evaluate: images of shape (4, 27, 28, 1); expected (N, 28, 28, 1)"),
+    "images-flat": (lambda t, x, y, n: t.layer_outputs(x.reshape(4, -1)),
+                    ValueError, "layer_outputs: images of shape (4, 784); expected (N, 28, 28, 1)"),
+    "labels-not-one-hot": (lambda t, x, y, n: t.load_training_data(x, y[:, :9]),
+                           ValueError, "load_training_data: labels of shape (4, 9) for 4 images; expected one-hot (N, 10)"),
+    "labels-count": (lambda t, x, y, n: t.loss_and_gradients(x, y[:3]),
+                     ValueError, "loss_and_gradients: labels of shape (3, 10) for 4 images; expected one-hot (N, 10)"),
+    "noise-not-a-dict": (lambda t, x, y, n: t.loss_and_gradients(x, y, [1]),
+                         TypeError, "loss_and_gradients: noise must be a dict {layer name: array}, got list"),
+    "noise-missing-layer": (lambda t, x, y, n: t.loss_and_gradients(x, y, {k: v for k, v in list(n.items())[1:]}),
+                            ValueError, "loss_and_gradients: noise for layers ['dropout_1', 'dropout_2', 'dropout_3', 'dropout_4']; the "
+                                        "plan's noisy layers are ['dropout_0', 'dropout_1', 'dropout_2', 'dropout_3', 'dropout_4']"),
+    "noise-shape": (lambda t, x, y, n: t.loss_and_gradients(x, y, {**n, "dropout_3": n["dropout_3"][:2]}),
+                    ValueError, "loss_and_gradients: noise dropout_3 has shape (2, 120); expected (4, 120)"),
+    "train-noise-shape": (lambda t, x, y, n: (t.load_training_data(x, y), t.train_epoch([np.arange(4)], np.array([0.1]),
+                                                                                    noise=[{**n, "dropout_0": n["dropout_0"][:, :3]}])),
+                          ValueError, "train_epoch step 0: noise dropout_0 has shape (4, 3, 14, 32); expected (4, 14, 14, 32)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_arguments_fail_alike(backend, case):
+    """The neutral half (backends.base.Trainer) checks every argument once: same exception, same words everywhere."""
+    call, exception, message = BAD_ARGUMENTS[case]
+    trainer, plan = make_trainer(backend, "seed-cnn", "float64")
+    x, y = np.zeros((4, 28, 28, 1)), np.eye(10)[[0, 1, 2, 3]]
+    noise = draw_noise(plan, noise_generator(0), 4, "float64")
+    with pytest.raises(exception) as raised:
+        call(trainer, x, y, noise)
+    assert str(raised.value) == message
+
+
+class _UnknownOptimizer:
+    name = "lion"
+    learning_rate = 1e-3
+    clip_global_norm = None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unknown_optimizer_fails_alike(backend):
+    spec = load_spec("mlp-relu-adam", [])
+    spec = spec.model_copy(update={"optimizer": _UnknownOptimizer()})
+    with pytest.raises(ValueError) as raised:
+        load_trainer(backend)(spec, build_plan(spec.model, (28, 28, 1), 10), 1)
+    assert str(raised.value) == ("optimizer 'lion': not in the catalog (sgd, momentum, nesterov, adagrad, rmsprop, adam, "
+                                 "adamw, adadelta, adamax, nadam)")
+
+
+EVALUATE_SUM_TOLERANCE = 4e-16
+"""evaluate's mean loss against the exactly rounded (math.fsum) mean of the per-sample losses it summed: a float64
+sum of N terms is within ~N^0.5 ulps; a float32 sum (what Keras did) is ~1e-7 off."""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluate_sums_the_per_sample_losses_in_float64(backend, labelled_digits):
+    """float32 per-sample losses, summed in float64 on every backend (Keras and NumPy summed in float32), and the
+    accuracy is the share of predict_logits' argmaxes that match."""
+    trainer, _ = make_trainer(backend, "mlp-relu-adam", "float32")
+    x, y = (a.astype(np.float32) for a in labelled_digits)
+    logits, losses = trainer._eval_batches(x, y, 24)  # the framework's half: per-sample losses in float32
+    assert losses.dtype == np.float32 and losses.shape == (64,)
+    exact = math.fsum(losses.astype(np.float64)) / 64
+    loss, accuracy = trainer.evaluate(x, y, 24)
+    assert abs(loss - exact) <= EVALUATE_SUM_TOLERANCE * exact
+    predicted = trainer.predict_logits(x, 24)
+    assert accuracy == np.mean(predicted.argmax(1) == y.argmax(1)) and np.array_equal(predicted, logits)

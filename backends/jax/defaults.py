@@ -18,13 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backends.jax import trainer as _trainer  # noqa: F401  (x64 and XLA flags, as the Trainer runs)
-
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import optax  # noqa: E402
-
-from experiments.catalog import OPTIMIZERS  # noqa: E402
+from backends.jax.framework import jax, nn, optax
+from experiments.catalog import OPTIMIZERS
 
 
 _REQUIRED = object()

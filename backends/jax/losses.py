@@ -2,23 +2,14 @@
 
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
-import optax
-
-from backends.jax.model import step
+from backends.jax.activations import step
+from backends.jax.framework import jax, jnp, optax
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def _name(entry) -> str:
-    """An entry's name; a bare name string is accepted too (op-level tests pass names)."""
-    return entry if isinstance(entry, str) else entry.name
-
-
-def output_fn(output_activation) -> Callable[[jax.Array], jax.Array]:
-    """a(z) of the output activation, over the class (last) axis."""
-    name = _name(output_activation)
+def output_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The output activation over the class (last) axis."""
     if name == "softmax":
         return lambda z: jax.nn.softmax(z, axis=-1)
     if name == "sigmoid":
@@ -32,10 +23,8 @@ def output_fn(output_activation) -> Callable[[jax.Array], jax.Array]:
     raise ValueError(f"unsupported output activation {name!r}")
 
 
-def log_probabilities(output_activation, loss_name: str) -> Callable[[jax.Array], jax.Array]:
-    """log p over the class axis: log_softmax(z) for softmax or linear outputs; for sigmoid
-    outputs log_sigmoid(z) - logsumexp(log_sigmoid(z)) (Keras' normalised probability form, unclipped)."""
-    name = _name(output_activation)
+def log_probabilities(name: str, loss_name: str) -> Callable[[jax.Array], jax.Array]:
+    """The catalog's log p of an output activation (experiments.catalog.losses); sigmoid's written here, unclipped."""
     if name in ("softmax", "linear"):
         return lambda z: jax.nn.log_softmax(z, axis=-1)
     if name == "sigmoid":
@@ -51,20 +40,15 @@ def log_probabilities(output_activation, loss_name: str) -> Callable[[jax.Array]
     )
 
 
-def per_example_loss(loss, output_activation) -> LossFn:
-    """l(z, y) of shape (N,) for logits z (N, C) and targets y (N, C) (one-hot, or 0/1 when C = 1).
+def make_loss(loss, output_activation) -> LossFn:
+    """The catalog loss through the output activation, per example: (z (N, C), y (N, C)) -> (N,).
 
-    categorical_crossentropy: -sum_c y'_c log p_c, y' = optax.smooth_labels(y, eps)
-    = (1 - eps) y + eps / C; softmax or linear output: optax.softmax_cross_entropy (log_softmax
-    of the logits); sigmoid output: the normalised log p of `log_probabilities`.
-    kl_divergence: optax.kl_divergence(log p, y') = sum_c y'_c (log y'_c - log p_c) with 0 log 0 = 0,
-    same y' and log p as categorical_crossentropy.
-    binary_crossentropy: mean_c [softplus(z_c) - y'_c z_c], y' = (1 - eps) y + eps / 2, written out
-    (optax.sigmoid_binary_cross_entropy is the same function computed as -y' log_sigmoid(z)
-    - (1 - y') log_sigmoid(-z)); sigmoid or linear outputs only.
-    mse: mean over classes of optax.squared_error(a(z), y) (not optax.l2_loss, which halves it).
+    Label smoothing is optax.smooth_labels (optax's losses take no smoothing argument). categorical_crossentropy:
+    optax.softmax_cross_entropy for softmax and linear outputs. kl_divergence: optax.kl_divergence.
+    binary_crossentropy is written out (optax.sigmoid_binary_cross_entropy rounds differently, through two
+    log_sigmoids, and has no smoothing). mse: optax.squared_error averaged over classes (optax.l2_loss halves it).
     """
-    output = _name(output_activation)
+    output = output_activation.name
     if loss.name == "categorical_crossentropy":
         smooth = _smoothing(loss.label_smoothing)
         if output in ("softmax", "linear"):
@@ -92,13 +76,12 @@ def per_example_loss(loss, output_activation) -> LossFn:
 
 
 def _smoothing(eps: float) -> Callable[[jax.Array], jax.Array]:
-    """y -> (1 - eps) y + eps / C over the last axis (optax.smooth_labels), the identity for eps = 0."""
+    """optax.smooth_labels over the last axis; the identity for eps = 0."""
     return (lambda y: optax.smooth_labels(y, eps, axis=-1)) if eps > 0.0 else (lambda y: y)
 
 
 def correct(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-sample correctness (N,): argmax(logits) == argmax(y) with C > 1 outputs;
-    (logit > 0) == (y > 0.5) for a binary task's single output."""
+    """Per-sample correctness (N,) by backends.base.correct_count's rule, inside the compiled step."""
     if logits.shape[-1] == 1:
         return (logits[..., 0] > 0) == (y[..., 0] > 0.5)
     return jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1)

@@ -1,9 +1,6 @@
-"""Op-level functions for the parity tests, built from the very code the JAX Trainer trains with.
-
-activation_vjp runs model.ActivationLayer (the module PlanModel puts in the network),
-loss_vjp losses.per_example_loss with the batch mean, optimizer_steps optimizers.direction and
-optimizers.step (the Trainer's update). Each is jitted, as in training.
-"""
+"""Op-level functions for the parity tests (contract in backends.base), built from the very code the JAX Trainer
+trains with: activations.ActivationLayer, losses.make_loss, optimizers.make_optimizer and optimizers.step, each
+jitted as in training."""
 
 import functools
 from typing import Any, Sequence
@@ -11,13 +8,10 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import TypeAdapter
 
-from backends.jax import trainer as _trainer  # noqa: F401  (x64, full matmul precision, XLA flags: process-wide)
 from backends.jax import losses, optimizers
-from backends.jax.model import ActivationLayer
+from backends.jax.activations import ActivationLayer
+from backends.jax.framework import jax, jnp
 from experiments.catalog import Activation, Loss, Optimizer, OutputActivation
-
-import jax  # noqa: E402  (after backends.jax.trainer has set XLA_FLAGS)
-import jax.numpy as jnp  # noqa: E402
 
 
 def _entry(kind: Any, value: Any):
@@ -26,11 +20,8 @@ def _entry(kind: Any, value: Any):
 
 
 def activation_vjp(entry, x, cotangent, dtype, params=None, training=False, seed=0):
-    """(y, dx, dparams): y = act(x), dx = J^T cotangent, dparams = {"alpha": ...} for prelu, else {}.
-
-    params: {"alpha": (1,) or (C,)} for prelu (None: the entry's initial_value). training
-    switches rrelu to its random slopes, drawn from jax.random.key(seed) as the "rrelu" stream.
-    """
+    """(y, dx, dparams); params None: prelu's initial alpha. Training rrelu draws from jax.random.key(seed) as the
+    "rrelu" stream."""
     entry, dtype = _entry(Activation, entry), np.dtype(dtype)
     x, cotangent = jnp.asarray(x, dtype), jnp.asarray(cotangent, dtype)
     module = ActivationLayer(entry=entry, dtype=dtype)
@@ -58,7 +49,7 @@ def _activation_vjp(module: ActivationLayer, training: bool):
 
 
 def loss_vjp(loss, output_activation, z, y, dtype) -> tuple[float, np.ndarray]:
-    """(mean over the batch of the loss, d mean / dz) for logits z (N, C) and targets y (N, C)."""
+    """(batch mean of the loss, its gradient with respect to the logits z)."""
     loss, output = _entry(Loss, loss), _entry(OutputActivation, output_activation)
     dtype = np.dtype(dtype)
     value, dz = _loss_vjp(loss, output)(jnp.asarray(z, dtype), jnp.asarray(y, dtype))
@@ -67,15 +58,14 @@ def loss_vjp(loss, output_activation, z, y, dtype) -> tuple[float, np.ndarray]:
 
 @functools.cache
 def _loss_vjp(loss, output):
-    per_example = losses.per_example_loss(loss, output)
+    per_example = losses.make_loss(loss, output)
     return jax.jit(jax.value_and_grad(lambda z, y: jnp.mean(per_example(z, y))))
 
 
 def optimizer_steps(optimizer, params, grads: Sequence[dict], learning_rates, dtype) -> list[dict[str, np.ndarray]]:
-    """The parameters after each step (one dict per step), from params (name -> array) and one
-    gradient dict per step, with the optimizer state the Trainer uses (clipping included)."""
+    """The parameters after each step, through the Trainer's transform and update (clipping included)."""
     optimizer, dtype = _entry(Optimizer, optimizer), np.dtype(dtype)
-    tx = optimizers.direction(optimizer, dtype)
+    tx = optimizers.make_optimizer(optimizer, dtype)
     update = jax.jit(functools.partial(optimizers.step, tx))
     params = {name: jnp.asarray(value, dtype) for name, value in params.items()}
     state = tx.init(params)

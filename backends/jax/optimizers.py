@@ -1,44 +1,26 @@
-"""The catalog's optimizers as Optax transforms that stop short of the learning rate.
+"""The catalog's optimizers as Optax transforms that stop short of the learning rate; `step` applies -lr_t.
 
-`direction(optimizer, dtype)` is the chain [clip_global_norm] -> d_t of the catalog formula,
-and `step` applies p_t = p_{t-1} - lr_t d_t, with lr_t as data: a changing rate never
-retraces. optax's own aliases (optax.sgd, optax.adam, ...) also multiply by -lr_t last, so
-d_t is the same transform wherever the alias equals the catalog. Where it does not, the
-transform is written here:
-
-- rmsprop with momentum: optax.rmsprop puts scale_by_learning_rate BEFORE the momentum trace
-  (b = momentum b + lr g / denominator, Keras' form); the catalog (torch) keeps lr outside the
-  buffer, so here it is scale_by_rms -> trace and lr last. Both rmsprop variants take
-  eps_in_sqrt=False (optax's default True puts epsilon inside the root).
-- adagrad: optax.scale_by_rss computes g / sqrt(s + eps) (epsilon inside the root); the
-  catalog has g / (sqrt(s) + eps), so `scale_by_adagrad` is written here.
-- nadam: optax.nadam is adam(nesterov=True) with no momentum schedule; the catalog is torch's
-  NAdam with mu_t = beta_1 (1 - 0.5 * 0.96^(t psi)), so `scale_by_nadam` is written here.
-- clip_global_norm: optax.clip_by_global_norm scales by c / ||g|| only when ||g|| >= c, the same
-  factor min(1, c / ||g||) as the catalog but computed as (g / ||g||) * c; `clip_global_norm`
-  here multiplies by min(1, c / ||g||) itself.
+optax's own aliases also multiply by -lr_t last, so the transform is optax's wherever its alias is the catalog's
+formula; the rest is written here (see make_optimizer).
 """
 
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
-import optax
+from backends.jax.framework import jax, jnp, optax
+from experiments.catalog.optimizers import state_slots as used_slots
 
 
-def direction(optimizer, dtype: Any) -> optax.GradientTransformation:
-    """d_t of the catalog formula (clipped first when clip_global_norm is set), every hyperparameter explicit.
+def make_optimizer(optimizer, dtype: Any) -> optax.GradientTransformation:
+    """The catalog entry's update direction, clipped first when clip_global_norm is set; every argument explicit.
 
-    sgd / momentum / nesterov: optax.trace: b_t = g_t + momentum b_{t-1}; d_t = g_t + momentum b_t
-    if nesterov else b_t (torch form, dampening 0); momentum 0 is plain SGD (identity).
-    adam: optax.scale_by_adam with eps_root=0: d_t = m_hat / (sqrt(v_hat) + eps).
-    adamw: scale_by_adam -> optax.add_decayed_weights: d_t = adam_t + weight_decay p_{t-1}, so
-    the decay is multiplied by lr_t too (p - lr wd p - lr adam, the catalog's order of terms).
-    rmsprop: optax.scale_by_rms (plain) or optax.scale_by_stddev (centered: sqrt(v - gbar^2)),
-    eps_in_sqrt=False, initial_scale=0, bias_correction=False; momentum > 0 adds optax.trace.
-    adadelta: optax.scale_by_adadelta (rho, eps): the catalog's formula exactly.
-    adamax: optax.scale_by_adamax: u_t = max(beta_2 u, |g| + eps), d_t = m_hat / u_t.
-    adagrad, nadam: written here (see the module docstring).
+    Where optax differs from the catalog, and what pins it:
+    - adam, adamw: eps_root=0; adamw chains add_decayed_weights, so lr_t multiplies the decay too.
+    - rmsprop: eps_in_sqrt=False (optax's default puts epsilon inside the root), initial_scale=0,
+      bias_correction=False; optax.rmsprop scales by the rate BEFORE the momentum trace (Keras' form), so here the
+      trace follows scale_by_rms / scale_by_stddev and the rate comes last.
+    - adagrad: optax.scale_by_rss puts epsilon inside the root: `scale_by_adagrad` is written here.
+    - nadam: optax.nadam has no momentum schedule: `scale_by_nadam` is written here.
+    - clip_global_norm: optax.clip_by_global_norm computes its factor another way: `clip_global_norm` here.
     """
     core = _core(optimizer, dtype)
     if optimizer.clip_global_norm is None:
@@ -78,10 +60,8 @@ def _core(optimizer, dtype: Any) -> optax.GradientTransformation:
 
 
 def clip_global_norm(max_norm: float) -> optax.GradientTransformation:
-    """g <- g * min(1, c / ||g||), ||g|| the L2 norm over every leaf (the catalog's form: no epsilon).
-
-    ||g|| = 0 gives c / 0 = inf and a factor of 1, so zero gradients pass unchanged.
-    """
+    """The catalog's factor, multiplied in (optax.clip_by_global_norm computes (g / ||g||) max_norm). A zero
+    gradient gives max_norm / 0 = inf and a factor of 1."""
 
     def update(updates, state, params=None):
         del params
@@ -97,10 +77,7 @@ class AdagradState(NamedTuple):
 
 
 def scale_by_adagrad(initial_accumulator_value: float, eps: float) -> optax.GradientTransformation:
-    """s_t = s_{t-1} + g^2 (s_0 = initial_accumulator_value); d_t = g / (sqrt(s_t) + eps), torch's form.
-
-    References: Duchi et al., "Adaptive Subgradient Methods", JMLR 2011.
-    """
+    """The catalog's adagrad direction, epsilon outside the root (torch's form)."""
 
     def init(params):
         return AdagradState(jax.tree.map(lambda p: jnp.full(p.shape, initial_accumulator_value, p.dtype), params))
@@ -115,21 +92,14 @@ def scale_by_adagrad(initial_accumulator_value: float, eps: float) -> optax.Grad
 
 class NadamState(NamedTuple):
     count: jax.Array  # int32, t - 1 before the update
-    mu_product: jax.Array  # prod_{i <= t} mu_i, in the parameters' dtype (torch keeps a tensor too)
+    mu_product: jax.Array  # in the parameters' dtype (torch keeps a tensor too)
     mu: Any
     nu: Any
 
 
 def scale_by_nadam(b1: float, b2: float, eps: float, momentum_decay: float, dtype: Any) -> optax.GradientTransformation:
-    """torch's NAdam: mu_t = b1 (1 - 0.5 * 0.96^(t psi)), P_t = prod_{i<=t} mu_i, denominator
-    sqrt(v_t / (1 - b2^t)) + eps, d_t = (1 - mu_t) / (1 - P_t) g / denominator
-    + mu_{t+1} / (1 - P_t mu_{t+1}) m_t / denominator.
-
-    The schedule scalars are computed in float64 from the exact step count and cast to dtype
-    where they meet the arrays.
-
-    References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR workshop 2016.
-    """
+    """The catalog's nadam direction (torch's momentum schedule). The schedule scalars are computed in float64 from
+    the exact step count and cast to dtype where they meet the arrays."""
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -159,48 +129,28 @@ def scale_by_nadam(b1: float, b2: float, eps: float, momentum_decay: float, dtyp
 
 
 def step(tx: optax.GradientTransformation, params: Any, grads: Any, opt_state: Any, learning_rate: jax.Array):
-    """One optimizer step: (p_t, state_t) with p_t = p_{t-1} + (-lr_t) d_t, leaf by leaf in the parameters' dtype."""
-    step_direction, opt_state = tx.update(grads, opt_state, params)
-    return apply(params, step_direction, learning_rate), opt_state
+    """One update (params, opt_state): the direction times -lr_t added leaf by leaf, in the parameters' dtype."""
+    direction, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, jax.tree.map(lambda d: -learning_rate * d, direction)), opt_state
 
 
-def apply(params: Any, step_direction: Any, learning_rate: jax.Array) -> Any:
-    """p_t = p_{t-1} + (-lr_t) d_t, leaf by leaf, in the parameters' dtype."""
-    return optax.apply_updates(params, jax.tree.map(lambda d: -learning_rate * d, step_direction))
+_FIELD = {  # catalog slot -> the optax state field that holds it (adadelta's square: e_g)
+    "momentum": "trace", "m": "mu", "v": "nu", "u": "nu", "mean": "mu", "square": "nu", "delta": "e_x",
+    "sum": "sum_of_squares",
+}
 
 
-def slots(optimizer, opt_state: Any) -> dict[str, Any]:
-    """The optimizer state as the catalog's per-parameter slots {slot: params-shaped tree}, named
-    as in backends/numpy/optimizers.py; only the slots the formula uses exist in the state.
-
-    optax.trace's trace -> "momentum" (sgd, and rmsprop's momentum buffer: lr is applied after
-    the transform, so it holds b_t = momentum b_{t-1} + g_t / denominator, the catalog's b);
-    scale_by_adam mu/nu -> "m"/"v" (scale_by_adamax keeps the same state: mu/nu -> "m"/"u");
-    scale_by_rms nu -> "square"; scale_by_stddev mu/nu -> "mean"/"square"; scale_by_adadelta
-    e_g/e_x -> "square"/"delta"; AdagradState -> "sum"; NadamState mu/nu -> "m"/"v".
-    """
-    found: dict[str, Any] = {}
+def state_slots(optimizer, opt_state: Any) -> dict[str, Any]:
+    """{catalog slot: params-shaped tree} for the slots experiments.catalog.optimizers.state_slots names."""
+    fields: dict[str, Any] = {}
 
     def visit(state):
-        if isinstance(state, optax.TraceState):
-            found["momentum"] = state.trace
-        elif isinstance(state, optax.ScaleByAdamState):
-            found.update(m=state.mu, **({"u": state.nu} if optimizer.name == "adamax" else {"v": state.nu}))
-        elif isinstance(state, optax.ScaleByRStdDevState):
-            found.update(mean=state.mu, square=state.nu)
-        elif isinstance(state, optax.ScaleByRmsState):
-            found["square"] = state.nu
-        elif isinstance(state, optax.ScaleByAdaDeltaState):
-            found.update(square=state.e_g, delta=state.e_x)
-        elif isinstance(state, AdagradState):
-            found["sum"] = state.sum_of_squares
-        elif isinstance(state, NadamState):
-            found.update(m=state.mu, v=state.nu)
-        elif isinstance(state, (tuple, list)) and not hasattr(state, "_fields"):  # optax.chain: a tuple of states
+        if hasattr(state, "_fields"):  # one transform's state (a NamedTuple)
+            fields.update(state._asdict())
+        else:  # optax.chain: a tuple of states
             for inner in state:
                 visit(inner)
-        elif not isinstance(state, (optax.EmptyState, optax.AddDecayedWeightsState)):
-            raise TypeError(f"unknown optimizer state {type(state).__name__}")
 
     visit(opt_state)
-    return found
+    return {slot: fields["e_g" if (optimizer.name, slot) == ("adadelta", "square") else _FIELD[slot]]
+            for slot in used_slots(optimizer)}

@@ -1,16 +1,18 @@
-"""Canonical weight names <-> the Flax variable tree (Flax layouts already are the canonical ones)."""
+"""Initial weights drawn with jax.random, and canonical weight names <-> the Flax variable tree.
 
-from typing import Any
+Flax keeps a dense kernel as (in, out), a conv kernel as (kh, kw, in, out) and flattens NHWC in (H, W, C) order, so
+no tensor is transposed or permuted. Only names differ: BatchNorm's offset is Flax's `bias`, its running variance
+`var`, and running statistics live in the `batch_stats` collection, not in `params`.
+"""
+
+from typing import Any, Callable
 
 import numpy as np
 
-from backends.base import check_names_and_shapes
-from experiments.spec.plan import ParameterInfo
+from backends.jax.framework import jax, jnp
+from experiments.catalog.initializers import Distribution
+from experiments.spec.plan import ParameterInfo, fans
 
-# Flax keeps a dense kernel as (in, out), a conv kernel as (kh, kw, in, out) and flattens NHWC
-# in (H, W, C) order, so no tensor is transposed or permuted. Only names differ: BatchNorm's
-# offset is Flax's `bias`, its running variance `var`, and running statistics live in the
-# `batch_stats` collection, not in `params`. PReLU's alpha is already canonical (our own module).
 _LOCATION = {  # canonical parameter -> (Flax collection, Flax variable name)
     "kernel": ("params", "kernel"),
     "bias": ("params", "bias"),
@@ -18,8 +20,36 @@ _LOCATION = {  # canonical parameter -> (Flax collection, Flax variable name)
     "offset": ("params", "bias"),
     "mean": ("batch_stats", "mean"),
     "variance": ("batch_stats", "var"),
-    "alpha": ("params", "alpha"),  # prelu (ActivationLayer), (1,) or (C,) as in the plan
+    "alpha": ("params", "alpha"),  # prelu (ActivationLayer)
 }
+
+
+def draw(distribution: Distribution, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """One draw from a catalog distribution, computed in dtype (truncated_normal: jax.random.truncated_normal on
+    [-2, 2], then scaled and shifted)."""
+    a, b = distribution.a, distribution.b
+    if distribution.kind == "constant":
+        return jnp.full(shape, a, dtype)
+    if distribution.kind == "uniform":
+        return jax.random.uniform(key, shape, dtype, minval=a, maxval=b)
+    if distribution.kind == "normal":
+        return jax.random.normal(key, shape, dtype) * b + a
+    if distribution.kind == "truncated_normal":
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * b + a
+    raise ValueError(f"unsupported initializer distribution {distribution.kind!r}")
+
+
+def initializer(entry, kernel_shape: tuple[int, ...], shape: tuple[int, ...]) -> Callable:
+    """A Flax init function drawing `shape` from entry's distribution at the fans of kernel_shape (a bias uses its
+    layer's kernel's); the shape Flax asks for is checked against the plan's."""
+    distribution = entry.distribution(*fans(kernel_shape))
+
+    def init(key: jax.Array, requested: tuple[int, ...], dtype: Any) -> jax.Array:
+        if tuple(requested) != tuple(shape):
+            raise ValueError(f"Flax asked for a parameter of shape {tuple(requested)}; the plan says {tuple(shape)}")
+        return draw(distribution, key, tuple(shape), dtype)
+
+    return init
 
 
 def location(name: str) -> tuple[str, str, str]:
@@ -49,21 +79,19 @@ def check_layout(variables: dict[str, Any], info: dict[str, ParameterInfo], dtyp
             raise ValueError(f"{name}: trainable={parameter.trainable} but Flax keeps it in {collection!r}")
 
 
-def to_canonical(variables: dict[str, Any], info: dict[str, ParameterInfo]) -> dict[str, np.ndarray]:
-    """Copies of every parameter and buffer as NumPy arrays, by canonical name, in plan order."""
+def to_canonical(variables: dict[str, Any], names) -> dict[str, np.ndarray]:
+    """Copies of the named parameters and buffers as NumPy arrays, by canonical name, in the order of `names`."""
     out = {}
-    for name in info:
+    for name in names:
         collection, module, variable = location(name)
         out[name] = np.array(variables[collection][module][variable], copy=True)
     return out
 
 
-def from_canonical(weights: dict[str, np.ndarray], info: dict[str, ParameterInfo], dtype: np.dtype, what: str = "set_weights") -> dict[str, Any]:
-    """The Flax variable tree (NumPy copies cast to dtype) of canonical weights, checked first (backends.base's one
-    check, in the words of `what`, the method that was called)."""
-    check_names_and_shapes(what, weights, {name: item.shape for name, item in info.items()})
+def from_canonical(weights: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The Flax variable tree of canonical weights (already checked and in spec.dtype), as NumPy copies."""
     variables: dict[str, Any] = {}
-    for name in info:
+    for name, value in weights.items():
         collection, module, variable = location(name)
-        variables.setdefault(collection, {}).setdefault(module, {})[variable] = np.array(weights[name], dtype=dtype, copy=True)
+        variables.setdefault(collection, {}).setdefault(module, {})[variable] = np.array(value, copy=True)
     return variables

@@ -21,27 +21,21 @@ GELU_TANH_CUBIC = 0.044715
 
 
 def leaky(x: tf.Tensor, slope) -> tf.Tensor:
-    """x if x > 0 else slope * x; the derivative at 0 is the slope (the x <= 0 branch)."""
+    """Leaky relu with this slope (prelu and rrelu use it too); at 0 the negative branch's derivative."""
     return tf.where(x > 0, x, slope * x)
 
 
 def leaky_relu(negative_slope: float) -> Function:
-    """x if x > 0 else negative_slope * x, with the slope in x's dtype (derivative at 0: the slope, as torch and TF).
-
-    Not keras.layers.LeakyReLU: on TF it runs tf.nn.leaky_relu, whose `alpha` is a float32 op
-    attribute, so a float64 model gets float32(0.1) = 0.10000000149 as its slope.
-    """
+    """Not keras.layers.LeakyReLU: on TF it runs tf.nn.leaky_relu, whose `alpha` is a float32 op
+    attribute, so a float64 model gets float32(0.1) = 0.10000000149 as its slope."""
     return lambda x: leaky(x, negative_slope)
 
 
 def elu(alpha: float, scale: float = 1.0) -> Function:
-    """scale * (x if x > 0 else alpha * (exp(x) - 1)); derivative scale * alpha * exp(x) for x <= 0, 0 included.
-
-    tf.nn.elu's gradient takes the x > 0 branch at exactly 0 (1 instead of alpha). Here the
-    select sends x = 0 to the alpha branch; expm1 sees min(x, 0), so the unselected branch
-    cannot overflow to inf (whose 0 * inf cotangent would be NaN), and tf.minimum passes the
-    gradient to x at the tie x = 0 (TF's Minimum gradient selects x where x <= y).
-    """
+    """elu, and selu with scale. tf.nn.elu's gradient takes the x > 0 branch at exactly 0 (1 instead of alpha).
+    Here the select sends x = 0 to the alpha branch; expm1 sees min(x, 0), so the unselected branch cannot overflow
+    to inf (whose 0 * inf cotangent would be NaN), and tf.minimum passes the gradient to x at the tie x = 0 (TF's
+    Minimum gradient selects x where x <= y)."""
 
     def function(x: tf.Tensor) -> tf.Tensor:
         y = tf.where(x > 0, x, alpha * tf.math.expm1(tf.minimum(x, tf.zeros_like(x))))
@@ -51,12 +45,9 @@ def elu(alpha: float, scale: float = 1.0) -> Function:
 
 
 def softplus(beta: float) -> Function:
-    """logaddexp(beta x, 0) / beta with derivative sigmoid(beta x) (a custom gradient).
-
-    logaddexp(a, 0) = max(a, 0) + log1p(exp(-|a|)) (NumPy's formula); autodiff through it would
-    give 1 instead of 1/2 at x = 0 (TF's Maximum sends the whole gradient to a at the tie and
-    |a| has derivative sign(0) = 0), hence the gradient is written out.
-    """
+    """Computed as NumPy's logaddexp(beta x, 0) / beta, with the catalog's gradient written out: autodiff through
+    it would give 1 instead of 1/2 at x = 0 (TF's Maximum sends the whole gradient to a at the tie and |a| has
+    derivative sign(0) = 0)."""
 
     @tf.custom_gradient
     def function(x: tf.Tensor):
@@ -74,21 +65,17 @@ def softplus(beta: float) -> Function:
 
 
 def hard_sigmoid(x: tf.Tensor) -> tf.Tensor:
-    """relu6(x + 3) / 6; TF's Relu6 gradient is 0 at both kinks (x + 3 = 0 and 6), the catalog's pin."""
+    """Through relu6, whose gradient is 0 at both kinks, the catalog's pin."""
     return tf.nn.relu6(x + 3.0) / 6.0
 
 
 def silu(x: tf.Tensor) -> tf.Tensor:
-    """x * sigmoid(x)."""
     return x * tf.math.sigmoid(x)
 
 
 def gelu(approximate: str) -> Function:
-    """x (1 + erf(x / sqrt 2)) / 2, or x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2, as written in the catalog.
-
-    Not tf.nn.gelu (which computes the exact form as x erfc(-x / sqrt 2) / 2) nor keras.ops.gelu
-    (whose `approximate` defaults to True, tanh).
-    """
+    """Written as the catalog writes it: not tf.nn.gelu (which computes the exact form through erfc) nor
+    keras.ops.gelu (whose `approximate` defaults to True, tanh)."""
     if approximate == "none":
         return lambda x: 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
     if approximate == "tanh":
@@ -97,12 +84,12 @@ def gelu(approximate: str) -> Function:
 
 
 def step(x: tf.Tensor) -> tf.Tensor:
-    """1 if x > 0 else 0 (forward only: no gradient flows through the comparison)."""
+    """Forward only: no gradient flows through the comparison."""
     return tf.cast(x > 0, x.dtype)
 
 
 def sign(x: tf.Tensor) -> tf.Tensor:
-    """-1, 0 or 1 (forward only: TF's Sign gradient is 0)."""
+    """Forward only: TF's Sign gradient is 0."""
     return tf.math.sign(x)
 
 
@@ -136,13 +123,8 @@ def elementwise(entry: Entry) -> Function:
 
 
 class PReLU(keras.layers.Layer):
-    """x if x > 0 else alpha * x, alpha a trainable (1,) or (C,) vector over the last axis.
-
-    Not keras.layers.PReLU: its alpha has shape input_shape[1:] (one per element, per H, W and
-    C in a CNN) unless shared_axes is given, and starts at zero by default; this layer's
-    alpha is the canonical `<layer>/alpha` directly. d/dalpha = x where x <= 0 (summed over the
-    broadcast axes); the derivative in x at 0 is alpha.
-    """
+    """prelu with the canonical `<layer>/alpha`. Not keras.layers.PReLU: its alpha has shape input_shape[1:]
+    (one per element, per H, W and C in a CNN) unless shared_axes is given, and starts at zero by default."""
 
     def __init__(self, initial_value: float, per_channel: bool, **kwargs):
         super().__init__(**kwargs)
@@ -163,14 +145,9 @@ class PReLU(keras.layers.Layer):
 
 
 class RReLU(keras.layers.Layer):
-    """Randomized leaky relu: x if x > 0 else a * x.
-
-    Training: a ~ U[lower, upper) per element, drawn by keras.random.uniform (TF
-    stateless_uniform) from this layer's SeedGenerator, whose state advances at every call, so
-    every step draws afresh; the bounds go in as float64 scalars (framework.exact), else a
-    float64 draw would use float32(1/3) as its upper bound. Evaluation: a = (lower + upper) / 2.
-    The derivative in x is a, at 0 too.
-    """
+    """rrelu. Training draws the slopes with keras.random.uniform (TF stateless_uniform) from this layer's
+    SeedGenerator, whose state advances at every call, so every step draws afresh; the bounds go in as float64
+    scalars (framework.exact), else a float64 draw would use float32(1/3) as its upper bound."""
 
     def __init__(self, lower: float, upper: float, seed: int, **kwargs):
         super().__init__(**kwargs)
@@ -192,13 +169,8 @@ class RReLU(keras.layers.Layer):
 
 
 def maxout(pieces: int) -> Function:
-    """max over groups of `pieces` consecutive features of the last axis; (..., F) -> (..., F / pieces).
-
-    The gradient goes to the first maximum of each group: the index is the smallest i with
-    x_i == max (explicitly, not tf.argmax, whose tie order is not guaranteed), and the
-    output is gathered at it, so autodiff scatters the cotangent there alone. (tf.reduce_max
-    splits a tie's gradient evenly among the maxima.)
-    """
+    """(..., F) -> (..., F / pieces), gathered at each group's first maximum (found explicitly: tf.argmax's tie
+    order is not guaranteed), so autodiff sends the gradient there alone; tf.reduce_max would split a tie's."""
 
     def function(x: tf.Tensor) -> tf.Tensor:
         features = x.shape[-1]
@@ -212,7 +184,7 @@ def maxout(pieces: int) -> Function:
 
 
 class Maxout(keras.layers.Layer):
-    """Maxout over groups of consecutive features of the last axis (see `maxout`); shrinks the last axis."""
+    """The layer of `maxout`."""
 
     def __init__(self, pieces: int, **kwargs):
         super().__init__(**kwargs)

@@ -13,19 +13,14 @@ PROBABILITY_OUTPUTS = ("softmax", "sigmoid", "linear")  # the outputs log_probab
 
 
 def output_activation(entry: Entry) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The output activation a(z) over the class axis (step and sign: forward only, zero gradient)."""
+    """The output activation over the class axis (step and sign: forward only, zero gradient)."""
     if entry.name not in OUTPUT_ACTIVATIONS:
         raise KeyError(f"the Keras backend has no output activation {entry.name!r}")
     return elementwise(entry)
 
 
 def log_probabilities(entry: Entry, logits: tf.Tensor) -> tf.Tensor:
-    """log p of the catalog's categorical cross-entropy and KL divergence, from the logits (N, C).
-
-    softmax or linear output: log_softmax(z). Sigmoid output: log_sigmoid(z) minus its
-    logsumexp, i.e. sigmoid outputs normalised to sum to 1, without Keras' 1e-7 clip.
-    step and sign outputs define no probabilities.
-    """
+    """The catalog's log p from the logits (N, C), for cross-entropy and KL divergence; without Keras' 1e-7 clip."""
     if entry.name == "sigmoid":
         log_sigmoid = tf.math.log_sigmoid(logits)
         return log_sigmoid - tf.reduce_logsumexp(log_sigmoid, axis=-1, keepdims=True)
@@ -34,21 +29,20 @@ def log_probabilities(entry: Entry, logits: tf.Tensor) -> tf.Tensor:
     raise KeyError(f"the {entry.name!r} output activation defines no probabilities (cross-entropy and KL need them)")
 
 
-def make_loss(loss: Entry, activation: Entry, num_classes: int) -> PerSampleLoss:
-    """The per-sample loss l(z, y) (N,) of logits z (N, C) and targets y (N, C); the batch loss is its mean.
+def make_loss(loss: Entry, activation: Entry) -> PerSampleLoss:
+    """The per-sample loss (N,) of logits (N, C) and targets (N, C); the batch loss is its mean.
 
-    y is one-hot for 10 classes, (N, 1) of 0/1 for a binary task. Keras'
-    CategoricalCrossentropy(from_logits=False) clips probabilities to [1e-7, 1 - 1e-7] and, on TF,
-    silently switches to cached logits; BinaryCrossentropy clips the same way and KLDivergence
-    clips y to >= 1e-7; none of them is used here.
+    Keras' CategoricalCrossentropy(from_logits=False) clips probabilities to [1e-7, 1 - 1e-7] and, on TF, silently
+    switches to cached logits; BinaryCrossentropy clips the same way and KLDivergence clips y to >= 1e-7; none of
+    them is used here.
     """
     if loss.name in ("categorical_crossentropy", "kl_divergence"):
         if activation.name not in PROBABILITY_OUTPUTS:  # refused when built, not at the first step
             raise KeyError(f"{loss.name} needs probabilities: a softmax, sigmoid or linear output, not {activation.name!r}")
         smoothing = float(loss.label_smoothing)
 
-        def smoothed(y: tf.Tensor) -> tf.Tensor:
-            return (1.0 - smoothing) * y + smoothing / num_classes if smoothing else y  # y' = (1 - eps) y + eps / C
+        def smoothed(y: tf.Tensor) -> tf.Tensor:  # C from the static class axis
+            return (1.0 - smoothing) * y + smoothing / y.shape[-1] if smoothing else y
 
         if loss.name == "categorical_crossentropy":
 
@@ -58,7 +52,7 @@ def make_loss(loss: Entry, activation: Entry, num_classes: int) -> PerSampleLoss
             return categorical_crossentropy
 
         def kl_divergence(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            """sum_c y' (log y' - log p), with 0 log 0 = 0 (the log of a zero target is never taken)."""
+            """The log of a zero target is never taken."""
             y = smoothed(y)
             positive = y > 0
             log_y = tf.math.log(tf.where(positive, y, tf.ones_like(y)))
@@ -70,10 +64,9 @@ def make_loss(loss: Entry, activation: Entry, num_classes: int) -> PerSampleLoss
         if activation.name not in ("sigmoid", "linear"):
             raise KeyError(f"binary_crossentropy takes sigmoid (or linear) outputs, not {activation.name!r}")
         smoothing = float(loss.label_smoothing)
-        positive_part = softplus(1.0)  # derivative sigmoid(z), 1/2 at z = 0
+        positive_part = softplus(1.0)
 
         def binary_crossentropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            """mean_c [softplus(z) - y' z], y' = (1 - eps) y + eps / 2 (Keras' BCE smoothing)."""
             if smoothing:
                 y = (1.0 - smoothing) * y + smoothing / 2.0
             return tf.reduce_mean(positive_part(logits) - y * logits, axis=-1)

@@ -45,7 +45,7 @@ def loss_vjp(loss: Entry, output_activation: Entry, z, y, dtype: str) -> tuple[f
     """(batch mean loss, d loss / dz) of logits z (N, C) and targets y (N, C), with the Trainer's loss."""
     z = tf.constant(np.asarray(z), dtype=dtype)
     y = tf.constant(np.asarray(y), dtype=dtype)
-    per_sample = make_loss(loss, output_activation, int(z.shape[-1]))
+    per_sample = make_loss(loss, output_activation)
     with tf.GradientTape() as tape:
         tape.watch(z)
         value = tf.reduce_mean(per_sample(z, y))

@@ -5,50 +5,21 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported (backends.keras.framework checks it)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import warnings  # noqa: E402
-from typing import Sequence  # noqa: E402
-
 import numpy as np  # noqa: E402
 
-from backends.base import StepStats, check_epoch_arguments, check_eval_arguments, check_names_and_shapes, no_logits  # noqa: E402
+from backends import base  # noqa: E402
+from backends.keras import framework  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
-from backends.keras.framework import keras, tf  # noqa: E402
+from backends.keras.framework import tf  # noqa: E402
 from backends.keras.losses import make_loss  # noqa: E402
-from backends.keras.model import BATCH_NORM_NAMES, build_model, canonical_variables  # noqa: E402
+from backends.keras.model import build_model  # noqa: E402
 from backends.keras.optimizers import make_optimizer  # noqa: E402
-from experiments.spec import parameter_info  # noqa: E402
+from backends.keras.weights import BATCH_NORM_NAMES, canonical_variables  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
-from experiments.threads import seen_settings  # noqa: E402
 
 
-def configure_threads(threads: int) -> dict[str, object]:
-    """Set TF's intra- and inter-op thread pools and op determinism; returns what is in effect.
-
-    The pools can only be sized before TF's runtime starts; a later Trainer in the same process
-    asking for other sizes gets a warning and the sizes already in effect (reported here).
-    TF32 is turned off too (it only exists on Ampere+ GPUs, where TF enables it by default).
-    """
-    applied = True
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError as error:  # "cannot be modified after initialization"
-        applied = False
-        warnings.warn(f"TensorFlow thread pools were already initialised ({error}); keeping the sizes in effect")
-    tf.config.experimental.enable_op_determinism()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    return {
-        "threads_requested": threads,
-        "threads_applied": applied,
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "op_determinism": True,
-        "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
-    }
-
-
-class Trainer:
-    """One Keras model and its optimizer, built from a spec and its layer plan (see backends.base).
+class Trainer(base.Trainer):
+    """One Keras model and its optimizer (see backends.base).
 
     A whole epoch is one call of a tf.function: a tf.while_loop that gathers each batch from
     the training set (held as tensors) and calls the step function, itself a tf.function.
@@ -59,95 +30,62 @@ class Trainer:
     The forward pass (`_forward`) runs the Keras layers one by one in plan order (what the
     Sequential model does), so that given noise can replace a layer's own draw: a dropout layer
     then multiplies by the given mask and an rrelu layer uses the given slopes (the same
-    `leaky` as RReLU.call). The noisy variants of the step, the epoch loop and the gradient
-    function are separate tf.functions taking the noise as data (one tensor per noisy layer).
+    `leaky` as RReLU.call). The step, the epoch loop and the gradients are each compiled twice,
+    with the noise as data (one tensor per noisy layer, "noisy ...") and without (the layers draw).
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
-        self.spec, self.plan = spec, plan
-        self.dtype = tf.as_dtype(spec.dtype)
-        self._settings = configure_threads(threads)
-        self.model = build_model(plan, spec.dtype, spec.seed)
-        self._variables = canonical_variables(plan, self.model)
-        self._info = parameter_info(plan)
-        self.num_classes = plan[-1].units
+        super().__init__(spec, plan, threads)
+        self.tensor_dtype = tf.as_dtype(spec.dtype)
+        self.thread_settings = framework.configure_threads(threads)
+        self.model = build_model(self.plan, spec.dtype, spec.seed)
+        self._variables = canonical_variables(self.plan, self.model)
         self.optimizer = make_optimizer(spec.optimizer)
         self.optimizer.build(self.model.trainable_variables)
-        self._loss = make_loss(spec.loss, spec.model.output_activation, self.num_classes)
-        self._x = self._y = None
-        self.trace_counts = {
-            "train": 0, "step": 0, "evaluate": 0, "predict": 0,
-            "train_noise": 0, "step_noise": 0, "gradients": 0, "gradients_noise": 0, "layer_outputs": 0,
-        }
-        self._layers = [(layer, self.model.get_layer(layer.name)) for layer in plan]
-        # The layers that draw noise in training: dropout masks and rrelu slopes, in plan order.
-        self.noisy_layers = tuple(
-            layer for layer in plan
-            if isinstance(layer, P.Dropout) or (isinstance(layer, P.Activation) and layer.activation.name == "rrelu")
-        )
-        self._noisy_names = noisy = {layer.name for layer in self.noisy_layers}
+        self.loss = make_loss(spec.loss, spec.model.output_activation)
+        self.x = self.y = None
+        self._layers = [(layer, self.model.get_layer(layer.name)) for layer in self.plan]
         self._seed_generators = [
-            built.seed_generator for layer, built in self._layers
-            if layer.name in noisy and getattr(built, "seed_generator", None) is not None
+            generator for layer in self.noisy_layers
+            if (generator := getattr(self.model.get_layer(layer.name), "seed_generator", None)) is not None
         ]
-        self._trainable_names = [name for name, info in self._info.items() if info.trainable]
         self._running = [
-            self._variables[f"{layer.name}/{name}"]
-            for layer in plan if isinstance(layer, P.BatchNormalization)
-            for name in (BATCH_NORM_NAMES["moving_mean"], BATCH_NORM_NAMES["moving_variance"])
+            self._variables[f"{layer.name}/{BATCH_NORM_NAMES[name]}"]
+            for layer in self.plan if isinstance(layer, P.BatchNormalization) for name in ("moving_mean", "moving_variance")
         ]
-        images = tf.TensorSpec((None, *plan[0].input_shape), self.dtype)
-        labels = tf.TensorSpec((None, self.num_classes), self.dtype)
-        noise = tuple(tf.TensorSpec((None, *layer.input_shape), self.dtype) for layer in self.noisy_layers)
+        images = tf.TensorSpec((None, *self.plan[0].input_shape), self.tensor_dtype)
+        labels = tf.TensorSpec((None, self.plan[-1].units), self.tensor_dtype)
+        noise = tuple(tf.TensorSpec((None, *layer.input_shape), self.tensor_dtype) for layer in self.noisy_layers)
         indices = tf.TensorSpec((None,), tf.int64)
         rate, rates = tf.TensorSpec((), tf.float64), tf.TensorSpec((None,), tf.float64)
-        self.jit_compile = not any(isinstance(layer, P.Conv2D) for layer in plan)
-        self._step = tf.function(
-            self._train_step, autograph=False, jit_compile=self.jit_compile, input_signature=[images, labels, rate],
-        )
-        self._train = tf.function(
-            self._train_steps, autograph=False, jit_compile=False,
-            input_signature=[images, labels, indices, indices, rates],
-        )
-        self._step_noise = tf.function(
-            self._train_step_noise, autograph=False, jit_compile=self.jit_compile,
-            input_signature=[images, labels, rate, noise],
-        )
-        self._train_noise = tf.function(
-            self._train_steps_noise, autograph=False, jit_compile=False,
-            input_signature=[images, labels, indices, indices, rates, noise],
-        )
-        self._gradients = tf.function(
-            self._loss_and_gradients, autograph=False, jit_compile=self.jit_compile, input_signature=[images, labels],
-        )
-        self._gradients_noise = tf.function(
-            self._loss_and_gradients_noise, autograph=False, jit_compile=self.jit_compile,
-            input_signature=[images, labels, noise],
-        )
-        self._layer_outputs = tf.function(self._all_outputs, autograph=False, jit_compile=False, input_signature=[images])
-        self._evaluate = tf.function(self._evaluate_batch, autograph=False, jit_compile=False, input_signature=[images, labels])
-        self._predict = tf.function(self._predict_batch, autograph=False, jit_compile=False, input_signature=[images])
+        self.jit_compile = not any(isinstance(layer, P.Conv2D) for layer in self.plan)
+        self.compiled, self.trace_counts = {}, {}  # by the same names; a count grows only while tracing
+        self._compile("step", self._step, [images, labels, rate], self.jit_compile)
+        self._compile("noisy step", self._step, [images, labels, rate, noise], self.jit_compile)
+        self._compile("epoch", self._epoch, [images, labels, indices, indices, rates])
+        self._compile("noisy epoch", self._epoch, [images, labels, indices, indices, rates, noise])
+        self._compile("gradients", self._gradients, [images, labels], self.jit_compile)
+        self._compile("noisy gradients", self._gradients, [images, labels, noise], self.jit_compile)
+        self._compile("layer outputs", lambda x: self._forward(x, training=False, outputs=True)[1], [images])
+        self._compile("logits", lambda x: self._forward(x, training=False), [images])
+        self._compile("losses", self.loss, [labels, labels])  # (logits, y), both (N, C)
 
-    # Provenance -----------------------------------------------------------------------------------
+    def _compile(self, name: str, function, signature: list, jit_compile: bool = False) -> None:
+        """compiled[name]: `function` as a tf.function of that input signature, counting its traces in trace_counts."""
+
+        def traced(*args):
+            self.trace_counts[name] += 1
+            return function(*args)
+
+        self.trace_counts[name] = 0
+        self.compiled[name] = tf.function(traced, autograph=False, jit_compile=jit_compile, input_signature=signature)
 
     def versions(self) -> dict[str, str]:
-        return {"keras": keras.__version__, "tensorflow": tf.__version__}
+        return framework.versions()
 
     def settings(self) -> dict[str, object]:
-        """Thread pools and op determinism as TF reports them; thread_environment is the worker's
-        OpenMP/MKL environment as this process sees it (TF's own pools do not read it; listed so
-        every backend's record shows what its process ran with)."""
-        return {
-            **self._settings,
-            "thread_environment": seen_settings(),
-            "device": self.model.trainable_variables[0].value.device,
-            "dtype": self.spec.dtype,
-            "compiled": "tf.function epoch loop (tf.while_loop) calling a tf.function step, each also in a variant taking "
-                        "injected noise; evaluate/predict/layer_outputs per call; loss_and_gradients as the step is",
-            "jit_compile": self.jit_compile,
-        }
-
-    # Parameters ------------------------------------------------------------------------------------
+        device = self.model.trainable_variables[0].value.device
+        return framework.settings(self.thread_settings, device, self.spec.dtype, self.jit_compile)
 
     def parameter_count(self) -> int:
         return int(sum(np.prod(v.shape, dtype=np.int64) for v in self.model.trainable_weights))
@@ -155,78 +93,48 @@ class Trainer:
     def get_weights(self) -> dict[str, np.ndarray]:
         return {name: np.array(v.numpy(), copy=True) for name, v in self._variables.items()}
 
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        check_names_and_shapes("set_weights", weights, {name: info.shape for name, info in self._info.items()})
-        arrays = {name: np.asarray(weights[name]).astype(self.spec.dtype) for name in self._info}
-        for name, array in arrays.items():
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        for name, array in weights.items():
             self._variables[name].assign(array)
 
-    # Training ----------------------------------------------------------------------------------------
+    def _load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Kept as tensors, passed to the compiled loop as arguments (not captured)."""
+        self.x, self.y = tf.constant(x), tf.constant(y)
 
-    def load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Keep the training set as tensors (passed to the compiled loop as arguments, not captured)."""
-        self._x = self._images(x)
-        self._y = self._labels(y)
-        if self._x.shape[0] != self._y.shape[0]:
-            raise ValueError(f"load_training_data: {self._x.shape[0]} images but {self._y.shape[0]} labels")
+    # Inside the compiled functions --------------------------------------------------------------
 
-    def _images(self, x: np.ndarray) -> tf.Tensor:
-        x = np.asarray(x)
-        if x.shape[1:] != self.plan[0].input_shape:
-            raise ValueError(f"images have shape {x.shape}, expected (N, {', '.join(map(str, self.plan[0].input_shape))})")
-        return tf.constant(x, dtype=self.dtype)
-
-    def _labels(self, y: np.ndarray) -> tf.Tensor:
-        y = np.asarray(y)
-        if y.ndim != 2 or y.shape[1] != self.num_classes:
-            expected = "(N, 1) of 0/1" if self.num_classes == 1 else f"one-hot (N, {self.num_classes})"
-            raise ValueError(f"labels have shape {y.shape}, expected {expected}")
-        return tf.constant(y, dtype=self.dtype)
-
-    def _forward(self, x: tf.Tensor, training: bool, noise: dict | None = None, outputs: bool = False):
+    def _forward(self, x: tf.Tensor, training: bool, noise: tuple | None = None, outputs: bool = False):
         """The logits (N, C) of x, the Keras layers called in plan order; with outputs=True, every layer's output by name.
 
-        noise (training only): {noisy layer name: tensor (N, *input_shape)}; a dropout layer
-        multiplies by its mask instead of drawing one and an rrelu layer takes its slopes, and
-        neither advances its seed generator. Other layers (and all without noise) are the Keras
-        layers' own calls; batch norm in training uses the batch statistics and updates its
-        moving statistics.
+        noise (training only): one tensor (N, *input_shape) per noisy layer, in plan order; a dropout layer
+        multiplies by its mask instead of drawing one and an rrelu layer takes its slopes, and neither advances
+        its seed generator. Other layers (and all without noise) are the Keras layers' own calls; batch norm in
+        training uses the batch statistics and updates its moving statistics.
         """
+        noisy = {layer.name for layer in self.noisy_layers}
+        given = {} if noise is None else dict(zip((layer.name for layer in self.noisy_layers), noise))
         h, per_layer = x, {}
         for layer, built in self._layers:
-            if noise is not None and layer.name in noise:
-                given = noise[layer.name]
-                h = h * given if isinstance(layer, P.Dropout) else leaky(h, given)  # rrelu: RReLU.call with these slopes
-            elif isinstance(layer, (P.BatchNormalization, P.Dropout)) or layer.name in self._noisy_names:
+            if layer.name in given:
+                h = h * given[layer.name] if isinstance(layer, P.Dropout) else leaky(h, given[layer.name])  # rrelu
+            elif isinstance(layer, (P.BatchNormalization, P.Dropout)) or layer.name in noisy:
                 h = built(h, training=training)
             else:
                 h = built(h)
             per_layer[layer.name] = h
         return (h, per_layer) if outputs else h
 
-    def _batch_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool, noise: dict | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """(per-sample losses (N,), number of correctly classified samples).
-
-        Correct: argmax(logits) == argmax(y) with C outputs; (logit > 0) == (y > 0.5) for a binary task (C = 1).
-        """
+    def _batch_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool, noise: tuple | None = None):
+        """(per-sample losses (N,), number of correctly classified samples, as backends.base.correct_count counts)."""
         logits = self._forward(x, training, noise)  # (N, C)
-        if self.num_classes == 1:
+        if self.plan[-1].units == 1:
             correct = tf.equal(logits[:, 0] > 0, y[:, 0] > 0.5)
         else:
             correct = tf.equal(tf.argmax(logits, axis=-1), tf.argmax(y, axis=-1))
-        return self._loss(logits, y), tf.reduce_sum(tf.cast(correct, tf.int64))
+        return self.loss(logits, y), tf.reduce_sum(tf.cast(correct, tf.int64))
 
-    def _train_step(self, x, y, rate):
+    def _step(self, x, y, rate, noise=None):
         """One optimizer step on the batch x (B, H, W, C), y (B, C); returns (batch mean loss, hits)."""
-        self.trace_counts["step"] += 1  # runs only while tracing
-        return self._apply_step(x, y, rate, None)
-
-    def _train_step_noise(self, x, y, rate, noise):
-        """`_train_step` with the noisy layers' values given: a tuple in the order of self.noisy_layers."""
-        self.trace_counts["step_noise"] += 1
-        return self._apply_step(x, y, rate, self._noise_dict(noise))
-
-    def _apply_step(self, x, y, rate, noise):
         variables = self.model.trainable_variables
         self.optimizer.rate.assign(rate)
         with tf.GradientTape() as tape:
@@ -235,86 +143,29 @@ class Trainer:
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss, hits
 
-    def _noise_dict(self, noise) -> dict:
-        return {layer.name: values for layer, values in zip(self.noisy_layers, noise)}
-
-    def _train_steps(self, x, y, order, bounds, rates):
-        """Step i trains on x[order[bounds[i]:bounds[i+1]]] at rates[i]; returns the (S,) losses and hits."""
-        self.trace_counts["train"] += 1
-        return self._epoch_loop(x, y, order, bounds, rates, lambda i, xb, yb, rate: self._step(xb, yb, rate))
-
-    def _train_steps_noise(self, x, y, order, bounds, rates, noise):
-        """`_train_steps` with noise: noise[k][bounds[i]:bounds[i+1]] is step i's values for noisy layer k."""
-        self.trace_counts["train_noise"] += 1
-
-        def step(i, xb, yb, rate):
-            return self._step_noise(xb, yb, rate, tuple(values[bounds[i] : bounds[i + 1]] for values in noise))
-
-        return self._epoch_loop(x, y, order, bounds, rates, step)
-
-    def _epoch_loop(self, x, y, order, bounds, rates, run_step):
+    def _epoch(self, x, y, order, bounds, rates, noise=None):
+        """Step i trains on x[order[bounds[i]:bounds[i+1]]] at rates[i], with noise[k][bounds[i]:bounds[i+1]] as
+        noisy layer k's values when noise is given; returns the (S,) losses and hits."""
         steps = tf.size(rates)
 
         def step(i, losses, hits):
             batch = order[bounds[i] : bounds[i + 1]]  # (B,)
-            loss, correct = run_step(i, tf.gather(x, batch), tf.gather(y, batch), rates[i])
+            arguments = (tf.gather(x, batch), tf.gather(y, batch), rates[i])
+            if noise is None:
+                loss, correct = self.compiled["step"](*arguments)
+            else:
+                loss, correct = self.compiled["noisy step"](*arguments, tuple(v[bounds[i] : bounds[i + 1]] for v in noise))
             return i + 1, losses.write(i, loss), hits.write(i, correct)
 
-        arrays = (tf.TensorArray(self.dtype, size=steps), tf.TensorArray(tf.int64, size=steps))
+        arrays = (tf.TensorArray(self.tensor_dtype, size=steps), tf.TensorArray(tf.int64, size=steps))
         _, losses, hits = tf.while_loop(lambda i, *_: i < steps, step, (tf.constant(0), *arrays), parallel_iterations=1)
         return losses.stack(), hits.stack()
 
-    def _noise_tensors(self, noise: dict, n: int, where: str) -> list[np.ndarray]:
-        """One step's noise as arrays in the order of self.noisy_layers, checked against the plan."""
-        if not isinstance(noise, dict):
-            raise TypeError(f"{where}: noise must be a dict {{layer name: array}}, got {type(noise).__name__}")
-        expected = [layer.name for layer in self.noisy_layers]
-        if set(noise) != set(expected):
-            raise ValueError(f"{where}: noise for layers {sorted(noise)}, the plan's noisy layers are {expected}")
-        arrays = []
-        for layer in self.noisy_layers:
-            values = np.asarray(noise[layer.name])
-            if values.shape != (n, *layer.input_shape):
-                raise ValueError(f"{where}: noise {layer.name} has shape {values.shape}, expected {(n, *layer.input_shape)}")
-            arrays.append(values.astype(self.spec.dtype, copy=False))
-        return arrays
-
-    def train_epoch(self, batches: Sequence[np.ndarray], learning_rates: np.ndarray, noise: Sequence[dict] | None = None) -> StepStats:
-        """One step per batch (see backends.base); noise: None (the layers draw their own), or one
-        dict per step {noisy layer name: (B, *input_shape)} of dropout masks and rrelu slopes."""
-        rates = check_epoch_arguments(batches, learning_rates, noise, None if self._x is None else int(self._x.shape[0]))
-        if not batches:
-            return StepStats(np.zeros(0, np.float64), np.zeros(0, np.int64))
-        order = np.concatenate([np.asarray(b, dtype=np.int64).ravel() for b in batches])
-        bounds = np.concatenate([[0], np.cumsum([len(b) for b in batches])]).astype(np.int64)
-        arguments = (self._x, self._y, tf.constant(order), tf.constant(bounds), tf.constant(rates))
-        if noise is None:
-            losses, hits = self._train(*arguments)
-        else:
-            steps = [self._noise_tensors(n, len(b), f"train_epoch step {i}") for i, (n, b) in enumerate(zip(noise, batches))]
-            if self.noisy_layers:  # per layer, the steps' values concatenated along the batch axis
-                stacked = tuple(tf.constant(np.concatenate(parts), dtype=self.dtype) for parts in zip(*steps))
-                losses, hits = self._train_noise(*arguments, stacked)
-            else:  # nothing to inject
-                losses, hits = self._train(*arguments)
-        return StepStats(losses.numpy().astype(np.float64), hits.numpy().astype(np.int64))
-
-    # Parity ladder -------------------------------------------------------------------------------
-
-    def _all_outputs(self, x):
-        self.trace_counts["layer_outputs"] += 1
-        return self._forward(x, training=False, outputs=True)[1]
-
-    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Eval-mode output of every plan layer by name (Keras' channels-last layouts are canonical)."""
-        outputs = self._layer_outputs(self._images(x))
-        return {layer.name: outputs[layer.name].numpy() for layer in self.plan}
-
-    def _gradients_of(self, x, y, noise):
-        """(mean loss, gradients in the order of self._trainable_names) in train mode, restoring what
-        the forward pass assigns: the batch-norm moving statistics and, when the layers draw, their
-        seed generators' states (read before, assigned back after; tf.function orders the accesses)."""
-        variables = [self._variables[name] for name in self._trainable_names]
+    def _gradients(self, x, y, noise=None):
+        """(mean loss, gradients in the order of trainable_names) in train mode, restoring what the forward pass
+        assigns: the batch-norm moving statistics and, when the layers draw, their seed generators' states (read
+        before, assigned back after; tf.function orders the accesses)."""
+        variables = [self._variables[name] for name in self.trainable_names]
         saved = [tf.identity(v.value) for v in self._running]
         seeds = [tf.identity(g.state.value) for g in self._seed_generators] if noise is None else []
         with tf.GradientTape() as tape:
@@ -328,71 +179,43 @@ class Trainer:
                 generator.state.assign(value)
         return loss, grads
 
-    def _loss_and_gradients(self, x, y):
-        self.trace_counts["gradients"] += 1
-        return self._gradients_of(x, y, None)
+    # The hooks ------------------------------------------------------------------------------------
 
-    def _loss_and_gradients_noise(self, x, y, noise):
-        self.trace_counts["gradients_noise"] += 1
-        return self._gradients_of(x, y, self._noise_dict(noise))
-
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, noise: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
-        """Train-mode mean loss and d loss / d parameter of every trainable parameter, by canonical name.
-
-        Changes nothing: no optimizer step, the batch-norm moving statistics are restored after
-        the training-mode forward, and without noise the dropout/rrelu seed generators are put
-        back too (so the draw is the one the next training step would make). With noise
-        ({noisy layer name: (N, *input_shape)}), the given masks and slopes are used.
-        """
-        x, y = self._images(x), self._labels(y)
+    def _train_epoch(self, batches, rates, noise) -> base.StepStats:
+        order = np.concatenate(batches)
+        bounds = np.concatenate([[0], np.cumsum([len(b) for b in batches])]).astype(np.int64)
+        arguments = (self.x, self.y, tf.constant(order), tf.constant(bounds), tf.constant(rates))
         if noise is None or not self.noisy_layers:
-            if noise is not None:
-                self._noise_tensors(noise, int(x.shape[0]), "loss_and_gradients")
-            loss, grads = self._gradients(x, y)
+            losses, hits = self.compiled["epoch"](*arguments)
+        else:  # per noisy layer, the steps' values concatenated along the batch axis
+            stacked = tuple(tf.constant(np.concatenate([step[layer.name] for step in noise])) for layer in self.noisy_layers)
+            losses, hits = self.compiled["noisy epoch"](*arguments, stacked)
+        return base.StepStats(losses.numpy(), hits.numpy())
+
+    def _eval_batches(self, x, y, batch_size):
+        logits = np.concatenate([self.compiled["logits"](tf.constant(x[start : start + batch_size])).numpy()
+                                 for start in range(0, len(x), batch_size)])
+        return logits, None if y is None else self.compiled["losses"](tf.constant(logits), tf.constant(y)).numpy()
+
+    def _layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.compiled["layer outputs"](tf.constant(x))  # Keras' channels-last layouts are canonical
+        return {layer.name: outputs[layer.name].numpy() for layer in self.plan}
+
+    def _loss_and_gradients(self, x, y, noise):
+        """Without noise the dropout/rrelu seed generators are put back too (so the draw is the one the next
+        training step would make)."""
+        arguments = (tf.constant(x), tf.constant(y))
+        if noise is None or not self.noisy_layers:
+            loss, grads = self.compiled["gradients"](*arguments)
         else:
-            arrays = self._noise_tensors(noise, int(x.shape[0]), "loss_and_gradients")
-            loss, grads = self._gradients_noise(x, y, tuple(tf.constant(a, dtype=self.dtype) for a in arrays))
-        return float(loss.numpy()), {name: g.numpy() for name, g in zip(self._trainable_names, grads)}
+            loss, grads = self.compiled["noisy gradients"](*arguments, tuple(tf.constant(v) for v in noise.values()))
+        return loss.numpy(), {name: g.numpy() for name, g in zip(self.trainable_names, grads)}
 
-    def apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
-        check_names_and_shapes("apply_gradients", gradients, {name: self._info[name].shape for name in self._trainable_names})
-        self.optimizer.rate.assign(float(learning_rate))
-        self.optimizer.apply([tf.constant(np.asarray(gradients[name]), dtype=self.dtype) for name in self._trainable_names],
-                             [self._variables[name] for name in self._trainable_names])
+    def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
+        self.optimizer.rate.assign(learning_rate)
+        self.optimizer.apply([tf.constant(gradients[name]) for name in self.trainable_names],
+                             [self._variables[name] for name in self.trainable_names])
 
-    def optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per trainable parameter, the slots its formula uses (catalog names, e.g. adam "m", "v"); {} before the first step."""
-        if int(self.optimizer.iterations.numpy()) == 0:
-            return {}
-        return {
-            name: {slot: np.array(v.numpy(), copy=True) for slot, v in self.optimizer.state_of(self._variables[name]).items()}
-            for name in self._trainable_names
-        }
-
-    # Evaluation -------------------------------------------------------------------------------------
-
-    def _evaluate_batch(self, x, y):
-        self.trace_counts["evaluate"] += 1
-        per_sample, hits = self._batch_loss(x, y, training=False)
-        return tf.reduce_sum(per_sample), hits
-
-    def _predict_batch(self, x):
-        self.trace_counts["predict"] += 1
-        return self._forward(x, training=False)
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-        n = check_eval_arguments("evaluate", x, y, batch_size)
-        x, y = self._images(x), self._labels(y)
-        total, correct = 0.0, 0
-        for start in range(0, n, batch_size):
-            loss_sum, hits = self._evaluate(x[start : start + batch_size], y[start : start + batch_size])
-            total += float(loss_sum.numpy())
-            correct += int(hits.numpy())
-        return total / n, correct / n
-
-    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        n = check_eval_arguments("predict_logits", x, None, batch_size)
-        if n == 0:
-            return no_logits(self.plan, self.spec.dtype)
-        x = self._images(x)
-        return np.concatenate([self._predict(x[start : start + batch_size]).numpy() for start in range(0, n, batch_size)])
+    def _optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        return {name: {slot: np.array(v.numpy(), copy=True) for slot, v in self.optimizer.state_slots(self._variables[name]).items()}
+                for name in self.trainable_names}

@@ -1,11 +1,11 @@
-"""Per-sample losses on logits, realising the loss catalog's formulas (experiments.catalog.losses)."""
+"""Per-sample losses on logits: the catalog's losses (experiments.catalog.losses) written on torch ops."""
 
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from backends.torch.layers import activation_function
+from backends.torch.activations import activation_function
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (N, C), y (N, C)) -> (N,)
 
@@ -19,10 +19,10 @@ def _forward_only(output_activation: str, loss: str) -> Callable[[torch.Tensor],
 
 
 def _log_probabilities(output_activation: str, loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """log p over the class axis: log_softmax for softmax/linear outputs, normalised sigmoids for sigmoid."""
+    """The catalog's log p over the class axis for the output activation."""
     if output_activation in ("softmax", "linear"):
         return lambda z: F.log_softmax(z, dim=1)
-    if output_activation == "sigmoid":  # p = sigmoid(z) / sum_c sigmoid(z_c), without Keras' 1e-7 clip
+    if output_activation == "sigmoid":
 
         def log_normalised_sigmoid(z: torch.Tensor) -> torch.Tensor:
             log_s = F.logsigmoid(z)
@@ -35,22 +35,18 @@ def _log_probabilities(output_activation: str, loss: str) -> Callable[[torch.Ten
 
 
 def _smoothed(y: torch.Tensor, smoothing: float, classes: float) -> torch.Tensor:
-    """y' = (1 - smoothing) y + smoothing / classes; y itself without smoothing."""
+    """The catalog's smoothed targets; y itself without smoothing."""
     return (1.0 - smoothing) * y + smoothing / classes if smoothing > 0.0 else y
 
 
 def make_loss(loss, output_activation) -> PerSampleLoss:
     """The per-sample loss; the training loss is its batch mean.
 
-    categorical_crossentropy: -sum_c y'_c log p_c, y' = (1 - eps) y + eps / C (as torch's
-    CrossEntropyLoss with probability targets and label_smoothing, written out so that the
-    sigmoid output shares it).
-    kl_divergence: sum_c y'_c (log y'_c - log p_c) with xlogy(0, 0) = 0, same y' and p; the batch
-    mean is torch's KLDivLoss(reduction="batchmean").
-    binary_crossentropy: mean_c [softplus(z_c) - y'_c z_c], y' = (1 - eps) y + eps / 2, softplus as
-    logaddexp(z, 0): BCEWithLogitsLoss's formula, written out because torch has no smoothing for it
-    and computes log(exp(-m) + exp(-z - m)), which loses log1p's accuracy where the loss is tiny.
-    mse: (1/C) sum_c (a(z)_c - y_c)^2, so the batch mean equals MSELoss(reduction="mean").
+    Written out rather than torch's loss modules: CrossEntropyLoss (probability targets, label_smoothing) and
+    KLDivLoss(reduction="batchmean") compute the catalog's cross-entropy and KL on a softmax only, so log p is
+    shared with the sigmoid output here; BCEWithLogitsLoss has no label smoothing and computes
+    log(exp(-m) + exp(-z - m)), which loses log1p's accuracy where the loss is tiny (torch.logaddexp here);
+    MSELoss(reduction="mean") is the batch mean of the mse written here.
     """
     name, output = loss.name, output_activation.name
     if name in ("categorical_crossentropy", "kl_divergence"):

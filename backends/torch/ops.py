@@ -9,16 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.torch.layers import activation_module
+from backends.torch.activations import activation_module
+from backends.torch.framework import tensor_dtype
 from backends.torch.losses import make_loss
 from backends.torch.optimizers import make_optimizer
 from experiments.catalog import OUTPUT_ACTIVATIONS
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _dtype(dtype) -> torch.dtype:
-    return DTYPES[np.dtype(dtype).name]
 
 
 def _to_torch_layout(x: torch.Tensor) -> torch.Tensor:
@@ -31,14 +26,11 @@ def _to_canonical(x: torch.Tensor) -> torch.Tensor:
 
 
 def activation_vjp(entry, x, cotangent, dtype, params=None, training=False, seed=0):
-    """(y, dx, dparams): y = act(x), dx = J^T cotangent and, for prelu, {"alpha": dL/dalpha}.
-
-    The module is layers.activation_module, the Trainer's own; prelu's alpha comes from
-    params["alpha"] (else the entry's initial_value); rrelu in training draws its slopes from a
-    torch.Generator seeded with `seed`. Forward-only activations (step, sign) give dx = 0.
-    x is (N, F) or (N, ..., C); a 1-D x is treated as one sample.
-    """
-    dt = _dtype(dtype)
+    """(y, dx, dparams) through activations.activation_module, the Trainer's own; prelu's alpha comes from
+    params["alpha"] (else the entry's initial_value); rrelu in training draws its slopes from a torch.Generator
+    seeded with `seed`. Forward-only activations (step, sign) give dx = 0. x is (N, F) or (N, ..., C); a 1-D x is
+    treated as one sample."""
+    dt = tensor_dtype(dtype)
     xt = torch.tensor(np.asarray(x), dtype=dt)
     squeeze = xt.dim() == 1
     if squeeze:
@@ -74,7 +66,7 @@ def _output_entry(output_activation):
 
 def loss_vjp(loss, output_activation, z, y, dtype):
     """(batch-mean loss as a float, d loss / d z), the loss being losses.make_loss's, as in training."""
-    dt = _dtype(dtype)
+    dt = tensor_dtype(dtype)
     zt = torch.tensor(np.asarray(z), dtype=dt, requires_grad=True)
     value = make_loss(loss, _output_entry(output_activation))(zt, torch.tensor(np.asarray(y), dtype=dt)).mean()
     (dz,) = torch.autograd.grad(value, [zt])
@@ -87,7 +79,7 @@ def optimizer_steps(optimizer, params, grads, learning_rates, dtype):
     params: name -> array (every tensor trainable, in the given order); grads: one name -> array
     dict per step; learning_rates[i] is step i's rate. The caller's arrays are not modified.
     """
-    dt = _dtype(dtype)
+    dt = tensor_dtype(dtype)
     tensors = {name: nn.Parameter(torch.tensor(np.asarray(value), dtype=dt)) for name, value in params.items()}
     opt = make_optimizer(optimizer, list(tensors.values()))
     rates = np.asarray(learning_rates, dtype=np.float64).reshape(-1)

@@ -1,21 +1,20 @@
-"""Optimizers with every argument explicit, realising experiments.catalog.optimizers, and global-norm clipping.
+"""The catalog's optimizers (experiments.catalog.optimizers) on torch, and the catalog's global-norm clipping.
 
-torch.optim built-ins where their single-tensor code (torch 2.13, read from its source) is the
-catalog formula once every argument is pinned; NAdam is written here (see `NAdam`).
+torch.optim built-ins where their single-tensor code (torch 2.13, read from its source) is the catalog
+formula once every argument is pinned; NAdam is written here (see `NAdam`).
 """
 
 import torch
+
+from experiments.catalog import optimizers as catalog
 
 # The single-tensor path of every built-in, no maximisation, no autograd through the step.
 _COMMON = dict(maximize=False, foreach=False, differentiable=False)
 
 
 def clip_global_norm(parameters, max_norm: float) -> None:
-    """g <- g * min(1, c / ||g||), ||g|| the L2 norm over every gradient, in place.
-
-    Not torch's clip_grad_norm_, which scales by c / (||g|| + 1e-6). A zero norm gives c / 0 = inf,
-    clamped to 1; a non-finite norm makes the gradients non-finite (the loss already is).
-    """
+    """The catalog's clipping, in place. Not torch's clip_grad_norm_, which scales by c / (||g|| + 1e-6). A zero
+    norm gives c / 0 = inf, clamped to 1; a non-finite norm makes the gradients non-finite (the loss already is)."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return
@@ -26,15 +25,9 @@ def clip_global_norm(parameters, max_norm: float) -> None:
 
 
 class NAdam(torch.optim.Optimizer):
-    """The catalog's NAdam (torch's formula with momentum_decay psi), written out.
-
-    torch.optim.NAdam keeps its running product of mu_t in a scalar tensor of the *default* dtype
-    (float32 in this suite, which never changes it), so float64 training would carry float32
-    rounding (~1e-7) in 1 / (1 - P_t). Here mu_t and P_t are Python floats (float64):
-    mu_t = beta_1 (1 - 0.5 * 0.96^(t psi)); P_t = prod mu_i; m = beta_1 m + (1 - beta_1) g;
-    v = beta_2 v + (1 - beta_2) g^2; denominator = sqrt(v / (1 - beta_2^t)) + epsilon;
-    p -= lr (1 - mu_t) / (1 - P_t) g / denominator + lr mu_{t+1} / (1 - P_t mu_{t+1}) m / denominator.
-    """
+    """The catalog's NAdam. Not torch.optim.NAdam, which keeps the product P_t of mu_t in a scalar tensor of the
+    *default* dtype (float32 in this suite, which never changes it), so float64 training would carry float32
+    rounding (~1e-7) in 1 / (1 - P_t); here mu_t and P_t are Python floats (float64)."""
 
     def __init__(self, params, lr: float, beta_1: float, beta_2: float, epsilon: float, momentum_decay: float):
         defaults = dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, momentum_decay=momentum_decay)
@@ -68,39 +61,26 @@ class NAdam(torch.optim.Optimizer):
 def _build(entry, parameters) -> torch.optim.Optimizer:
     name, lr = entry.name, entry.learning_rate
     if name in ("sgd", "momentum", "nesterov"):
-        # b_1 = g, b_t = momentum b_{t-1} + (1 - dampening) g with dampening 0; d = g + momentum b
-        # (nesterov) or b; p -= lr d. torch refuses nesterov=True with momentum 0, where the
-        # catalog's formula is plain SGD, so nesterov is passed only with a nonzero momentum.
+        # torch refuses nesterov=True with momentum 0, where the catalog's formula is plain SGD.
         nesterov = name == "nesterov" or (name == "sgd" and entry.nesterov)
         return torch.optim.SGD(parameters, lr=lr, momentum=entry.momentum, dampening=0.0, weight_decay=0.0,
                                nesterov=nesterov and entry.momentum > 0.0, fused=False, **_COMMON)
-    if name == "adagrad":
-        # s_0 = initial_accumulator_value; s += g^2; p -= lr / (1 + (t - 1) lr_decay) g / (sqrt(s) + eps),
-        # with lr_decay 0 exactly the catalog's.
+    if name == "adagrad":  # lr_decay=0: torch divides lr by 1 + (t - 1) lr_decay
         return torch.optim.Adagrad(parameters, lr=lr, lr_decay=0.0, weight_decay=0.0,
                                    initial_accumulator_value=entry.initial_accumulator_value, eps=entry.epsilon,
                                    fused=False, **_COMMON)
-    if name == "rmsprop":
-        # v = alpha v + (1 - alpha) g^2 (alpha = rho); centered: gbar = lerp(gbar, g, 1 - alpha),
-        # avg = sqrt(v - gbar^2), else sqrt(v); avg += eps (outside the root); momentum > 0:
-        # b = momentum b + g / avg, p -= lr b, else p -= lr g / avg: the catalog's three forms.
+    if name == "rmsprop":  # torch's alpha is the catalog's rho
         return torch.optim.RMSprop(parameters, lr=lr, alpha=entry.rho, eps=entry.epsilon, weight_decay=0.0,
                                    momentum=entry.momentum, centered=entry.centered, capturable=False, **_COMMON)
-    if name in ("adam", "adamw"):
-        # m = lerp(m, g, 1 - beta_1), v = beta_2 v + (1 - beta_2) g^2,
-        # p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps): epsilon outside the
-        # bias-corrected root (not Keras' "epsilon hat"). AdamW first p *= 1 - lr weight_decay, for
-        # every tensor of the group (the model's every trainable tensor).
+    if name in ("adam", "adamw"):  # decoupled_weight_decay=True is torch's AdamW (every tensor of the group)
         decay = entry.weight_decay if name == "adamw" else 0.0
         return torch.optim.Adam(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
                                 weight_decay=decay, amsgrad=False, capturable=False, decoupled_weight_decay=name == "adamw",
                                 fused=False, **_COMMON)
     if name == "adadelta":
-        # v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d.
         return torch.optim.Adadelta(parameters, lr=lr, rho=entry.rho, eps=entry.epsilon, weight_decay=0.0,
                                     capturable=False, **_COMMON)
     if name == "adamax":
-        # m = lerp(m, g, 1 - beta_1); u = max(beta_2 u, |g| + eps); p -= lr / (1 - beta_1^t) m / u.
         return torch.optim.Adamax(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
                                   weight_decay=0.0, capturable=False, **_COMMON)
     if name == "nadam":
@@ -110,11 +90,8 @@ def _build(entry, parameters) -> torch.optim.Optimizer:
 
 
 def make_optimizer(entry, parameters) -> torch.optim.Optimizer:
-    """The catalog optimizer over `parameters`; the runner sets param_group["lr"] before every step.
-
-    With entry.clip_global_norm set, a step pre-hook scales the gradients of every parameter the
-    optimizer holds by min(1, c / ||g||) before each update (`clip_global_norm`).
-    """
+    """The catalog optimizer over `parameters`; the runner sets param_group["lr"] before every step. With
+    entry.clip_global_norm set, a step pre-hook clips the gradients of every parameter it holds (`clip_global_norm`)."""
     optimizer = _build(entry, list(parameters))
     if entry.clip_global_norm is not None:
         c = entry.clip_global_norm
@@ -126,29 +103,17 @@ def make_optimizer(entry, parameters) -> torch.optim.Optimizer:
     return optimizer
 
 
+# catalog slot -> torch's state key
+_STATE_KEYS = {
+    "sgd": {"momentum": "momentum_buffer"}, "momentum": {"momentum": "momentum_buffer"},
+    "nesterov": {"momentum": "momentum_buffer"}, "adagrad": {"sum": "sum"},
+    "rmsprop": {"square": "square_avg", "mean": "grad_avg", "momentum": "momentum_buffer"},
+    "adam": {"m": "exp_avg", "v": "exp_avg_sq"}, "adamw": {"m": "exp_avg", "v": "exp_avg_sq"}, "nadam": {"m": "m", "v": "v"},
+    "adadelta": {"square": "square_avg", "delta": "acc_delta"}, "adamax": {"m": "exp_avg", "u": "exp_inf"},
+}
+
+
 def state_slots(entry) -> dict[str, str]:
-    """torch's state key -> the contract's slot name (backends/numpy/optimizers.py), only the slots the
-    catalog formula uses: sgd/momentum/nesterov "momentum" (momentum > 0); adagrad "sum"; rmsprop
-    "square", "mean" (centered), "momentum" (momentum > 0); adam/adamw/nadam "m", "v"; adadelta
-    "square", "delta"; adamax "m", "u"."""
-    name = entry.name
-    if name in ("sgd", "momentum", "nesterov"):
-        return {"momentum_buffer": "momentum"} if entry.momentum > 0.0 else {}
-    if name == "adagrad":
-        return {"sum": "sum"}
-    if name == "rmsprop":
-        slots = {"square_avg": "square"}
-        if entry.centered:
-            slots["grad_avg"] = "mean"
-        if entry.momentum > 0.0:
-            slots["momentum_buffer"] = "momentum"
-        return slots
-    if name in ("adam", "adamw"):
-        return {"exp_avg": "m", "exp_avg_sq": "v"}
-    if name == "nadam":
-        return {"m": "m", "v": "v"}
-    if name == "adadelta":
-        return {"square_avg": "square", "acc_delta": "delta"}
-    if name == "adamax":
-        return {"exp_avg": "m", "exp_inf": "u"}
-    raise ValueError(f"the torch backend has no optimizer {name!r}")
+    """torch's state key -> catalog slot name, for the slots the entry's formula uses (catalog.state_slots)."""
+    keys = _STATE_KEYS[entry.name]
+    return {keys[slot]: slot for slot in catalog.state_slots(entry)}

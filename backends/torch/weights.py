@@ -15,7 +15,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from backends.base import check_names_and_shapes
 from experiments.spec import plan as P
 
 Layout = Callable[[torch.Tensor], torch.Tensor]
@@ -83,21 +82,16 @@ def get_weights(slots: list[Slot]) -> dict[str, np.ndarray]:
 
 
 def set_weights(slots: list[Slot], weights: dict[str, np.ndarray], dtype: torch.dtype) -> None:
-    """Copy canonical arrays into the slots; names and shapes are all checked before anything is copied."""
-    expected = {s.name: s.shape for s in slots}
-    check_names_and_shapes("set_weights", weights, expected)
-    arrays = {name: np.asarray(weights[name]) for name in expected}
-    tensors = {name: torch.tensor(a, dtype=dtype) for name, a in arrays.items()}  # converted before any copy
+    """Copy canonical arrays (names and shapes already checked) into the slots, all converted before any copy."""
+    tensors = {s.name: torch.tensor(np.asarray(weights[s.name]), dtype=dtype) for s in slots}
     with torch.no_grad():
         for s in slots:
             s.tensor.copy_(s.from_canonical(tensors[s.name]))
 
 
 def draw(shape: tuple[int, ...], distribution, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
-    """One tensor drawn from a catalog Distribution with the given Generator.
-
-    truncated_normal is torch's trunc_normal_ (inverse-CDF sampling) cut at mean +- 2 std.
-    """
+    """One tensor drawn from a catalog Distribution with the given Generator; truncated_normal is trunc_normal_
+    (inverse-CDF sampling) with its absolute bounds a and b set to the catalog's cut."""
     t = torch.empty(shape, dtype=dtype)
     a, b = distribution.a, distribution.b
     if distribution.kind == "constant":
@@ -112,11 +106,7 @@ def draw(shape: tuple[int, ...], distribution, dtype: torch.dtype, generator: to
 
 
 def initial_weights(plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Canonical initial values, drawn in plan order (kernel then bias) in canonical layout.
-
-    Kernel and bias draw from layer.kernel_init / bias_init at the kernel's fans; batch norm
-    starts at scale 1, offset 0, mean 0, variance 1; prelu alpha at the entry's initial_value.
-    """
+    """Canonical initial values (backends.base's rule), drawn in plan order (kernel then bias) in canonical layout."""
     info = P.parameter_info(plan)
     layers = {layer.name: layer for layer in plan}
     values: dict[str, torch.Tensor] = {}
