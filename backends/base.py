@@ -64,7 +64,7 @@ class StepStats:
     """Per-step results of one training epoch, in step order.
 
     loss: the batch's mean loss in train mode, before that step's update (float64, (S,)).
-    correct: how many of the batch's samples had argmax(logits) == argmax(y) (int64, (S,)).
+    correct: how many of the batch's samples were classified correctly, as correct_count counts (int64, (S,)).
     """
 
     loss: np.ndarray

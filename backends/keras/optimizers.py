@@ -160,13 +160,30 @@ class Rmsprop(CatalogOptimizer):
             self.assign_sub(variable, lr * (g / denominator))
 
 
-class Adam(CatalogOptimizer):
+class AdamMoments(CatalogOptimizer):
+    """The moment slots m and v that adam, adamw and nadam share, updated the same way."""
+
+    def __init__(self, entry: Entry):
+        super().__init__(entry)
+        self.beta_1, self.beta_2, self.epsilon = float(entry.beta_1), float(entry.beta_2), float(entry.epsilon)
+
+    def moments(self, gradient, variable) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(g, m, v): the gradient in the variable's dtype and the updated moments, assigned to their slots."""
+        g = as_dtype(gradient, variable)
+        first, second = self.slot("m", variable), self.slot("v", variable)
+        m = self.beta_1 * first + (1.0 - self.beta_1) * g
+        v = self.beta_2 * second + (1.0 - self.beta_2) * (g * g)
+        self.assign(first, m)
+        self.assign(second, v)
+        return g, m, v
+
+
+class Adam(AdamMoments):
     """adam and adamw. keras.optimizers.Adam and AdamW put epsilon next to the uncorrected root ("epsilon hat").
     Evaluated as torch does: the step size and the root's bias correction in float64, then cast."""
 
     def __init__(self, entry: Entry):
         super().__init__(entry)
-        self.beta_1, self.beta_2, self.epsilon = float(entry.beta_1), float(entry.beta_2), float(entry.epsilon)
         self.decay = float(getattr(entry, "weight_decay", 0.0))  # not `weight_decay`: Keras' base class owns it (off)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -174,12 +191,7 @@ class Adam(CatalogOptimizer):
         rate = tf.cast(learning_rate, tf.float64)
         step_size = as_dtype(rate / bias_correction(self.beta_1, t), variable)
         root_correction = as_dtype(tf.sqrt(bias_correction(self.beta_2, t)), variable)
-        g = as_dtype(gradient, variable)
-        first, second = self.slot("m", variable), self.slot("v", variable)
-        m = self.beta_1 * first + (1.0 - self.beta_1) * g
-        v = self.beta_2 * second + (1.0 - self.beta_2) * (g * g)
-        self.assign(first, m)
-        self.assign(second, v)
+        _, m, v = self.moments(gradient, variable)
         update = step_size * m / (tf.sqrt(v) / root_correction + self.epsilon)
         if self.decay:
             p = tf.convert_to_tensor(variable)
@@ -224,14 +236,13 @@ class Adamax(CatalogOptimizer):
         self.assign_sub(variable, step_size * (m / u))
 
 
-class Nadam(CatalogOptimizer):
+class Nadam(AdamMoments):
     """keras.optimizers.Nadam has no momentum_decay (it hard-codes psi = 1) and computes its constants in the
     variable's dtype; its epsilon sits where the catalog's does. The product of the mu_t is a float64 variable
     multiplied by mu_t once per step (`begin_step`, before the variables' updates)."""
 
     def __init__(self, entry: Entry):
         super().__init__(entry)
-        self.beta_1, self.beta_2, self.epsilon = float(entry.beta_1), float(entry.beta_2), float(entry.epsilon)
         self.momentum_decay = float(entry.momentum_decay)
 
     def build(self, variables):
@@ -255,12 +266,7 @@ class Nadam(CatalogOptimizer):
         gradient_coefficient = as_dtype(rate * (1.0 - mu) / (1.0 - product), variable)
         moment_coefficient = as_dtype(rate * mu_next / (1.0 - product * mu_next), variable)
         correction = as_dtype(bias_correction(self.beta_2, t), variable)
-        g = as_dtype(gradient, variable)
-        first, second = self.slot("m", variable), self.slot("v", variable)
-        m = self.beta_1 * first + (1.0 - self.beta_1) * g
-        v = self.beta_2 * second + (1.0 - self.beta_2) * (g * g)
-        self.assign(first, m)
-        self.assign(second, v)
+        g, m, v = self.moments(gradient, variable)
         denominator = tf.sqrt(v / correction) + self.epsilon
         p = tf.convert_to_tensor(variable)
         self.assign(variable, p - gradient_coefficient * (g / denominator) - moment_coefficient * (m / denominator))
