@@ -132,18 +132,6 @@ def test_supported_is_the_whole_catalog():
     assert kinds <= SUPPORTED["initializer_distributions"] == set(Distribution.__annotations__["kind"].__args__)
 
 
-def test_module_map_and_base_class():
-    """The common module map of every backend folder, and the Trainer on the framework-neutral base."""
-    import backends.base
-    from pathlib import Path
-
-    folder = Path(Trainer.__module__.replace(".", "/") + ".py").parent
-    assert sorted(p.name for p in (Path(__file__).parents[1] / folder).glob("*.py")) == [
-        "__init__.py", "activations.py", "defaults.py", "framework.py", "losses.py", "model.py", "ops.py",
-        "optimizers.py", "trainer.py", "weights.py"]
-    assert issubclass(Trainer, backends.base.Trainer)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
 def test_parameters_match_the_plan(preset, dtype):

@@ -3,11 +3,14 @@ the neutral half's checks with their exact words, parametrized backend x preset 
 per-backend files (test_backend_<name>.py) keep only their framework's traps."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import backends
 from backends import BACKENDS, load_trainer
+from backends.base import Trainer
 from backends.numpy.model import forward
 from experiments.compare import relative_error
 from experiments.data import load_dataset, to_model_inputs
@@ -340,3 +343,17 @@ def test_evaluate_sums_the_per_sample_losses_in_float64(backend, labelled_digits
     assert abs(loss - exact) <= EVALUATE_SUM_TOLERANCE * exact
     predicted = trainer.predict_logits(x, 24)
     assert accuracy == np.mean(predicted.argmax(1) == y.argmax(1)) and np.array_equal(predicted, logits)
+
+
+BACKEND_MODULES = ["__init__.py", "activations.py", "defaults.py", "framework.py", "losses.py", "model.py", "ops.py",
+                   "optimizers.py", "trainer.py", "weights.py"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_has_the_same_modules_and_a_trainer_on_the_base(backend):
+    """One module map in every backend folder, and a Trainer that subclasses the abstract base (which owns the
+    neutral half), so a maintainer finds the same concept under the same name in each."""
+    folder = Path(backends.__file__).parent / backend
+    assert sorted(path.name for path in folder.glob("*.py")) == BACKEND_MODULES
+    trainer = load_trainer(backend)
+    assert issubclass(trainer, Trainer) and not getattr(trainer, "__abstractmethods__", None)

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float | None) -> dict[str, np.ndarray]:
-    """g * min(1, c / ||g||), ||g|| the L2 norm over every tensor; unchanged when c is None."""
+    """The catalog's global-norm clipping (no epsilon); unchanged when max_norm is None."""
     if max_norm is None:
         return grads
     norm = np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
@@ -36,7 +36,7 @@ class Optimizer:
 
 
 class Sgd(Optimizer):
-    """b = momentum b + g; d = g + momentum b (nesterov) or b; p -= lr d."""
+    """sgd, momentum and nesterov."""
 
     def init(self, p):
         return {"momentum": np.zeros_like(p)}
@@ -51,7 +51,7 @@ class Sgd(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """s += g^2 (s_0 = initial_accumulator_value); p -= lr g / (sqrt(s) + eps)."""
+    """adagrad."""
 
     def init(self, p):
         return {"sum": np.full_like(p, self.spec.initial_accumulator_value)}
@@ -62,7 +62,7 @@ class Adagrad(Optimizer):
 
 
 class Rmsprop(Optimizer):
-    """v = rho v + (1 - rho) g^2; centered subtracts gbar^2 inside the root; eps outside; optional momentum."""
+    """rmsprop: plain, centered, with momentum."""
 
     def init(self, p):
         return {"square": np.zeros_like(p), "mean": np.zeros_like(p), "momentum": np.zeros_like(p)}
@@ -82,7 +82,7 @@ class Rmsprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps); adamw first decays p -= lr wd p."""
+    """adam and adamw."""
 
     def init(self, p):
         return {"m": np.zeros_like(p), "v": np.zeros_like(p)}
@@ -97,7 +97,7 @@ class Adam(Optimizer):
 
 
 class Adadelta(Optimizer):
-    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d."""
+    """adadelta."""
 
     def init(self, p):
         return {"square": np.zeros_like(p), "delta": np.zeros_like(p)}
@@ -111,7 +111,7 @@ class Adadelta(Optimizer):
 
 
 class Adamax(Optimizer):
-    """m = b1 m + (1 - b1) g; u = max(b2 u, |g| + eps); p -= lr / (1 - b1^t) m / u."""
+    """adamax."""
 
     def init(self, p):
         return {"m": np.zeros_like(p), "u": np.zeros_like(p)}
@@ -124,7 +124,7 @@ class Adamax(Optimizer):
 
 
 class Nadam(Optimizer):
-    """torch's NAdam: mu_t = b1 (1 - 0.5 * 0.96^(t psi)), P_t = prod mu_i (see the catalog)."""
+    """nadam, its momentum schedule and product in float64."""
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
