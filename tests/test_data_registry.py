@@ -139,11 +139,33 @@ def test_kaggle_digits_split(tmp_path):
     n_test = math.ceil(0.166 * n)  # scikit-learn's size rule: 10
     assert by_dir.record.sizes == {"train": n - n_test, "test": n_test}
     np.testing.assert_array_equal(by_dir.x_test, by_file.x_test)
-    test = np.sort(np.random.default_rng(0).permutation(n)[:n_test])
-    np.testing.assert_array_equal(by_dir.x_test, images(n, 9)[test])
+    order = np.random.RandomState(0).permutation(n)  # what train_test_split(random_state=0) draws (ShuffleSplit)
+    np.testing.assert_array_equal(by_dir.x_test, images(n, 9)[order[:n_test]])
+    np.testing.assert_array_equal(by_dir.x_train, images(n, 9)[order[n_test:]])
     assert "train.csv" in by_dir.record.sha256
     explicit = load_dataset(f"csv:{tmp_path / 'train.csv'}")
     assert explicit.name == f"csv:{tmp_path / 'train.csv'}" and explicit.record.note.startswith("user file")
+
+
+def test_kaggle_digits_is_split_exactly_as_the_seed_article_splits_42000_rows(tmp_path):
+    """The seed article's call on the competition's 42,000 rows, train_test_split(X, y, test_size=0.166,
+    random_state=0), gives 35,028 / 6,972 and these very rows in this order (the suite used to draw its own
+    permutation: same sizes, other members). Each synthetic row carries its index in its first two pixels."""
+    n = 42_000
+    rows = np.arange(n)
+    pixels = np.zeros((n, 784), dtype=np.int64)
+    pixels[:, 0], pixels[:, 1] = rows // 256, rows % 256
+    text = "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
+    zeros = "," + ",".join(["0"] * 782)
+    text += "".join(f"{index % 10},{index // 256},{index % 256}{zeros}\n" for index in rows)
+    (tmp_path / "train.csv").write_text(text)
+    dataset = load_dataset("kaggle-digits", tmp_path)
+    assert dataset.record.sizes == {"train": 35_028, "test": 6_972}
+    order = np.random.RandomState(0).permutation(n)  # ShuffleSplit's draw behind train_test_split(random_state=0)
+    read_back = lambda x: x.reshape(len(x), -1)[:, 0].astype(np.int64) * 256 + x.reshape(len(x), -1)[:, 1]
+    np.testing.assert_array_equal(read_back(dataset.x_test), order[:6_972])
+    np.testing.assert_array_equal(read_back(dataset.x_train), order[6_972:])
+    np.testing.assert_array_equal(dataset.y_train, order[6_972:] % 10)
 
 
 def test_kaggle_test_csv_refused(tmp_path):

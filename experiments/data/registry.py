@@ -13,7 +13,7 @@ from experiments.data.full import FULL, Request, find_local, places, read_full
 from experiments.data.kaggle_csv import read_kaggle_csv
 from experiments.data.locate import DATA_ENV, TEST_PARTS, describe_places, find_idx_set, user_places
 from experiments.data.sources import Arrays, matching_canonical, read_idx_set, read_npz_set
-from experiments.data.split import held_out_count, random_test_split, stratified_test_split
+from experiments.data.split import stratified_test_split
 from experiments.errors import DataError
 
 NUM_CLASSES = 10
@@ -90,18 +90,19 @@ def _kaggle_path(request: Request) -> Path:
 
 
 def load_kaggle(name: str, request: Request, path: Path | None = None, note_prefix: str = "") -> Dataset:
-    """Kaggle train.csv, test = the first ceil(0.166 N) of default_rng(0).permutation(N), both parts in file order."""
+    """Kaggle train.csv split exactly as the seed article splits it: scikit-learn's
+    train_test_split(X, y, test_size=0.166, random_state=0), both parts in the order it returns them."""
+    from sklearn.model_selection import train_test_split
+
     path = path or _kaggle_path(request)
     x, y = read_kaggle_csv(path)
     if y is None:
         raise DataError(f"{path}: no label column (this is test.csv); pass the labelled train.csv")
-    n_test = held_out_count(len(y), KAGGLE_TEST_FRACTION)
-    train, test = random_test_split(len(y), n_test, np.random.default_rng(KAGGLE_SPLIT_SEED))
+    train, test = train_test_split(np.arange(len(y)), test_size=KAGGLE_TEST_FRACTION, random_state=KAGGLE_SPLIT_SEED)
     parts = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
     note = (
-        f"Kaggle digit-recognizer train.csv split {len(train):,} train / {len(test):,} test: test = the first "
-        f"ceil({KAGGLE_TEST_FRACTION} N) of np.random.default_rng({KAGGLE_SPLIT_SEED}).permutation(N) "
-        f"(same sizes as scikit-learn's train_test_split, different members)"
+        f"Kaggle digit-recognizer train.csv split {len(train):,} train / {len(test):,} test by scikit-learn's "
+        f"train_test_split(test_size={KAGGLE_TEST_FRACTION}, random_state={KAGGLE_SPLIT_SEED}), as the seed article does"
     )
     return _dataset(name, parts, f"CSV {path}", {path.name: sha256_file(path)}, note_prefix + note)
 

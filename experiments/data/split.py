@@ -1,6 +1,5 @@
 """Deterministic splits (validation, fixed test parts) and the float/one-hot model inputs."""
 
-import math
 import numbers
 
 import numpy as np
@@ -38,17 +37,6 @@ def split_train_validation(
 def validation_count(n: int, fraction: float) -> int:
     """round(fraction * n): how many of n training samples split_train_validation holds out."""
     return int(round(fraction * n))
-
-
-def held_out_count(n: int, fraction: float) -> int:
-    """ceil(fraction * n), the size scikit-learn's train_test_split gives a float test_size."""
-    return int(math.ceil(fraction * n))
-
-
-def random_test_split(n: int, test_count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices), both sorted: test = the first test_count of rng.permutation(n)."""
-    perm = rng.permutation(n)
-    return np.sort(perm[test_count:]), np.sort(perm[:test_count])
 
 
 def stratified_test_split(
