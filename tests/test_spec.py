@@ -9,7 +9,7 @@ from experiments.errors import SpecError
 from experiments.spec import build_plan, load_spec, parameter_info, preset_names, trainable_parameter_count
 from experiments.spec.loading import toml_value
 
-SEED_PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu"]
+SEED_PRESETS = ["mlp-relu-adam", "seed-cnn", "seed-mlp-sigmoid", "seed-mlp-relu", "seed-torch-binary", "seed-torch-cnn"]
 
 
 def test_required_presets_ship():
