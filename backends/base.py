@@ -110,6 +110,19 @@ class Trainer(ABC):
         self.noisy_layers = noisy_layers(self.plan)
         self.steps_done = 0  # optimizer steps taken; optimizer_state is {} before the first
         self.num_samples: int | None = None
+        self.native_fallbacks: list[str] = []  # native entries this framework has no built-in for (catalog used)
+
+    def native(self, component: str, entry: str | None = None, *, available: bool = True) -> bool:
+        """Whether to build `component` (for one catalog `entry`) from the framework's own API: the spec asks for it
+        (implementation "native", the component not in catalog_components) and the framework has a built-in
+        (`available`). Where it has none the catalog's implementation is used and named in native_fallbacks."""
+        if not self.spec.uses_native(component, entry if component == "activation" else None):
+            return False
+        if not available:
+            name = component if entry is None else f"{component}:{entry}"
+            if name not in self.native_fallbacks:
+                self.native_fallbacks.append(name)
+        return available
 
     # -- the framework's half ------------------------------------------------------------------
     @abstractmethod

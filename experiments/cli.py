@@ -29,6 +29,11 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+NATIVE = 'implementation="native"'
+NATIVE_HELP = ("each framework builds every component from its own built-ins (torch.nn/optim, keras, flax/optax/jax.nn) "
+               "where it has one; shorthand for --set implementation=\"native\"")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mnist-parity", description="Train the same MNIST model on PyTorch, Keras and JAX/Flax and compare.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--same-init", action="store_true",
                      help="start every backend from one NumPy draw of the initial weights (default: each framework draws its own)")
     run.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend (default: all cores)")
+    run.add_argument("--native", action="store_true", help=NATIVE_HELP)
 
     verify = commands.add_parser("verify", help="prove framework parity level by level: forward, gradients, one step, trajectory, accuracy over seeds")
     verify.add_argument("experiment", nargs="?", help="a preset name or a path to a .toml spec (with --matrix: the base for data and seed)")
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any spec field")
     verify.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the new run directory (default: runs)")
     verify.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per backend")
+    verify.add_argument("--native", action="store_true", help=NATIVE_HELP)
 
     sweep = commands.add_parser("sweep", help="run a grid of experiments (activation x optimizer x model x backend x seed), resumable")
     sweep.add_argument("sweep", help="a sweep name (see 'mnist-parity list sweeps') or a path to a sweep .toml file")
@@ -78,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-download", action="store_true", help="never download")
     sweep.add_argument("--out", type=Path, default=DEFAULT_OUT,
                        help="parent folder: the sweep goes to OUT/sweeps/NAME, the store is OUT/results.sqlite (default: runs)")
+    sweep.add_argument("--native", action="store_true",
+                       help="every cell with implementation = \"native\", as the sweep NAME-native (its own folder)")
     sweep.set_defaults(cpu_count=os.cpu_count() or 1)
 
     report = commands.add_parser("report", help="tables, figures and a self-contained HTML page from stored runs, sweeps and verify results (never retrains)")
@@ -99,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("run", "verify") and args.native:
+            args.overrides.append(NATIVE)
         if args.command == "run":
             from experiments.commands.run import run_command
 

@@ -60,7 +60,8 @@ def run_job(job: Job, events) -> int:
             with np.load(job.init_path) as initial:
                 trainer.set_weights({name: initial[name].astype(spec.dtype) for name in initial.files})
         emit(
-            events, "started", versions=trainer.versions(), settings=trainer.settings(),
+            events, "started", versions=trainer.versions(),
+            settings={**trainer.settings(), "implementation": spec.implementation, "native_fallbacks": trainer.native_fallbacks},
             parameter_count=trainer.parameter_count(), build_time_s=time.perf_counter() - tick,
         )
         result = train(trainer, spec, data, lambda record: emit(events, "epoch", **asdict(record)))

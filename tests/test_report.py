@@ -37,6 +37,7 @@ from experiments.report.results_tables import NO_VALIDATION
 from experiments.report.seed_tables import seed_groups, seed_table
 from experiments.report.study_figures import studies_figure
 from experiments.report.table import Table
+from tests.test_store import run_document  # noqa: F401 (a fixture)
 from experiments.report.writing import MARKER, write_directory
 from experiments.results import write_results
 from experiments.runner import RunResult
@@ -1267,3 +1268,19 @@ def test_a_stopped_run_names_its_backends_interrupted_and_pending(tmp_path):
     assert "| jax | INTERRUPTED: interrupted by SIGINT |" in markdown
     assert "| keras | PENDING: the run stopped before this backend started |" in markdown
     assert "**INTERRUPTED: stopped, backend jax: interrupted by SIGINT**" in markdown and "FAILED" not in markdown
+
+
+def test_a_native_run_shows_its_implementation_in_the_results_table(tmp_path, run_document):
+    """A run with implementation "native" gets an implementation column (stored per row); a catalog run's table
+    leaves the column out."""
+    from experiments.report.results_tables import results_table
+    from tests.test_store import write_run
+
+    native = json.loads(json.dumps(run_document))
+    native["spec"]["implementation"] = "native"
+    runs = load_inputs([write_run(tmp_path / "20260101-000000-catalog", run_document),
+                        write_run(tmp_path / "20260101-000001-native", native)]).runs
+    tables = {run.label: results_table(run.label, run.rows).frame for run in runs}
+    catalog, native_table = (tables[label] for label in sorted(tables))
+    assert "implementation" not in catalog.columns
+    assert list(native_table.columns[:2]) == ["backend", "implementation"] and set(native_table["implementation"]) == {"native"}

@@ -436,6 +436,7 @@ def _version_1_store(tmp_path: Path, run_document: dict) -> tuple[Path, Path, Pa
         connection.execute("UPDATE runs SET final_val_accuracy = ? WHERE backend = 'numpy' AND run_id = ?",
                            (V1_LAST_FINITE, diverged.name))
         connection.execute("UPDATE runs SET run_dir = ? WHERE run_id = ?", (str(tmp_path / "moved-away"), diverged.name))
+        connection.execute("ALTER TABLE runs DROP COLUMN implementation")  # added by version 3
         connection.execute("PRAGMA user_version = 1")
     for path in gone.iterdir():
         path.unlink()
@@ -457,7 +458,7 @@ def test_a_version_1_store_is_upgraded_when_read(tmp_path, run_document):
     a row whose document is gone gets NULL."""
     db_path, diverged, gone = _version_1_store(tmp_path, run_document)
     frame = load_runs(db_path)
-    assert _user_version(db_path) == 2
+    assert _user_version(db_path) == SCHEMA_VERSION
     final = _final_values(db_path)
     assert final[diverged.name, "numpy"] is None  # v1's 0.93 came from an earlier epoch, not the tested model
     assert final[diverged.name, "torch"] == VAL_ACCURACY[-1]
@@ -469,7 +470,7 @@ def test_a_version_1_store_is_upgraded_when_read(tmp_path, run_document):
 def test_a_version_1_store_is_upgraded_by_the_next_registration(tmp_path, run_document):
     db_path, diverged, _ = _version_1_store(tmp_path, run_document)
     register_run(write_run(tmp_path / "20260101-000002-new", run_document), db_path)
-    assert _user_version(db_path) == 2
+    assert _user_version(db_path) == SCHEMA_VERSION
     assert _final_values(db_path)[diverged.name, "numpy"] is None
     assert _final_values(db_path)["20260101-000002-new", "torch"] == VAL_ACCURACY[-1]
 
@@ -487,6 +488,22 @@ def test_a_version_1_store_that_cannot_be_written_is_a_one_line_store_error(tmp_
     assert f"schema version 1 must be upgraded to {SCHEMA_VERSION}" in _one_line(error)
     assert "make it writable" in str(error.value)
     assert _user_version(db_path) == 1 and _final_values(db_path)[diverged.name, "numpy"] == V1_LAST_FINITE
+
+
+def test_a_version_2_store_gains_the_implementation_column_from_each_rows_spec(tmp_path, run_document):
+    """Version 3 adds `implementation`: read from the recorded spec, "catalog" for a spec from before the field."""
+    native = copy.deepcopy(run_document)
+    native["spec"]["implementation"] = "native"
+    old, new = write_run(tmp_path / "20260101-000000-old", run_document), write_run(tmp_path / "20260101-000001-native", native)
+    db_path = store_path(tmp_path)
+    for run_dir in (old, new):
+        register_run(run_dir, db_path)
+    with closing(sqlite3.connect(db_path)) as connection, connection:
+        connection.execute("ALTER TABLE runs DROP COLUMN implementation")
+        connection.execute("PRAGMA user_version = 2")
+    frame = load_runs(db_path)
+    assert _user_version(db_path) == SCHEMA_VERSION
+    assert dict(zip(frame["run_id"], frame["implementation"])) == {old.name: "catalog", new.name: "native"}
 
 
 # --- reading back and backfilling --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from backends.numpy.weights import layer_params
 from experiments.catalog.optimizers import state_slots
 from experiments.noise import draw_noise, noise_generator
 from experiments.spec import plan as P
+from experiments.spec.experiment import COMPONENTS
 from experiments.spec.weights import initial_weights
 
 
@@ -21,6 +22,8 @@ class Trainer(base.Trainer):
 
     def __init__(self, spec, plan, threads: int):
         super().__init__(spec, plan, threads)
+        for component in COMPONENTS:  # the oracle has no built-ins: native mode is the catalog here
+            self.native(component, available=False)
         self.weights = {k: v.astype(self.dtype) for k, v in initial_weights(self.plan, spec.seed).items()}
         self.optimizer = make_optimizer(spec.optimizer, {k: self.weights[k] for k in self.trainable_names})
         self.loss = make_loss(spec.loss, spec.model.output_activation)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from experiments.cli import DEFAULT_OUT
+from experiments.cli import DEFAULT_OUT, NATIVE
 from experiments.commands.checks import check_out, check_output_folder, parse_backends, require_at_least, training_sizes
 from experiments.data import load_dataset
 from experiments.errors import UserError
@@ -175,7 +175,7 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
     """Train the backends of RUN_DIR that did not finish (pending, interrupted or failed), into the same folder."""
     given = [option for option, value in (("--epochs", args.epochs), ("--seed", args.seed), ("--dataset", args.dataset),
                                           ("--backends", args.backends), ("--out", args.out)) if value is not None]
-    given += ["--set"] * bool(args.overrides) + ["--same-init"] * args.same_init + [repr(args.experiment)] * (args.experiment is not None)
+    given += ["--set" if args.overrides != [NATIVE] else "--native"] * bool(args.overrides) + ["--same-init"] * args.same_init + [repr(args.experiment)] * (args.experiment is not None)
     if given:
         raise UserError(f"--resume: {', '.join(given)} cannot be combined with it; a resumed run keeps its spec, data, "
                         "backends and folder")

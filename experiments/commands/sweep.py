@@ -21,6 +21,8 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: {args.threads}; must be at least 1")
     sweep = load_sweep(args.sweep)
+    if getattr(args, "native", False):  # its own name, so native cells never mix with the catalog sweep's
+        sweep = sweep.model_copy(update={"name": f"{sweep.name}-native", "set": {**sweep.set, "implementation": "native"}})
     cells = expand_cells(sweep)
     if args.dry_run:
         for cell in cells:

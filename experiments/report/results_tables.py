@@ -48,6 +48,7 @@ def results_table(title: str, results: pd.DataFrame, fields: list[str] | None = 
             row["seed"] = result["seed"]
         row.update({
             "backend": result["backend"],
+            "implementation": result.get("implementation") or "catalog",
             "status": backend_status(result),
             "val acc (%)": percent(result["final_val_accuracy"]),
             "test acc (%)": percent(result["test_accuracy"]),
@@ -62,7 +63,12 @@ def results_table(title: str, results: pd.DataFrame, fields: list[str] | None = 
     formats = {"val acc (%)": points, "test acc (%)": points, "test loss": lambda v: f"{v:.4f}",
                "train time (s)": seconds, "samples/s": rate, "parameters": integer}
     note = "val acc: the last epoch's validation accuracy (the model that was tested); samples/s: steady throughput after the first epoch."
-    return Table(title, pd.DataFrame(rows), formats, note)
+    frame = pd.DataFrame(rows)
+    if "implementation" in frame and (frame["implementation"] == "native").any():
+        note += " implementation: catalog (the suite's formulas) or native (each framework's own built-ins)."
+    else:  # every row is the catalog's: the column would say nothing
+        frame = frame.drop(columns="implementation", errors="ignore")
+    return Table(title, frame, formats, note)
 
 
 def gate_table(inputs: Inputs) -> Table:

@@ -5,15 +5,19 @@ import json
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from experiments.catalog import Loss, Optimizer, Schedule
+from experiments.catalog import ACTIVATIONS, Loss, Optimizer, Schedule
 from experiments.catalog.schedules import Constant
 from experiments.catalog.base import Entry
 from experiments.spec.model import Model
 
 
 Task = Literal["digits", "even_odd", *[f"digit_{k}" for k in range(10)]]  # type: ignore[misc]
+Implementation = Literal["catalog", "native"]
+COMPONENTS = ("optimizer", "clipping", "activation", "batch_norm", "loss", "initializer", "pooling", "dropout")
+"""What a native backend builds from its framework's own API, component by component; "activation:<name>" names
+one activation entry of the catalog."""
 
 
 class DataSpec(Entry):
@@ -58,6 +62,32 @@ class ExperimentSpec(Entry):
     data: DataSpec = Field(default_factory=DataSpec)
     seed: Annotated[int, Field(ge=0, lt=2**31)]
     dtype: Literal["float32", "float64"]
+    implementation: Implementation = "catalog"
+    catalog_components: list[str] = Field(default_factory=list)
+
+    @field_validator("catalog_components")
+    @classmethod
+    def _known_components(cls, value: list[str]) -> list[str]:
+        allowed = [*COMPONENTS, *(f"activation:{name}" for name in ACTIVATIONS)]
+        for component in value:
+            if component not in allowed:
+                raise ValueError(f"{component!r} is not a component; allowed: {', '.join(COMPONENTS)}, or activation:<name> "
+                                 f"for one activation")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _components_need_native(self) -> "ExperimentSpec":
+        if self.catalog_components and self.implementation != "native":
+            raise ValueError("catalog_components: only with implementation = \"native\" (the catalog implementation "
+                             "already uses the catalog for every component)")
+        return self
+
+    def uses_native(self, component: str, entry: str | None = None) -> bool:
+        """Whether the backend builds `component` (and, for an activation, the entry `entry`) from its framework's
+        own API: implementation native and the component not kept on the catalog."""
+        if self.implementation != "native" or component in self.catalog_components:
+            return False
+        return entry is None or f"{component}:{entry}" not in self.catalog_components
 
     @model_validator(mode="after")
     def _task_fits(self) -> "ExperimentSpec":
@@ -89,6 +119,9 @@ class ExperimentSpec(Entry):
         data = self.to_dict()
         data.pop("name", None)
         data.pop("description", None)
+        if data.get("implementation") == "catalog" and not data.get("catalog_components"):  # hashes from before
+            data.pop("implementation", None)                                                  # these fields stay
+            data.pop("catalog_components", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -190,7 +190,7 @@ def _upgrade_file(db_path: Path, version: int) -> None:
                 pass
         except sqlite3.Error as error:
             raise StoreError(f"results store {db_path}: schema version {version} must be upgraded to {SCHEMA_VERSION} "
-                             f"before it is read (final_val_accuracy is now the last epoch's value), but it cannot be "
+                             f"before it is read (experiments/store/upgrade.py says what changed), but it cannot be "
                              f"written ({error}); make it writable and try again") from None
 
 

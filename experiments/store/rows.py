@@ -68,6 +68,7 @@ def _spec_fields(spec: dict | None, spec_hash: str | None) -> dict:
         "dtype": spec.get("dtype"), "seed": _number(spec.get("seed"), int), "epochs": _number(training.get("epochs"), int),
         "batch_size": _number(training.get("batch_size"), int), "model_kind": (spec.get("model") or {}).get("kind"),
         "optimizer": _name(spec.get("optimizer")), "loss": _name(spec.get("loss")),
+        "implementation": spec.get("implementation", "catalog"),  # specs from before the field are catalog runs
     }
 
 

@@ -1,8 +1,8 @@
 """The store's one table, `runs`: one row per run directory and backend, flat where a report filters, JSON text where nested."""
 
-SCHEMA_VERSION = 2  # kept in PRAGMA user_version; a store with a higher number was written by a newer mnist-parity
+SCHEMA_VERSION = 3  # kept in PRAGMA user_version; a store with a higher number was written by a newer mnist-parity
 # Versions: 1, the first; 2, final_val_accuracy is the last epoch's value (NULL when missing or not finite), where
-# version 1 held the last finite one. An older store is upgraded in place when it is opened (experiments.store.upgrade).
+# version 1 held the last finite one; 3, the implementation column (catalog or native). An older store is upgraded in place when it is opened (experiments.store.upgrade).
 
 # Column name -> SQLite declaration. Columns ending in _json hold JSON text (load_runs decodes them).
 COLUMNS: dict[str, str] = {
@@ -32,6 +32,7 @@ COLUMNS: dict[str, str] = {
     "optimizer": "TEXT",
     "loss": "TEXT",
     "initialisation": "TEXT",
+    "implementation": "TEXT",  # "catalog" (the suite's formulas) or "native" (each framework's own built-ins)
     "status": "TEXT NOT NULL",  # "ok" or "failed"; a stopped run: "interrupted" (in training) and "pending" (not started)
     "reason": "TEXT",
     "test_accuracy": "REAL",

@@ -6,6 +6,8 @@ epoch has none or a non-finite one. Every row is recomputed from its run's resul
 folder moved together with its store, at run_id beside the store. A row whose document is gone or unreadable gets
 NULL: its version-1 value cannot be told apart from the new meaning, and NULL says "unknown" honestly. Verify rows
 never held a value.
+
+Version 2 -> 3: the implementation column, from the row's recorded spec ("catalog" where the spec predates it).
 """
 
 import sqlite3
@@ -41,7 +43,14 @@ def _version_1_to_2(connection: sqlite3.Connection, db_path: Path) -> None:
         connection.execute("UPDATE runs SET final_val_accuracy = ? WHERE id = ?", (value, row_id))
 
 
-STEPS = {1: _version_1_to_2}  # from version N to N + 1
+def _version_2_to_3(connection: sqlite3.Connection, db_path: Path) -> None:
+    """The implementation column, read from each row's spec (catalog for a spec from before the field)."""
+    connection.execute("ALTER TABLE runs ADD COLUMN implementation TEXT")
+    connection.execute("UPDATE runs SET implementation = coalesce(json_extract(spec_json, '$.implementation'), 'catalog') "
+                       "WHERE spec_json IS NOT NULL")
+
+
+STEPS = {1: _version_1_to_2, 2: _version_2_to_3}  # from version N to N + 1
 
 
 def upgrade(connection: sqlite3.Connection, db_path: Path, version: int, target: int) -> None:
