@@ -7,7 +7,6 @@ torch = pytest.importorskip("torch")
 
 from backends.numpy.model import forward as oracle_forward  # noqa: E402
 from backends.numpy.trainer import Trainer as OracleTrainer  # noqa: E402
-from backends.torch import SUPPORTED  # noqa: E402
 from backends.torch import ops  # noqa: E402
 from backends.torch.defaults import framework_defaults, main as defaults_main  # noqa: E402
 from backends.torch.activations import RReLU  # noqa: E402
@@ -17,7 +16,7 @@ from backends.torch.optimizers import NAdam, make_optimizer  # noqa: E402
 from backends.torch.weights import draw  # noqa: E402
 from backends.numpy import ops as oracle_ops  # noqa: E402
 from backends.numpy.losses import make_loss as oracle_loss  # noqa: E402
-from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, Activation, Optimizer  # noqa: E402
+from experiments.catalog import LOSSES, OPTIMIZERS, Activation, Optimizer  # noqa: E402
 from experiments.catalog.activations import SELU_ALPHA, SELU_SCALE  # noqa: E402
 from experiments.catalog.activations import Linear, Sigmoid, Softmax  # noqa: E402
 from experiments.catalog.initializers import Distribution  # noqa: E402
@@ -31,7 +30,7 @@ from tests.backend_helpers import assert_steps_match_oracle, check_sample, error
 
 PRESETS = ["seed-cnn", "mlp-relu-adam", "seed-mlp-sigmoid", "seed-mlp-relu"]
 DTYPES = ["float32", "float64"]
-# max|a - r| / max(max|r|, 1): float64 must agree with the oracle to rounding; float32 is
+# Normwise relative, max|a - r| / max|r| (tests.backend_helpers.error): float64 must agree with the oracle to rounding; float32 is
 # checked against the float64 oracle run on the same float32-rounded weights and inputs.
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
@@ -123,28 +122,14 @@ def digits():
     return to_model_inputs(dataset.x_test[:512], dataset.y_test[:512], 10, "float64")
 
 
-def test_supported_is_the_whole_catalog():
-    assert SUPPORTED["activations"] == set(ACTIVATIONS)
-    assert SUPPORTED["output_activations"] == set(OUTPUT_ACTIVATIONS)
-    assert SUPPORTED["losses"] == set(LOSSES)
-    assert SUPPORTED["optimizers"] == set(OPTIMIZERS)
-    kinds = {INITIALIZERS[name](name=name).distribution(4, 4).kind for name in ("zeros", "glorot_uniform", "he_normal")}
-    assert kinds <= SUPPORTED["initializer_distributions"] == set(Distribution.__annotations__["kind"].__args__)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_parameters_match_the_plan(preset, dtype):
-    trainer, _, plan = make(preset, dtype)
-    info = parameter_info(plan)
-    assert trainer.parameter_count() == trainable_parameter_count(plan)
-    weights = trainer.get_weights()
-    assert list(weights) == list(info)
-    assert {k: v.shape for k, v in weights.items()} == {k: i.shape for k, i in info.items()}
-    assert {v.dtype for v in weights.values()} == {np.dtype(dtype)}
+def test_every_tensor_is_spec_dtype_without_a_global_default(preset, dtype):
+    """torch's trap: a parameter or buffer left at the default dtype, or torch.set_default_dtype changed for the
+    process (names, shapes and get_weights' dtype: tests/test_backends.py::test_parameter_count_matches_plan)."""
+    trainer, _, _ = make(preset, dtype)
     tensors = [*trainer.model.parameters(), *trainer.model.buffers()]
     assert {t.dtype for t in tensors} == {trainer.tensor_dtype}, "every parameter and buffer is spec.dtype"
-    assert trainer.dtype == np.dtype(dtype)
     assert torch.get_default_dtype() == torch.float32, "no process-global dtype"
 
 
@@ -184,13 +169,13 @@ FORWARD_CASES = {"cnn-geometry": ("seed-cnn", GEOMETRY_CNN), "cnn-catalog-activa
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("preset", PRESETS + list(FORWARD_CASES))
-def test_forward_and_evaluate_match_the_oracle(preset, dtype, digits):
-    """Eval-mode logits of real digits against backends/numpy/forward.py; float32 really computes in float32.
-
-    cnn-catalog-activations: maxout's groups are consecutive channels of NCHW dim 1, the canonical
-    (H, W, C) last axis; per-channel prelu alphas apply to the right channels."""
-    base, overrides = FORWARD_CASES.get(preset, (preset, ()))
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_nchw_layouts_forward_and_evaluate_match_the_oracle(case, dtype, digits):
+    """torch's NCHW layout against the canonical (H, W, C) one (the presets: tests/test_backends.py::
+    test_forward_matches_numpy_oracle): every padding path and a non-trivial flatten (cnn-geometry); maxout's groups
+    are consecutive channels of NCHW dim 1, the canonical last axis, and per-channel prelu alphas apply to the right
+    channels (cnn-catalog-activations)."""
+    base, overrides = FORWARD_CASES[case]
     trainer, spec, plan = make(base, dtype, overrides)
     weights = random_weights(plan, dtype)
     trainer.set_weights(weights)
@@ -198,7 +183,7 @@ def test_forward_and_evaluate_match_the_oracle(preset, dtype, digits):
     logits = trainer.predict_logits(x, 4)
     reference = oracle_forward(plan, weights, x)
     assert logits.dtype == np.dtype(dtype) and logits.shape == (10, 10)
-    assert error(logits, reference) <= TOLERANCE[dtype], f"torch {preset} {dtype}: {error(logits, reference):.2e}"
+    assert error(logits, reference) <= TOLERANCE[dtype], f"torch {case} {dtype}: {error(logits, reference):.2e}"
     if dtype == "float32":  # rounding visible at float32 level means the math was not done in float64
         assert 1e-9 < error(logits, reference), "float32 trainer computed like float64"
     oracle = OracleTrainer(spec, plan, 1)
@@ -292,21 +277,6 @@ def test_batch_norm_running_statistics_use_the_biased_variance(batch_size):
         assert error(outputs, expected) <= 1e-12, f"{name} train-mode output"
 
 
-def test_zero_learning_rate_keeps_weights_and_dropout_masks_change_per_step():
-    trainer, _, plan = make("seed-cnn", "float32")
-    x, y = data(16)
-    trainer.load_training_data(x, y)
-    before = trainer.get_weights()
-    batch = np.arange(8)
-    stats = trainer.train_epoch([batch, batch, batch], np.zeros(3))
-    after = trainer.get_weights()
-    for name, info in parameter_info(plan).items():
-        changed = not np.array_equal(after[name], before[name])
-        assert changed == (not info.trainable), f"{name}: trainable weights stay, running statistics move"
-    assert np.all(np.isfinite(stats.loss))
-    assert len(set(stats.loss.tolist())) == 3, "same batch and weights: only fresh dropout masks change the loss"
-
-
 def test_each_step_uses_its_own_learning_rate():
     """[lr, 0, 0] in one epoch ends where [lr] does, and [0, 0, lr] does not: rate i drives step i."""
     x, y = data(24)
@@ -350,14 +320,10 @@ def test_short_training_lowers_the_loss(preset, digits):
     assert all(e.correct.dtype == np.int64 and e.correct.max() <= 32 for e in epochs)
 
 
-def test_two_dtypes_in_one_process_and_provenance():
-    t64, _, _ = make("mlp-relu-adam", "float64", TINY_MLP)
-    t32, _, plan = make("mlp-relu-adam", "float32", TINY_MLP, threads=2)
-    weights = random_weights(plan, "float32")
-    t32.set_weights(weights)
-    t64.set_weights(weights)
-    x = data(4)[0].astype(np.float32)
-    assert t32.predict_logits(x, 4).dtype == np.float32 and t64.predict_logits(x, 4).dtype == np.float64
+def test_provenance_records_the_settings_applied():
+    """Two intra-op threads, deterministic algorithms, CPU, float32 matmuls at full precision (two dtypes in one
+    process: tests/test_backends.py::test_float32_and_float64_trainers_coexist_in_one_process)."""
+    t32, _, _ = make("mlp-relu-adam", "float32", TINY_MLP, threads=2)
     settings = t32.settings()
     assert settings["threads"] == settings["threads_requested"] == 2 and settings["deterministic"] is True and settings["device"] == "cpu"
     assert settings["dtype"] == "float32" and settings["float32_matmul_precision"] == "highest"
@@ -458,28 +424,6 @@ def test_derivatives_at_the_kinks_are_the_catalogs(dtype):
     y, _, _ = ops.activation_vjp(entry(Activation, "softplus"), x.astype(dtype), ones.astype(dtype), dtype)
     if dtype == "float64":
         assert y[0, 4] == np.logaddexp(25.0, 0.0) != 25.0
-
-
-def test_binary_task_counts_logit_sign_against_the_label():
-    """One output: correct = (logit > 0) == (y > 0.5) in train_epoch (pre-update logits) and evaluate."""
-    trainer, spec, plan = make("mlp-relu-adam", "float64", TINY_MLP + BINARY)
-    assert plan[-1].units == 1 and spec.data.num_outputs == 1
-    trainer.set_weights(random_weights(plan, "float64"))
-    x, y = data(32, outputs=1)
-    logits = trainer.predict_logits(x, 32)
-    assert logits.shape == (32, 1)
-    hits = (logits[:, 0] > 0) == (y[:, 0] > 0.5)
-    assert 0 < hits.sum() < 32, "the check needs both outcomes"
-    loss, accuracy = trainer.evaluate(x, y, 10)
-    assert accuracy == hits.mean()
-    z = logits[:, 0]
-    target = 0.9 * y[:, 0] + 0.05
-    assert error(loss, np.mean(np.logaddexp(z, 0.0) - target * z)) <= 1e-12
-    trainer.load_training_data(x, y)
-    stats = trainer.train_epoch([np.arange(16), np.arange(16, 32)], np.array([0.0, 0.0]))
-    assert stats.correct.tolist() == [hits[:16].sum(), hits[16:].sum()]
-    with pytest.raises(ValueError, match="0/1"):
-        trainer.load_training_data(x, np.eye(2)[y[:, 0].astype(int)])
 
 
 def test_clipping_scales_by_c_over_the_norm_without_torchs_epsilon():

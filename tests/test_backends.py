@@ -4,6 +4,7 @@ per-backend files (test_backend_<name>.py) keep only their framework's traps."""
 
 import math
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ import backends
 from backends import BACKENDS, load_trainer
 from backends.base import Trainer
 from backends.numpy.model import forward
+from experiments.catalog import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS
+from experiments.catalog.initializers import Distribution
 from experiments.compare import relative_error
-from experiments.data import load_dataset, to_model_inputs
+from experiments.data import load_dataset
 from experiments.noise import draw_noise, noise_generator
 from experiments.spec import build_plan, load_spec, parameter_info, trainable_parameter_count
 from experiments.spec import plan as P
@@ -41,29 +44,62 @@ def random_canonical_weights(plan, seed=0):
     return weights
 
 
-@pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_parameter_count_matches_plan(backend, preset):
-    trainer, plan = make_trainer(backend, preset, "float32")
-    assert trainer.parameter_count() == trainable_parameter_count(plan)
-    shapes = {name: tuple(value.shape) for name, value in trainer.get_weights().items()}
-    assert shapes == {name: info.shape for name, info in parameter_info(plan).items()}
+def test_supported_is_the_whole_catalog(backend):
+    """Every backend declares the whole catalog, and the same table as the oracle (which implements every layer)."""
+    supported = backends.backend_package(backend).SUPPORTED
+    assert supported["activations"] == set(ACTIVATIONS)
+    assert supported["output_activations"] == set(OUTPUT_ACTIVATIONS)
+    assert supported["losses"] == set(LOSSES)
+    assert supported["optimizers"] == set(OPTIMIZERS)
+    kinds = {INITIALIZERS[name](name=name).distribution(4, 4).kind for name in ("zeros", "glorot_uniform", "he_normal")}
+    assert kinds <= supported["initializer_distributions"] == set(get_args(Distribution.__annotations__["kind"]))
+    assert supported == backends.backend_package("numpy").SUPPORTED
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_forward_matches_numpy_oracle(backend, preset, dtype, digits):
+def test_parameter_count_matches_plan(backend, preset, dtype):
+    """Count, names in plan order, shapes and dtype of get_weights as the plan fixes them (each framework's own
+    tensors being spec.dtype is a per-backend trap test)."""
     trainer, plan = make_trainer(backend, preset, dtype)
-    weights = random_canonical_weights(plan)
-    trainer.set_weights({k: v.astype(dtype) for k, v in weights.items()})
-    x = digits.astype(dtype)
+    info = parameter_info(plan)
+    assert trainer.parameter_count() == trainable_parameter_count(plan)
+    assert trainer.dtype == np.dtype(dtype)
+    weights = trainer.get_weights()
+    assert list(weights) == list(info)
+    assert {name: tuple(value.shape) for name, value in weights.items()} == {name: i.shape for name, i in info.items()}
+    assert {value.dtype for value in weights.values()} == {np.dtype(dtype)}
+
+
+FLOAT32_FLOOR = 1e-9
+"""A float32 model's logits further than this from the float64 oracle (on the same float32 weights and inputs) show
+float32 rounding: the backend really computed in float32, not in float64."""
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forward_matches_numpy_oracle(backend, preset, dtype, labelled_digits):
+    """Eval-mode logits of real digits against the float64 oracle (backends/numpy/model.forward) on the same weights,
+    a float32 model visibly in float32, and evaluate's loss and accuracy equal to the oracle trainer's."""
+    trainer, plan = make_trainer(backend, preset, dtype)
+    weights = {k: v.astype(dtype) for k, v in random_canonical_weights(plan).items()}
+    trainer.set_weights(weights)
+    x, y = (a[:16].astype(dtype) for a in labelled_digits)
     logits = trainer.predict_logits(x, 8)
-    assert logits.dtype == np.dtype(dtype)
-    reference = forward(plan, {k: v.astype(dtype) for k, v in weights.items()}, x)  # float64 oracle
+    assert logits.dtype == np.dtype(dtype) and logits.shape == (16, 10)
+    reference = forward(plan, weights, x)  # float64 oracle
     error = relative_error(logits, reference)
     tolerance = FORWARD_AGAINST_ORACLE[dtype]
     assert error <= tolerance, f"{backend} {preset} {dtype}: forward relative error {error:.3e} > {tolerance:.0e}"
+    if dtype == "float32":
+        assert error > FLOAT32_FLOOR, f"{backend} {preset}: a float32 trainer computed like float64 ({error:.1e})"
+    oracle, _ = make_trainer("numpy", preset, dtype)
+    oracle.set_weights(weights)
+    (loss, accuracy), (ref_loss, ref_accuracy) = trainer.evaluate(x, y, 8), oracle.evaluate(x, y, 8)
+    assert relative_error(loss, ref_loss) <= tolerance and accuracy == ref_accuracy, (loss, ref_loss, accuracy, ref_accuracy)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -357,3 +393,92 @@ def test_every_backend_has_the_same_modules_and_a_trainer_on_the_base(backend):
     assert sorted(path.name for path in folder.glob("*.py")) == BACKEND_MODULES
     trainer = load_trainer(backend)
     assert issubclass(trainer, Trainer) and not getattr(trainer, "__abstractmethods__", None)
+
+
+BINARY_MLP = ['data.task="even_odd"', 'model.output_activation="sigmoid"', 'loss={name="binary_crossentropy", label_smoothing=0.1}',
+              'model.hidden=[{units=6, activation={name="prelu", initial_value=0.25, per_channel=false}}]']
+BINARY_LOSS_TOLERANCE = 1e-13
+"""evaluate's float64 binary cross-entropy against the catalog's formula from logits, mean(softplus(z) - t z) with
+t = 0.9 y + 0.05 (label smoothing 0.1): the same formula in float64, relative to the loss itself."""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binary_task_counts_correct_by_the_sign_of_the_logit(backend):
+    """A binary task (one output, y (N, 1) of 0/1): correct = (logit > 0) == (y > 0.5) in evaluate and, per step, in
+    train_epoch (from the logits before that step's update); the loss is BCE from logits; one-hot labels are refused."""
+    trainer, plan = make_trainer(backend, "mlp-relu-adam", "float64", BINARY_MLP)
+    assert plan[-1].units == 1 and trainer.spec.data.num_outputs == 1
+    assert trainer.get_weights()["activation_0/alpha"].shape == (1,)
+    trainer.set_weights({k: 3.0 * v for k, v in random_canonical_weights(plan, seed=5).items()})
+    rng = np.random.default_rng(5)
+    x, y = rng.random((32, 28, 28, 1)), rng.integers(0, 2, (32, 1)).astype(np.float64)
+    z = trainer.predict_logits(x, 32)
+    assert z.shape == (32, 1)
+    hits = (z[:, 0] > 0) == (y[:, 0] > 0.5)
+    assert 0 < hits.sum() < 32 and 0 < np.sum(z > 0) < 32, "the check needs both outcomes and logits of both signs"
+    target = 0.9 * y + 0.05
+    loss, accuracy = trainer.evaluate(x, y, 10)
+    assert relative_error(loss, np.mean(np.logaddexp(0.0, z) - target * z)) <= BINARY_LOSS_TOLERANCE
+    assert accuracy == hits.mean()
+    trainer.load_training_data(x, y)
+    # rate 0 then 0.5: step 2 must still count the unchanged weights' logits, i.e. before its own (large) update
+    stats = trainer.train_epoch([np.arange(16), np.arange(16, 32)], np.array([0.0, 0.5]))
+    assert stats.correct.tolist() == [hits[:16].sum(), hits[16:].sum()]
+    for step, batch in enumerate((slice(0, 16), slice(16, 32))):  # no dropout, no batch norm: train loss = eval loss
+        zb, tb = z[batch], target[batch]
+        assert relative_error(stats.loss[step], np.mean(np.logaddexp(0.0, zb) - tb * zb)) <= BINARY_LOSS_TOLERANCE
+    with pytest.raises(ValueError, match=r"\(N, 1\) of 0/1"):
+        trainer.load_training_data(x, np.eye(2)[y[:, 0].astype(int)])
+    with pytest.raises(ValueError, match=r"\(N, 1\) of 0/1"):
+        trainer.evaluate(x, np.eye(10)[np.zeros(32, int)], 8)
+
+
+ZERO_RATE_CASES = {  # -> (preset, overrides): the optimizer at rate 0, with batch norm and per-step noise
+    "seed-cnn": ("seed-cnn", ()),  # conv + batch norm + dropout
+    "mlp-bn-dropout-rrelu-adam": ("mlp-relu-adam", (
+        'model.hidden=[{units=12, activation="relu", batch_norm={momentum=0.9, epsilon=1e-3}, dropout=0.25},'
+        ' {units=6, activation={name="rrelu", lower=0.1, upper=0.3}}]',)),
+}
+
+
+@pytest.mark.parametrize("case", ZERO_RATE_CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_learning_rate_keeps_the_weights_and_noise_is_fresh_per_step(backend, case):
+    """Three steps at rate 0 on the same batch: every trainable weight stays bit-exact, every running statistic moves
+    (train mode), the losses differ (fresh dropout masks / rrelu slopes per step) and evaluation is deterministic."""
+    preset, overrides = ZERO_RATE_CASES[case]
+    trainer, plan = make_trainer(backend, preset, "float32", overrides)
+    rng = np.random.default_rng(6)
+    x, y = rng.random((16, 28, 28, 1)), np.eye(10)[rng.integers(0, 10, 16)]
+    trainer.load_training_data(x, y)
+    before = trainer.get_weights()
+    batch = np.arange(8)
+    stats = trainer.train_epoch([batch, batch, batch], np.zeros(3))
+    assert stats.loss.shape == (3,) and stats.loss.dtype == np.float64 and stats.correct.dtype == np.int64
+    after = trainer.get_weights()
+    for name, info in parameter_info(plan).items():
+        changed = not np.array_equal(after[name], before[name])
+        assert changed == (not info.trainable), f"{backend} {name}: trainable weights stay, running statistics move"
+    assert np.all(np.isfinite(stats.loss))
+    assert len(set(stats.loss.tolist())) == 3, f"{backend}: same batch and weights, only fresh noise changes the loss"
+    assert trainer.evaluate(x, y, 8) == trainer.evaluate(x, y, 8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_and_float64_trainers_coexist_in_one_process(backend):
+    """float32, float64, float32 again in one process: each computes in its own dtype (no process-global dtype),
+    within FORWARD_AGAINST_ORACLE of the oracle and, in float32, visibly float32."""
+    overrides = ('model.hidden=[{units=64, activation="tanh"}]',)
+    built = [make_trainer(backend, "mlp-relu-adam", dtype, overrides) for dtype in ("float32", "float64", "float32")]
+    weights = random_canonical_weights(built[0][1], seed=11)
+    x = np.random.default_rng(11).random((5, 28, 28, 1))
+    for trainer, plan in built:
+        dtype = trainer.spec.dtype
+        exact = {k: v.astype(dtype) for k, v in weights.items()}
+        trainer.set_weights(exact)
+        logits = trainer.predict_logits(x.astype(dtype), 5)
+        assert logits.dtype == np.dtype(dtype)
+        error = relative_error(logits, forward(plan, exact, x.astype(dtype)))
+        assert error <= FORWARD_AGAINST_ORACLE[dtype], f"{backend} {dtype} next to the other dtype: {error:.3e}"
+        if dtype == "float32":
+            assert error > FLOAT32_FLOOR, f"{backend}: a float32 trainer next to a float64 one computed like float64"
