@@ -141,3 +141,45 @@ def activation_module(entry, channels: int, dtype: torch.dtype, generator: torch
     if entry.name == "maxout":
         return Maxout(entry)
     return Activation(entry)
+
+
+class NativeRReLU(nn.RReLU):
+    """implementation = "native": nn.RReLU (training slopes from torch's global generator, eval (lower + upper) / 2),
+    except that slopes given as `noise` (the trainer's injected noise, torch layout) are used as they are."""
+
+    def __init__(self, entry):
+        super().__init__(lower=entry.lower, upper=entry.upper)
+        self.noise: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.noise is not None:
+            return torch.where(x > 0.0, x, x * self.noise)
+        return super().forward(x)
+
+
+NATIVE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softplus", "silu", "gelu",
+                      "hard_sigmoid", "prelu", "rrelu")
+"""Catalog activations torch.nn has a module for; maxout, step, sign and linear have none (the catalog's is used)."""
+
+
+def native_activation_module(entry, channels: int, dtype: torch.dtype) -> nn.Module:
+    """implementation = "native": torch.nn's module for the entry (NATIVE_ACTIVATIONS), given what the entry states
+    (Softplus keeps its default threshold 20, PReLU gets num_parameters and init)."""
+    name = entry.name
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope=entry.negative_slope)
+    if name == "elu":
+        return nn.ELU(alpha=entry.alpha)
+    if name == "softplus":
+        return nn.Softplus(beta=entry.beta)
+    if name == "gelu":
+        return nn.GELU(approximate=entry.approximate)
+    if name == "prelu":
+        return nn.PReLU(num_parameters=channels if entry.per_channel else 1, init=entry.initial_value, dtype=dtype)
+    if name == "rrelu":
+        return NativeRReLU(entry)
+    simple = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "selu": nn.SELU, "silu": nn.SiLU,
+              "hard_sigmoid": nn.Hardsigmoid}
+    if name in simple:
+        return simple[name]()
+    raise ValueError(f"torch.nn has no module for activation {name!r}")

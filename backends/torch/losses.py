@@ -78,3 +78,27 @@ def make_loss(loss, output_activation) -> PerSampleLoss:
         a = activation_function(output_activation)
         return lambda z, y: (a(z) - y).square().mean(dim=1)
     raise ValueError(f"the torch backend has no loss {name!r}")
+
+
+def make_native_loss(loss, output_activation) -> PerSampleLoss | None:
+    """implementation = "native": the per-sample loss from torch.nn.functional's built-ins (reduction "none"), or
+    None where torch has none for the pairing (the caller falls back to make_loss).
+
+    softmax (or linear: logits) + categorical_crossentropy: F.cross_entropy with probability targets and its own
+    label_smoothing; sigmoid (or linear) + binary_crossentropy: F.binary_cross_entropy_with_logits on targets
+    smoothed by hand (it has no label_smoothing), mean over the outputs; softmax (or linear) + kl_divergence: F.kl_div
+    of F.log_softmax, targets smoothed by hand, summed over the classes; mse: F.mse_loss of the output activation,
+    mean over the outputs. A sigmoid output under a categorical loss (normalised sigmoid) has no built-in."""
+    name, output = loss.name, output_activation.name
+    smoothing = getattr(loss, "label_smoothing", 0.0)
+    if name == "categorical_crossentropy" and output in ("softmax", "linear"):
+        return lambda z, y: F.cross_entropy(z, y, reduction="none", label_smoothing=smoothing)
+    if name == "kl_divergence" and output in ("softmax", "linear"):
+        return lambda z, y: F.kl_div(F.log_softmax(z, dim=1), _smoothed(y, smoothing, y.shape[1]),
+                                     reduction="none").sum(dim=1)
+    if name == "binary_crossentropy" and output in ("sigmoid", "linear"):
+        return lambda z, y: F.binary_cross_entropy_with_logits(z, _smoothed(y, smoothing, 2.0), reduction="none").mean(dim=1)
+    if name == "mse" and output in ("softmax", "sigmoid", "linear"):
+        a = activation_function(output_activation)
+        return lambda z, y: F.mse_loss(a(z), y, reduction="none").mean(dim=1)
+    return None

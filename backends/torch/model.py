@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.torch.activations import activation_module
+from backends.torch.activations import NATIVE_ACTIVATIONS, activation_module, native_activation_module
 from experiments.spec import plan as P
 from experiments.spec.plan import same_padding
 
@@ -104,8 +104,48 @@ class Dropout(nn.Module):
         return x * mask.to(x.dtype).div_(keep)
 
 
-def build_module(layer: P.Layer, dtype: torch.dtype, generator: torch.Generator) -> nn.Module:
-    """The torch module of one plan layer; dense/conv weights are left uninitialised (see weights.py)."""
+class NativeDropout(nn.Dropout):
+    """implementation = "native": nn.Dropout (masks from torch's global generator), except that a multiplier given as
+    `noise` (the trainer's injected noise, torch layout) is used as it is."""
+
+    def __init__(self, layer: P.Dropout):
+        super().__init__(p=layer.rate)
+        self.noise: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.noise is not None:
+            return x * self.noise
+        return super().forward(x)
+
+
+def native_module(layer: P.Layer, dtype: torch.dtype, native) -> nn.Module | None:
+    """implementation = "native": torch.nn's own module for the layer where `native(component, entry, available=...)`
+    (backends.base.Trainer.native) says so, else None (the catalog's module). BatchNorm: nn.BatchNorm2d/1d with
+    momentum 1 - the spec's (torch's convention), eps, torch's kernel (unbiased running variance); MaxPool2D:
+    nn.MaxPool2d for "valid" padding only (torch has no "same"); Dropout: nn.Dropout; activations: torch.nn's module
+    where there is one (activations.NATIVE_ACTIVATIONS)."""
+    if isinstance(layer, P.BatchNormalization) and native("batch_norm"):
+        features = layer.input_shape[-1]
+        kind = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
+        return kind(features, eps=layer.epsilon, momentum=1.0 - layer.momentum, dtype=dtype)
+    if isinstance(layer, P.MaxPool2D) and native("pooling", available=layer.padding == "valid"):
+        return nn.MaxPool2d(layer.size, stride=layer.stride)
+    if isinstance(layer, P.Dropout) and native("dropout"):
+        return NativeDropout(layer)
+    if isinstance(layer, P.Activation):
+        entry = layer.activation
+        if native("activation", entry.name, available=entry.name in NATIVE_ACTIVATIONS):
+            return native_activation_module(entry, layer.input_shape[-1], dtype)
+    return None
+
+
+def build_module(layer: P.Layer, dtype: torch.dtype, generator: torch.Generator, native=None) -> nn.Module:
+    """The torch module of one plan layer; dense/conv weights are left uninitialised (see weights.py). `native`:
+    None (implementation "catalog") or the trainer's `native` method (see native_module)."""
+    if native is not None:
+        module = native_module(layer, dtype, native)
+        if module is not None:
+            return module
     if isinstance(layer, P.Dense):  # built on "meta", then given storage: torch's default init never runs
         return nn.Linear(layer.input_shape[-1], layer.units, bias=True, device="meta", dtype=dtype).to_empty(device="cpu")
     if isinstance(layer, P.Conv2D):
@@ -132,10 +172,10 @@ class PlanModel(nn.Module):
     seed-cnn step about 25% faster.
     """
 
-    def __init__(self, plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: torch.Generator):
+    def __init__(self, plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: torch.Generator, native=None):
         super().__init__()
         self.plan = plan
-        self.layers = nn.ModuleDict({layer.name: build_module(layer, dtype, generator) for layer in plan})
+        self.layers = nn.ModuleDict({layer.name: build_module(layer, dtype, generator, native) for layer in plan})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
         for module in self.layers.values():

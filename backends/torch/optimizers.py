@@ -103,6 +103,58 @@ def make_optimizer(entry, parameters) -> torch.optim.Optimizer:
     return optimizer
 
 
+def make_native_optimizer(entry, parameters, native_clipping: bool = False) -> torch.optim.Optimizer:
+    """implementation = "native": torch.optim's own class for the entry, given only what the entry states in torch's
+    parameterisation (rho -> alpha for RMSprop, beta_1/beta_2 -> betas, epsilon -> eps); torch's defaults for the
+    rest (foreach, lr_decay, weight_decay of the non-W optimizers). NAdam is torch.optim.NAdam (its momentum product
+    in a float32 tensor: the backend's own `NAdam` is the catalog's). With entry.clip_global_norm set the pre-hook
+    clips with torch.nn.utils.clip_grad_norm_ (c / (||g|| + 1e-6)) when `native_clipping`, else the catalog's."""
+    parameters, name, lr = list(parameters), entry.name, entry.learning_rate
+    if name in ("sgd", "momentum", "nesterov"):
+        nesterov = name == "nesterov" or (name == "sgd" and entry.nesterov)  # torch refuses nesterov at momentum 0
+        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=entry.momentum, dampening=0.0,
+                                    nesterov=nesterov and entry.momentum > 0.0)
+    elif name == "adagrad":
+        optimizer = torch.optim.Adagrad(parameters, lr=lr, initial_accumulator_value=entry.initial_accumulator_value,
+                                        eps=entry.epsilon)
+    elif name == "rmsprop":
+        optimizer = torch.optim.RMSprop(parameters, lr=lr, alpha=entry.rho, eps=entry.epsilon, momentum=entry.momentum,
+                                        centered=entry.centered)
+    elif name == "adam":
+        optimizer = torch.optim.Adam(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon)
+    elif name == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
+                                      weight_decay=entry.weight_decay)
+    elif name == "adadelta":
+        optimizer = torch.optim.Adadelta(parameters, lr=lr, rho=entry.rho, eps=entry.epsilon)
+    elif name == "adamax":
+        optimizer = torch.optim.Adamax(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon)
+    elif name == "nadam":
+        optimizer = torch.optim.NAdam(parameters, lr=lr, betas=(entry.beta_1, entry.beta_2), eps=entry.epsilon,
+                                      momentum_decay=entry.momentum_decay)
+    else:
+        raise ValueError(f"the torch backend has no optimizer {name!r}")
+    add_clipping(optimizer, entry, native_clipping)
+    return optimizer
+
+
+def add_clipping(optimizer: torch.optim.Optimizer, entry, native: bool) -> None:
+    """With entry.clip_global_norm set, a step pre-hook clipping every parameter the optimizer holds: torch's
+    clip_grad_norm_ (`native`) or the catalog's clip_global_norm."""
+    if entry.clip_global_norm is None:
+        return
+    c = entry.clip_global_norm
+
+    def clip(opt, args, kwargs):
+        parameters = [p for group in opt.param_groups for p in group["params"]]
+        if native:
+            torch.nn.utils.clip_grad_norm_(parameters, max_norm=c)
+        else:
+            clip_global_norm(parameters, c)
+
+    optimizer.register_step_pre_hook(clip)
+
+
 # catalog slot -> torch's state key
 _STATE_KEYS = {
     "sgd": {"momentum": "momentum_buffer"}, "momentum": {"momentum": "momentum_buffer"},
@@ -113,7 +165,10 @@ _STATE_KEYS = {
 }
 
 
-def state_slots(entry) -> dict[str, str]:
-    """torch's state key -> catalog slot name, for the slots the entry's formula uses (catalog.state_slots)."""
+def state_slots(entry, native: bool = False) -> dict[str, str]:
+    """torch's state key -> catalog slot name, for the slots the entry's formula uses (catalog.state_slots); `native`:
+    of make_native_optimizer's optimizer (torch.optim.NAdam keeps exp_avg and exp_avg_sq)."""
     keys = _STATE_KEYS[entry.name]
+    if native and entry.name == "nadam":
+        keys = {"m": "exp_avg", "v": "exp_avg_sq"}
     return {keys[slot]: slot for slot in catalog.state_slots(entry)}

@@ -8,9 +8,9 @@ import torch
 from backends import base
 from backends.torch import framework
 from backends.torch import weights as W
-from backends.torch.losses import make_loss
+from backends.torch.losses import make_loss, make_native_loss
 from backends.torch.model import PlanModel
-from backends.torch.optimizers import make_optimizer, state_slots
+from backends.torch.optimizers import add_clipping, make_native_optimizer, make_optimizer, state_slots
 from experiments.spec import plan as P
 
 
@@ -23,6 +23,10 @@ class Trainer(base.Trainer):
     Injected noise is moved to torch's layout and set on the Dropout/RReLU modules for that forward, so the
     generator is not consumed; loss_and_gradients uses torch.autograd.grad (no .grad, no optimizer) and restores
     the batch-norm buffers afterwards.
+
+    implementation = "native" (_build_native): torch's own modules, initialisers, loss functionals, torch.optim class
+    and clip_grad_norm_ where torch has them (native dropout and rrelu draw from torch's global generator, seeded by
+    framework.configure; injected noise is still used as given); fallbacks are named in native_fallbacks.
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
@@ -30,14 +34,45 @@ class Trainer(base.Trainer):
         framework.configure(threads, spec.seed)
         self.tensor_dtype = framework.tensor_dtype(self.dtype)
         self.generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-        self.model = PlanModel(self.plan, self.tensor_dtype, self.generator)
+        if spec.implementation == "native":
+            self._build_native()
+        else:
+            self.model = PlanModel(self.plan, self.tensor_dtype, self.generator)
+            self.slots = W.weight_slots(self.plan, self.model.layers)
+            self.trainable_slots = [slot for slot in self.slots if slot.tensor.requires_grad]
+            W.set_weights(self.slots, W.initial_weights(self.plan, self.tensor_dtype, self.generator), self.tensor_dtype)
+            self.loss = make_loss(spec.loss, spec.model.output_activation)
+            self.optimizer = make_optimizer(spec.optimizer, self.model.parameters())
+            self.native_optimizer = False
+        self.binary = self.plan[-1].units == 1
+        self._x = self._y = self._labels = None
+
+    def _build_native(self) -> None:
+        """implementation = "native": each component from torch's own API where the spec asks and torch has one
+        (model.native_module, weights.native_initial_weights, losses.make_native_loss,
+        optimizers.make_native_optimizer; clipping by clip_grad_norm_), the catalog's elsewhere (self.native records
+        the fallbacks). Weights keep the canonical names and layouts."""
+        spec = self.spec
+        self.model = PlanModel(self.plan, self.tensor_dtype, self.generator, self.native)
         self.slots = W.weight_slots(self.plan, self.model.layers)
         self.trainable_slots = [slot for slot in self.slots if slot.tensor.requires_grad]
-        W.set_weights(self.slots, W.initial_weights(self.plan, self.tensor_dtype, self.generator), self.tensor_dtype)
+        W.set_weights(self.slots, W.native_initial_weights(self.plan, self.slots, self.tensor_dtype, self.generator,
+                                                           self.native), self.tensor_dtype)
         self.loss = make_loss(spec.loss, spec.model.output_activation)
-        self.binary = self.plan[-1].units == 1
-        self.optimizer = make_optimizer(spec.optimizer, self.model.parameters())
-        self._x = self._y = self._labels = None
+        if spec.uses_native("loss"):
+            native_loss = make_native_loss(spec.loss, spec.model.output_activation)
+            if self.native("loss", available=native_loss is not None):
+                self.loss = native_loss
+        entry = spec.optimizer
+        native_clipping = entry.clip_global_norm is not None and self.native("clipping")
+        self.native_optimizer = self.native("optimizer")
+        if self.native_optimizer:
+            self.optimizer = make_native_optimizer(entry, self.model.parameters(), native_clipping)
+        elif native_clipping:
+            self.optimizer = make_optimizer(entry.model_copy(update={"clip_global_norm": None}), self.model.parameters())
+            add_clipping(self.optimizer, entry, native=True)
+        else:
+            self.optimizer = make_optimizer(entry, self.model.parameters())
 
     def versions(self) -> dict[str, str]:
         return framework.versions()
@@ -152,7 +187,7 @@ class Trainer(base.Trainer):
 
     def _optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
         """torch's per-parameter state renamed to the catalog's slots (optimizers.state_slots), canonical layout."""
-        keys = state_slots(self.spec.optimizer)
+        keys = state_slots(self.spec.optimizer, self.native_optimizer)
         result = {}
         with torch.no_grad():
             for slot in self.trainable_slots:

@@ -9,6 +9,7 @@ Layouts (canonical <- torch):
 - prelu alpha (1,) or (C,) <- PReLU.weight as is (its channel axis is dim 1, the canonical last axis).
 """
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -122,4 +123,76 @@ def initial_weights(plan: tuple[P.Layer, ...], dtype: torch.dtype, generator: to
         else:
             fill = 1.0 if key in ("scale", "variance") else 0.0
             values[name] = torch.full(parameter.shape, fill, dtype=dtype)
+    return values
+
+
+def _native_kernel_init(t: torch.Tensor, entry, generator: torch.Generator) -> torch.Tensor:
+    """torch.nn.init's function named by the entry, on a kernel in torch's layout (its fans: (out, in[, kh, kw]),
+    the catalog's fans). glorot/he/lecun "normal" are torch's untruncated normals (xavier_normal_, kaiming_normal_),
+    where the catalog (as Keras) truncates; torch_default is kaiming_uniform_(a=sqrt(5)), Linear's own."""
+    init, name = torch.nn.init, entry.name
+    if name == "zeros":
+        return init.zeros_(t)
+    if name == "constant":
+        return init.constant_(t, entry.value)
+    if name == "normal":
+        return init.normal_(t, mean=entry.mean, std=entry.stddev, generator=generator)
+    if name == "truncated_normal":
+        return init.trunc_normal_(t, mean=entry.mean, std=entry.stddev, a=entry.mean - 2.0 * entry.stddev,
+                                  b=entry.mean + 2.0 * entry.stddev, generator=generator)
+    if name == "uniform":
+        return init.uniform_(t, a=entry.minval, b=entry.maxval, generator=generator)
+    if name == "glorot_uniform":
+        return init.xavier_uniform_(t, generator=generator)
+    if name == "glorot_normal":
+        return init.xavier_normal_(t, generator=generator)
+    if name == "he_uniform":
+        return init.kaiming_uniform_(t, nonlinearity="relu", generator=generator)
+    if name == "he_normal":
+        return init.kaiming_normal_(t, nonlinearity="relu", generator=generator)
+    if name == "lecun_uniform":
+        return init.kaiming_uniform_(t, nonlinearity="linear", generator=generator)
+    if name == "lecun_normal":
+        return init.kaiming_normal_(t, nonlinearity="linear", generator=generator)
+    if name == "torch_default":
+        return init.kaiming_uniform_(t, a=math.sqrt(5.0), generator=generator)
+    raise ValueError(f"torch.nn.init has no initializer for {name!r}")
+
+
+NATIVE_INITIALIZERS = ("zeros", "constant", "normal", "truncated_normal", "uniform", "glorot_uniform", "glorot_normal",
+                       "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "torch_default")
+"""Initializer entries torch.nn.init names; variance_scaling (any scale and mode) has no built-in."""
+
+_FAN_FREE = ("zeros", "constant", "normal", "truncated_normal", "uniform")
+
+
+def native_initial_weights(plan: tuple[P.Layer, ...], slots: list[Slot], dtype: torch.dtype, generator: torch.Generator,
+                           native) -> dict[str, torch.Tensor]:
+    """implementation = "native": initial_weights with every dense/conv kernel and bias whose entry torch.nn.init names
+    (NATIVE_INITIALIZERS, and `native("initializer", name, available=...)` agrees) drawn by it in torch's layout, in
+    the same order and from the same generator; the rest as initial_weights. A bias has no fans of its own in torch:
+    a fan-based entry draws it with init.uniform_/normal_/trunc_normal_ on the catalog's distribution for the layer's
+    kernel fans (what Linear.reset_parameters does for its bias)."""
+    info = P.parameter_info(plan)
+    layers = {layer.name: layer for layer in plan}
+    by_name = {slot.name: slot for slot in slots}
+    values: dict[str, torch.Tensor] = {}
+    for name, parameter in info.items():
+        layer_name, key = name.split("/")
+        layer = layers[layer_name]
+        if isinstance(layer, P.Activation):  # prelu alpha
+            values[name] = torch.full(parameter.shape, layer.activation.initial_value, dtype=dtype)
+            continue
+        if not isinstance(layer, (P.Dense, P.Conv2D)):  # batch norm
+            values[name] = torch.full(parameter.shape, 1.0 if key in ("scale", "variance") else 0.0, dtype=dtype)
+            continue
+        entry = layer.kernel_init if key == "kernel" else layer.bias_init
+        distribution = entry.distribution(*P.fans(info[f"{layer_name}/kernel"].shape))
+        if not native("initializer", entry.name, available=entry.name in NATIVE_INITIALIZERS):
+            values[name] = draw(parameter.shape, distribution, dtype, generator)
+        elif key == "kernel" or entry.name in _FAN_FREE:
+            slot = by_name[name]
+            values[name] = slot.to_canonical(_native_kernel_init(torch.empty(slot.tensor.shape, dtype=dtype), entry, generator))
+        else:
+            values[name] = draw(parameter.shape, distribution, dtype, generator)
     return values
