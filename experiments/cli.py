@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list presets, datasets, backends and the catalog support matrix")
     listing.add_argument("what", nargs="?", default="all",
-                         choices=["all", "presets", "sweeps", "datasets", "backends", "activations", "output_activations", "losses", "optimizers", "schedules", "initializers"])
+                         choices=["all", "presets", "sweeps", "datasets", "backends", "differences", "activations", "output_activations", "losses", "optimizers", "schedules", "initializers"])
     return parser
 
 

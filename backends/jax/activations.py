@@ -69,6 +69,32 @@ def activation_fn(entry) -> Callable[[jax.Array], jax.Array]:
     raise ValueError(f"unsupported activation {name!r}")
 
 
+_NATIVE = {  # entry name -> jax.nn's built-in, called with the entry's stated values in jax.nn's parameterisation
+    "relu": lambda entry: jax.nn.relu,
+    "sigmoid": lambda entry: jax.nn.sigmoid,
+    "tanh": lambda entry: jax.nn.tanh,
+    "leaky_relu": lambda entry: functools.partial(jax.nn.leaky_relu, negative_slope=entry.negative_slope),
+    "elu": lambda entry: functools.partial(jax.nn.elu, alpha=entry.alpha),
+    "selu": lambda entry: jax.nn.selu,
+    "softplus": lambda entry: jax.nn.softplus,  # beta 1 only (has_native)
+    "silu": lambda entry: jax.nn.silu,
+    "gelu": lambda entry: functools.partial(jax.nn.gelu, approximate=entry.approximate == "tanh"),
+    "hard_sigmoid": lambda entry: jax.nn.hard_sigmoid,
+    "linear": lambda entry: jax.nn.identity,
+}
+
+
+def has_native(entry) -> bool:
+    """Whether jax.nn (or Flax, for prelu) has a built-in taking every value the entry states: not for rrelu, maxout,
+    step, sign, a softplus with beta != 1 (jax.nn.softplus has no beta), nor a per-channel prelu (nn.PReLU holds one
+    scalar)."""
+    if entry.name == "softplus":
+        return entry.beta == 1.0
+    if entry.name == "prelu":
+        return not entry.per_channel
+    return entry.name in _NATIVE
+
+
 def _constant(value: float) -> Callable:
     def init(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
         return jnp.full(shape, value, dtype)
@@ -82,14 +108,24 @@ class ActivationLayer(nn.Module):
     prelu: `alpha` of the entry's shape, initial value and dtype (Flax's nn.PReLU is one float32 scalar starting at
     0.01). rrelu in training: slopes from the "rrelu" rng stream (one key per step, like dropout), or the injected
     `slopes` (x's shape).
+
+    native (implementation "native", has_native(entry)): jax.nn's function, or for prelu nn.PReLU applied with this
+    layer's own `alpha` (canonical name and shape (1,); nn.PReLU keeps a () `negative_slope`).
     """
 
     entry: Any
     dtype: Any
+    native: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, slopes: jax.Array | None = None) -> jax.Array:
         entry = self.entry
+        if self.native and entry.name == "prelu":
+            alpha = self.param("alpha", _constant(entry.initial_value), (1,), self.dtype)
+            prelu = nn.PReLU(param_dtype=self.dtype, negative_slope_init=entry.initial_value, parent=None)
+            return prelu.apply({"params": {"negative_slope": alpha[0]}}, x)
+        if self.native:
+            return _NATIVE[entry.name](entry)(x)
         if entry.name == "prelu":
             shape = (x.shape[-1],) if entry.per_channel else (1,)
             return leaky_relu(x, self.param("alpha", _constant(entry.initial_value), shape, self.dtype))

@@ -85,3 +85,39 @@ def correct(logits: jax.Array, y: jax.Array) -> jax.Array:
     if logits.shape[-1] == 1:
         return (logits[..., 0] > 0) == (y[..., 0] > 0.5)
     return jnp.argmax(logits, axis=-1) == jnp.argmax(y, axis=-1)
+
+
+_NATIVE_OUTPUTS = {  # loss -> output activations optax's loss takes (on logits, or after jax.nn's activation)
+    "categorical_crossentropy": ("softmax", "linear"),
+    "kl_divergence": ("softmax", "linear"),
+    "binary_crossentropy": ("sigmoid", "linear"),
+    "mse": ("softmax", "sigmoid", "linear"),
+}
+
+
+def has_native_loss(loss, output_activation) -> bool:
+    """Whether optax has a built-in for the pairing: not for cross-entropy or KL through a sigmoid output (the
+    catalog's normalised sigmoid), mse through step or sign, nor binary cross-entropy with label smoothing
+    (optax.sigmoid_binary_cross_entropy takes none, and optax.smooth_labels spreads over the classes: eps / 1 with
+    one output)."""
+    if loss.name == "binary_crossentropy" and loss.label_smoothing > 0.0:
+        return False
+    return output_activation.name in _NATIVE_OUTPUTS.get(loss.name, ())
+
+
+def make_native_loss(loss, output_activation) -> LossFn:
+    """optax's loss for a pairing has_native_loss accepts, per example (mean over classes where optax's is per
+    class): softmax_cross_entropy (labels through optax.smooth_labels when smoothing), kl_divergence on
+    jax.nn.log_softmax, sigmoid_binary_cross_entropy, squared_error after jax.nn's output activation."""
+    if not has_native_loss(loss, output_activation):
+        raise ValueError(f"optax has no built-in for {loss.name} through a {output_activation.name} output")
+    smooth = _smoothing(getattr(loss, "label_smoothing", 0.0))
+    if loss.name == "categorical_crossentropy":
+        return lambda z, y: optax.softmax_cross_entropy(z, smooth(y), axis=-1)
+    if loss.name == "kl_divergence":
+        return lambda z, y: optax.kl_divergence(jax.nn.log_softmax(z, axis=-1), smooth(y), axis=-1)
+    if loss.name == "binary_crossentropy":
+        return lambda z, y: jnp.mean(optax.sigmoid_binary_cross_entropy(z, y), axis=-1)
+    activate = {"softmax": lambda z: jax.nn.softmax(z, axis=-1), "sigmoid": jax.nn.sigmoid,
+                "linear": jax.nn.identity}[output_activation.name]
+    return lambda z, y: jnp.mean(optax.squared_error(activate(z), y), axis=-1)

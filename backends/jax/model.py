@@ -4,7 +4,7 @@ from typing import Any
 
 from backends.jax.activations import ActivationLayer
 from backends.jax.framework import jax, jnp, lax, nn
-from backends.jax.weights import initializer
+from backends.jax.weights import initializer, native_initializer
 from experiments.spec import plan as P
 
 PRECISION = lax.Precision.HIGHEST
@@ -20,10 +20,16 @@ class PlanModel(nn.Module):
     Dropout and rrelu draw from the "dropout" and "rrelu" rng collections unless `noise` ({plan layer name: array
     of the layer's input shape}, every noisy layer) gives their multipliers and slopes. With outputs=True the call
     returns (logits, {layer name: output}).
+
+    native (implementation "native"; empty: the catalog everywhere): the components built with Flax's and jax.nn's
+    own defaults for whatever the spec does not state: "batch_norm" (nn.BatchNorm with its default one-pass variance
+    and float32 reductions), "dropout" (nn.Dropout), "pooling" (nn.max_pool), "initializer" (jax.nn.initializers,
+    weights.native_initializer) and "activation:<name>" (ActivationLayer's native form).
     """
 
     plan: tuple
     dtype: Any
+    native: frozenset = frozenset()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, noise: dict | None = None, outputs: bool = False):
@@ -42,8 +48,8 @@ class PlanModel(nn.Module):
             kernel = (layer.input_shape[-1], layer.units)
             return nn.Dense(
                 features=layer.units, use_bias=True, dtype=self.dtype, param_dtype=self.dtype, precision=PRECISION,
-                kernel_init=initializer(layer.kernel_init, kernel, kernel),
-                bias_init=initializer(layer.bias_init, kernel, (layer.units,)), name=layer.name,
+                kernel_init=self._init(layer.kernel_init, kernel, kernel),
+                bias_init=self._init(layer.bias_init, kernel, (layer.units,)), name=layer.name,
             )(x)
         if isinstance(layer, P.Conv2D):
             k = layer.kernel_size
@@ -52,11 +58,18 @@ class PlanModel(nn.Module):
                 features=layer.filters, kernel_size=(k, k), strides=(1, 1), padding=layer.padding.upper(),
                 input_dilation=(1, 1), kernel_dilation=(1, 1), feature_group_count=1, use_bias=True, mask=None,
                 dtype=self.dtype, param_dtype=self.dtype, precision=PRECISION,
-                kernel_init=initializer(layer.kernel_init, kernel, kernel),
-                bias_init=initializer(layer.bias_init, kernel, (layer.filters,)), name=layer.name,
+                kernel_init=self._init(layer.kernel_init, kernel, kernel),
+                bias_init=self._init(layer.bias_init, kernel, (layer.filters,)), name=layer.name,
             )(x)
         if isinstance(layer, P.Activation):
-            return ActivationLayer(entry=layer.activation, dtype=self.dtype, name=layer.name)(x, train, injected)
+            native = f"activation:{layer.activation.name}" in self.native
+            return ActivationLayer(entry=layer.activation, dtype=self.dtype, native=native, name=layer.name)(
+                x, train, injected)
+        if isinstance(layer, P.BatchNormalization) and "batch_norm" in self.native:  # Flax's defaults for the rest
+            return nn.BatchNorm(
+                use_running_average=not train, momentum=layer.momentum, epsilon=layer.epsilon,
+                dtype=self.dtype, param_dtype=self.dtype, name=layer.name,
+            )(x)
         if isinstance(layer, P.BatchNormalization):
             return nn.BatchNorm(
                 use_running_average=not train, axis=-1, momentum=layer.momentum, epsilon=layer.epsilon,
@@ -70,9 +83,16 @@ class PlanModel(nn.Module):
         if isinstance(layer, P.Dropout):
             if injected is not None:
                 return x * injected
+            if "dropout" in self.native:
+                return nn.Dropout(rate=layer.rate, deterministic=not train, name=layer.name)(x)
             return nn.Dropout(
                 rate=layer.rate, broadcast_dims=(), deterministic=not train, rng_collection="dropout", name=layer.name
             )(x)
         if isinstance(layer, P.Flatten):
             return x.reshape((x.shape[0], -1))  # row-major NHWC: the canonical (H, W, C) order
         raise ValueError(f"{layer.name}: unsupported layer type {type(layer).__name__}")
+
+    def _init(self, entry, kernel_shape: tuple[int, ...], shape: tuple[int, ...]):
+        if "initializer" in self.native:
+            return native_initializer(entry, shape, self.dtype)
+        return initializer(entry, kernel_shape, shape)

@@ -10,8 +10,11 @@ from backends.jax.framework import jax, jnp, optax
 from experiments.catalog.optimizers import state_slots as used_slots
 
 
-def make_optimizer(optimizer, dtype: Any) -> optax.GradientTransformation:
+def make_optimizer(optimizer, dtype: Any, native: bool = False, native_clipping: bool = False) -> optax.GradientTransformation:
     """The catalog entry's update direction, clipped first when clip_global_norm is set; every argument explicit.
+
+    native (implementation "native"): optax's own alias instead (`native_alias`), which applies the learning rate
+    itself: step with `native_step`. native_clipping: optax.clip_by_global_norm instead of the catalog's factor.
 
     Where optax differs from the catalog, and what pins it:
     - adam, adamw: eps_root=0; adamw chains add_decayed_weights, so lr_t multiplies the decay too.
@@ -22,10 +25,57 @@ def make_optimizer(optimizer, dtype: Any) -> optax.GradientTransformation:
     - nadam: optax.nadam has no momentum schedule: `scale_by_nadam` is written here.
     - clip_global_norm: optax.clip_by_global_norm computes its factor another way: `clip_global_norm` here.
     """
-    core = _core(optimizer, dtype)
+    core = native_alias(optimizer) if native else _core(optimizer, dtype)
     if optimizer.clip_global_norm is None:
         return core
-    return optax.chain(clip_global_norm(optimizer.clip_global_norm), core)
+    clip = optax.clip_by_global_norm if native_clipping else clip_global_norm
+    return optax.chain(clip(optimizer.clip_global_norm), core)
+
+
+def native_alias(optimizer) -> optax.GradientTransformation:
+    """optax's alias for the entry with every value the spec states, in optax's parameterisation, and optax's
+    defaults for the rest (eps_root, eps_in_sqrt, initial_scale, bias_correction, mu_dtype, ...). The learning rate
+    is the one hyperparameter injected as state (optax.inject_hyperparams), so `native_step` sets each step's rate
+    without retracing; the others are static, as if passed to the alias directly.
+
+    What differs from the catalog is optax's own doing: adagrad and rmsprop put epsilon inside the root, rmsprop
+    scales by the rate before its momentum trace (so its "momentum" slot holds -lr-scaled values), nadam is
+    Adam with a Nesterov step and no momentum schedule (momentum_decay has no optax parameter; it is not used).
+    """
+    factory, kwargs = _ALIASES[optimizer.name](optimizer)
+    return optax.inject_hyperparams(factory, static_args=tuple(kwargs))(learning_rate=0.0, **kwargs)
+
+
+_ALIASES = {
+    "sgd": lambda o: (optax.sgd, {"momentum": o.momentum, "nesterov": o.nesterov}),
+    "momentum": lambda o: (optax.sgd, {"momentum": o.momentum, "nesterov": False}),
+    "nesterov": lambda o: (optax.sgd, {"momentum": o.momentum, "nesterov": True}),
+    "adagrad": lambda o: (optax.adagrad, {"initial_accumulator_value": o.initial_accumulator_value, "eps": o.epsilon}),
+    "rmsprop": lambda o: (optax.rmsprop, {"decay": o.rho, "eps": o.epsilon, "momentum": o.momentum,
+                                          "centered": o.centered}),
+    "adam": lambda o: (optax.adam, {"b1": o.beta_1, "b2": o.beta_2, "eps": o.epsilon}),
+    "adamw": lambda o: (optax.adamw, {"b1": o.beta_1, "b2": o.beta_2, "eps": o.epsilon, "weight_decay": o.weight_decay}),
+    "adadelta": lambda o: (optax.adadelta, {"rho": o.rho, "eps": o.epsilon}),
+    "adamax": lambda o: (optax.adamax, {"b1": o.beta_1, "b2": o.beta_2, "eps": o.epsilon}),
+    "nadam": lambda o: (optax.nadam, {"b1": o.beta_1, "b2": o.beta_2, "eps": o.epsilon}),
+}
+
+
+def native_step(tx: optax.GradientTransformation, params: Any, grads: Any, opt_state: Any, learning_rate: jax.Array):
+    """One update through a native_alias transform: the step's rate goes into the injected hyperparameter (in the
+    dtype optax chose for it, the parameters'), then optax's update and apply_updates."""
+    updates, opt_state = tx.update(grads, _with_learning_rate(opt_state, learning_rate), params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def _with_learning_rate(state: Any, learning_rate: jax.Array) -> Any:
+    if isinstance(state, optax.InjectStatefulHyperparamsState):
+        hyperparams = dict(state.hyperparams)
+        hyperparams["learning_rate"] = jnp.asarray(learning_rate, hyperparams["learning_rate"].dtype)
+        return state._replace(hyperparams=hyperparams)
+    if isinstance(state, tuple) and not hasattr(state, "_fields"):  # optax.chain
+        return tuple(_with_learning_rate(inner, learning_rate) for inner in state)
+    return state
 
 
 def _core(optimizer, dtype: Any) -> optax.GradientTransformation:
@@ -145,7 +195,9 @@ def state_slots(optimizer, opt_state: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {}
 
     def visit(state):
-        if hasattr(state, "_fields"):  # one transform's state (a NamedTuple)
+        if isinstance(state, optax.InjectStatefulHyperparamsState):  # a native alias: optax's state inside
+            visit(state.inner_state)
+        elif hasattr(state, "_fields"):  # one transform's state (a NamedTuple)
             fields.update(state._asdict())
         else:  # optax.chain: a tuple of states
             for inner in state:

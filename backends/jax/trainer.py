@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 
 from backends import base
-from backends.jax import framework, losses, optimizers, weights
+from backends.jax import activations, framework, losses, optimizers, weights
 from backends.jax.framework import jax, jnp, lax
 from backends.jax.model import PlanModel
-from experiments.spec.plan import Conv2D
+from experiments.spec.plan import Activation, BatchNormalization, Conv2D, Dense, Dropout, MaxPool2D
 
 
 def compiled(method):
@@ -20,7 +20,7 @@ def compiled(method):
 
 
 @functools.cache
-def _initializer(plan: tuple, dtype_name: str):
+def _initializer(plan: tuple, dtype_name: str, native: frozenset = frozenset()):
     """PlanModel.init compiled once per plan and dtype: rngs -> variables (run on a zero sample).
 
     Compiled at XLA's optimisation level 0: it runs once, and compiles ~5x faster (threefry dominates). The draws
@@ -29,17 +29,17 @@ def _initializer(plan: tuple, dtype_name: str):
     """
     dtype = np.dtype(dtype_name)
     sample = jnp.zeros((1, *plan[0].input_shape), dtype)
-    init = jax.jit(PlanModel(plan=plan, dtype=dtype).init, static_argnames="train")
+    init = jax.jit(PlanModel(plan=plan, dtype=dtype, native=native).init, static_argnames="train")
     lowered = init.lower({"params": jax.random.key(0)}, sample, train=False)
     compiled_init = lowered.compile({"xla_backend_optimization_level": 0})
     return lambda rngs: compiled_init(rngs, sample)
 
 
-def _loss_or_deferred_error(loss, output_activation):
-    """make_loss; for a pairing the catalog leaves undefined (cross-entropy of a step or sign output) a function
+def _loss_or_deferred_error(loss, output_activation, native: bool = False):
+    """make_loss (make_native_loss when native); for a pairing the catalog leaves undefined (cross-entropy of a step or sign output) a function
     that raises when used, so the model still builds for forward checks."""
     try:
-        return losses.make_loss(loss, output_activation)
+        return (losses.make_native_loss if native else losses.make_loss)(loss, output_activation)
     except ValueError as error:
         message = str(error)
 
@@ -71,21 +71,58 @@ class Trainer(base.Trainer):
     a scan of length 1. Exception: on CPU, a plan with convolutions steps through one jitted step per batch
     instead, because XLA:CPU leaves convolutions inside a loop body (a scan) on a slow generic path: the seed CNN
     trains ~8x slower in a scan (jax-ml/jax#12868, measured with jax 0.10.2).
+
+    implementation "native": the optimizer is optax's alias under optax.inject_hyperparams (the per-step rate is
+    written into its state: optimizers.native_step), clipping optax.clip_by_global_norm, the loss optax's
+    (losses.make_native_loss), and the model's components Flax's and jax.nn's (PlanModel.native); whatever has no
+    built-in stays on the catalog and is named in native_fallbacks. Catalog mode is untouched.
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
         super().__init__(spec, plan, threads)
-        self.model = PlanModel(plan=self.plan, dtype=self.dtype)
+        native = self._native_components()
+        self.model = PlanModel(plan=self.plan, dtype=self.dtype, native=native)
         init_key, self.noise_key = jax.random.split(jax.random.key(spec.seed))
-        variables = _initializer(self.plan, self.dtype.name)({"params": init_key})
+        variables = _initializer(self.plan, self.dtype.name, native)({"params": init_key})
+        if "batch_norm" in native:  # nn.BatchNorm (force_float32_reductions) starts its running statistics as
+            # float32 zeros and ones and promotes them to a float64 model's dtype at the first update: held in
+            # spec.dtype from the start (the same values), so the train state keeps one type and nothing retraces
+            variables = {**variables, "batch_stats": jax.tree.map(lambda v: v.astype(self.dtype), variables["batch_stats"])}
         weights.check_layout(variables, self.info, self.dtype)
-        self.loss = _loss_or_deferred_error(spec.loss, spec.model.output_activation)
-        self.tx = optimizers.make_optimizer(spec.optimizer, self.dtype)
+        if self.native("loss", available=losses.has_native_loss(spec.loss, spec.model.output_activation)):
+            self.loss = _loss_or_deferred_error(spec.loss, spec.model.output_activation, native=True)
+        else:
+            self.loss = _loss_or_deferred_error(spec.loss, spec.model.output_activation)
+        native_optimizer = self.native("optimizer")
+        native_clipping = spec.optimizer.clip_global_norm is not None and self.native("clipping")
+        self.tx = optimizers.make_optimizer(spec.optimizer, self.dtype, native_optimizer, native_clipping)
+        self._optimizer_step = optimizers.native_step if native_optimizer else optimizers.step
         params = variables["params"]
         self._state = (params, variables.get("batch_stats", {}), self.tx.init(params))
         self.x = self.y = None
         self.trace_counts: Counter[str] = Counter()
         self._scan = jax.default_backend() != "cpu" or not any(isinstance(layer, Conv2D) for layer in self.plan)
+
+    def _native_components(self) -> frozenset:
+        """The model components built from Flax / jax.nn (implementation "native"): "batch_norm", "dropout",
+        "pooling", "initializer" and "activation:<name>" for each plan activation jax.nn or Flax has a built-in for;
+        the others fall back to the catalog and are named in native_fallbacks. Empty in catalog mode."""
+        chosen = set()
+        for layer in self.plan:
+            if isinstance(layer, BatchNormalization) and self.native("batch_norm"):
+                chosen.add("batch_norm")
+            elif isinstance(layer, Dropout) and self.native("dropout"):
+                chosen.add("dropout")
+            elif isinstance(layer, MaxPool2D) and self.native("pooling"):
+                chosen.add("pooling")
+            elif isinstance(layer, Activation):
+                entry = layer.activation
+                if self.native("activation", entry.name, available=activations.has_native(entry)):
+                    chosen.add(f"activation:{entry.name}")
+            if isinstance(layer, (Dense, Conv2D)) and self.native(
+                    "initializer", available=weights.has_native_initializers(self.plan)):
+                chosen.add("initializer")
+        return frozenset(chosen)
 
     # -- traced code ---------------------------------------------------------------------
     def forward_backward(self, params, batch_stats, x, y, key, noise):
@@ -112,7 +149,7 @@ class Trainer(base.Trainer):
         x, y = data_x[idx], data_y[idx]
         key = jax.random.fold_in(noise_key, step)
         loss, grads, logits, batch_stats = self.forward_backward(params, batch_stats, x, y, key, noise)
-        params, opt_state = optimizers.step(self.tx, params, grads, opt_state, learning_rate)
+        params, opt_state = self._optimizer_step(self.tx, params, grads, opt_state, learning_rate)
         return (params, batch_stats, opt_state), (loss, jnp.sum(losses.correct(logits, y)))
 
     # -- compiled functions --------------------------------------------------------------
@@ -141,7 +178,7 @@ class Trainer(base.Trainer):
 
     @compiled
     def _update(self, params, grads, opt_state, learning_rate):
-        return optimizers.step(self.tx, params, grads, opt_state, learning_rate)
+        return self._optimizer_step(self.tx, params, grads, opt_state, learning_rate)
 
     @compiled
     def _outputs(self, variables, x):
@@ -164,7 +201,10 @@ class Trainer(base.Trainer):
         return framework.versions()
 
     def settings(self) -> dict[str, object]:
-        return framework.settings(self.threads, self.dtype, self._scan)
+        settings = framework.settings(self.threads, self.dtype, self._scan)
+        if "batch_norm" in self.model.native:
+            settings["batch_norm_variance"] = "Flax's defaults: one-pass (use_fast_variance=True), force_float32_reductions=True"
+        return settings
 
     def parameter_count(self) -> int:
         return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(self._state[0]))

@@ -95,3 +95,46 @@ def from_canonical(weights: dict[str, np.ndarray]) -> dict[str, Any]:
         collection, module, variable = location(name)
         variables.setdefault(collection, {}).setdefault(module, {})[variable] = np.array(value, copy=True)
     return variables
+
+
+_NAMED = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal")
+
+
+def _native_factory(entry, ndim: int) -> Callable | None:
+    """jax.nn.initializers' initializer for a catalog entry, with the entry's stated values and JAX's defaults for
+    the rest (in_axis -2, out_axis -1, truncation at +-2), or None where it has none: a non-zero mean (normal,
+    truncated_normal), a uniform not starting at 0 (jax's is U[0, scale)), torch_default, and fan-based entries on
+    a bias (JAX computes fans from the array's own shape, which a 1-d bias does not have)."""
+    inits, name = jax.nn.initializers, entry.name
+    if name == "zeros":
+        return inits.zeros
+    if name == "constant":
+        return inits.constant(entry.value)
+    if name in ("normal", "truncated_normal"):
+        return getattr(inits, name)(entry.stddev) if entry.mean == 0.0 else None
+    if name == "uniform":
+        return inits.uniform(entry.maxval) if entry.minval == 0.0 else None
+    if ndim < 2:
+        return None
+    if name == "variance_scaling":
+        return inits.variance_scaling(entry.scale, entry.mode, entry.distribution_kind)
+    return getattr(inits, name)() if name in _NAMED else None
+
+
+def has_native_initializers(plan) -> bool:
+    """Whether every kernel and bias initialiser of the plan has a jax.nn.initializers built-in."""
+    return all(_native_factory(init, ndim) is not None
+               for layer in plan if hasattr(layer, "kernel_init")
+               for init, ndim in ((layer.kernel_init, 2), (layer.bias_init, 1)))
+
+
+def native_initializer(entry, shape: tuple[int, ...], dtype: Any) -> Callable:
+    """The jax.nn.initializers function for `entry` (has_native_initializers checked), drawing in dtype."""
+    factory = _native_factory(entry, len(shape))
+
+    def init(key: jax.Array, requested: tuple[int, ...], _dtype: Any) -> jax.Array:
+        if tuple(requested) != tuple(shape):
+            raise ValueError(f"Flax asked for a parameter of shape {tuple(requested)}; the plan says {tuple(shape)}")
+        return factory(key, tuple(shape), dtype)
+
+    return init

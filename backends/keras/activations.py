@@ -212,3 +212,42 @@ def activation_layer(entry: Entry, name: str, dtype: str, seed: int) -> keras.la
     if entry.name == "maxout":
         return Maxout(entry.pieces, name=name, dtype=dtype)
     return keras.layers.Activation(elementwise(entry), name=name, dtype=dtype)
+
+
+# Native mode: Keras' own activations ----------------------------------------------------------------------------
+
+NATIVE_FUNCTIONS = ("relu", "sigmoid", "tanh", "selu", "silu", "hard_sigmoid", "linear")  # keras.activations by name
+
+
+def has_native(entry: Entry) -> bool:
+    """Whether Keras has a built-in for the hidden activation entry (softplus only with beta 1: Keras' has none)."""
+    if entry.name == "softplus":
+        return entry.beta == 1.0
+    return entry.name in (*NATIVE_FUNCTIONS, "elu", "gelu", "leaky_relu", "prelu")
+
+
+def native_activation_layer(entry: Entry, name: str, dtype: str, input_rank: int) -> keras.layers.Layer:
+    """Keras' own layer for a hidden activation Keras has (has_native), with the entry's values as Keras takes them:
+    keras.layers.Activation of keras.activations (elu alpha, gelu approximate: "tanh" -> True), LeakyReLU
+    (negative_slope), PReLU (alpha_initializer Constant(initial_value); per channel: shared_axes every axis but the
+    channels, else every axis, so alpha is (C,) in an MLP and (1, 1, C) in a CNN; backends.keras.weights keeps the
+    canonical (C,) / (1,) name). input_rank: the rank of the layer's input, batch axis included."""
+    kind = entry.name
+    if kind == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=entry.negative_slope, name=name, dtype=dtype)
+    if kind == "prelu":
+        channels = list(range(1, input_rank - 1))  # the spatial axes of an image (none in an MLP)
+        shared = channels if entry.per_channel else list(range(1, input_rank))
+        return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(entry.initial_value),
+                                  shared_axes=shared or None, name=name, dtype=dtype)
+    if kind == "elu":
+        alpha = entry.alpha
+        return keras.layers.Activation(lambda x: keras.activations.elu(x, alpha=alpha), name=name, dtype=dtype)
+    if kind == "gelu":
+        approximate = entry.approximate == "tanh"
+        return keras.layers.Activation(lambda x: keras.activations.gelu(x, approximate=approximate), name=name, dtype=dtype)
+    if kind == "softplus" and entry.beta == 1.0:
+        return keras.layers.Activation(keras.activations.softplus, name=name, dtype=dtype)
+    if kind in NATIVE_FUNCTIONS:
+        return keras.layers.Activation(keras.activations.get(kind), name=name, dtype=dtype)
+    raise KeyError(f"Keras has no built-in activation {kind!r}")

@@ -3,7 +3,7 @@
 from typing import Callable
 
 from backends.keras.activations import elementwise, softplus
-from backends.keras.framework import tf
+from backends.keras.framework import keras, tf
 from experiments.catalog.base import Entry
 
 PerSampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -80,3 +80,56 @@ def make_loss(loss: Entry, activation: Entry) -> PerSampleLoss:
 
         return mean_squared_error
     raise KeyError(f"the Keras backend has no loss {loss.name!r}")
+
+
+# Native mode: Keras' built-in losses ----------------------------------------------------------------------------
+
+NATIVE_OUTPUTS = {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "linear"}  # keras.activations by name
+
+
+def native_output(entry: Entry) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """keras.activations' function of an output activation (mse applies it to the logits); None: no built-in."""
+    name = NATIVE_OUTPUTS.get(entry.name)
+    return None if name is None else keras.activations.get(name)
+
+
+class NativeLoss:
+    """A per-sample loss (logits, y) -> (N,) calling Keras' built-in `built_in` (reduction=None) as built_in(y, p),
+    p = prepare(logits): the logits themselves (from_logits=True) or the output activation's values."""
+
+    def __init__(self, built_in: keras.losses.Loss, prepare: Callable[[tf.Tensor], tf.Tensor] | None = None):
+        self.built_in, self.prepare = built_in, prepare
+
+    def __call__(self, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        return self.built_in(y, logits if self.prepare is None else self.prepare(logits))
+
+
+def native_loss(loss: Entry, activation: Entry, dtype: str, native_activation: bool = True) -> NativeLoss | None:
+    """Keras' built-in loss for the (loss, output activation) pairing, per sample (reduction=None), computing in
+    `dtype`; None where Keras has no built-in for it (the catalog's make_loss is used then).
+
+    categorical_crossentropy with softmax or linear outputs (the catalog's log_softmax of the logits):
+    CategoricalCrossentropy(from_logits=True, label_smoothing); binary_crossentropy with sigmoid or linear outputs:
+    BinaryCrossentropy(from_logits=True, label_smoothing); kl_divergence with softmax or linear outputs and no label
+    smoothing (KLDivergence has no argument for it): KLDivergence of the softmax probabilities (Keras clips both to
+    [1e-7, 1]); mse: MeanSquaredError of the output activation, keras.activations' own where native_activation
+    and Keras has it, else the catalog's. Not built in: categorical_crossentropy and kl_divergence of sigmoid
+    outputs (the catalog normalises the sigmoids), kl_divergence with label_smoothing.
+    """
+    name, output = loss.name, activation.name
+    if name == "categorical_crossentropy" and output in ("softmax", "linear"):
+        built_in = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=loss.label_smoothing,
+                                                        reduction=None, dtype=dtype)
+        return NativeLoss(built_in)
+    if name == "binary_crossentropy" and output in ("sigmoid", "linear"):
+        built_in = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=loss.label_smoothing,
+                                                   reduction=None, dtype=dtype)
+        return NativeLoss(built_in)
+    if name == "kl_divergence" and output in ("softmax", "linear") and not loss.label_smoothing:
+        built_in = keras.losses.KLDivergence(reduction=None, dtype=dtype)
+        return NativeLoss(built_in, keras.activations.softmax)
+    if name == "mse":
+        activate = (native_output(activation) if native_activation else None) or output_activation(activation)
+        built_in = keras.losses.MeanSquaredError(reduction=None, dtype=dtype)
+        return NativeLoss(built_in, activate)
+    return None

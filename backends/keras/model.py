@@ -1,6 +1,6 @@
 """Build a channels-last Keras model from the layer plan, every argument explicit (its weights: backends.keras.weights)."""
 
-from backends.keras.activations import activation_layer
+from backends.keras.activations import activation_layer, has_native, native_activation_layer
 from backends.keras.framework import keras, tf
 from backends.keras.weights import DROPOUT_STREAM, RRELU_STREAM, derived_seed, layer_initializers
 from experiments.spec import plan as P
@@ -56,17 +56,35 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return mean, channel_sum(tf.square(inputs - tf.stop_gradient(mean))) / count
 
 
-def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.layers.Layer:
-    """The Keras layer of one plan layer, named like it, in `dtype`."""
+def native_layer(layer: P.Layer, index: int, dtype: str, seed: int, native) -> keras.layers.Layer | None:
+    """Native mode: Keras' own layer for a batch norm, pooling, dropout or activation plan layer whose component is
+    native (native: backends.base.Trainer.native, which records what Keras has no built-in for), with the values the
+    spec states and Keras' defaults for the rest; None: build the catalog's layer."""
+    if isinstance(layer, P.BatchNormalization) and native("batch_norm"):
+        return keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name, dtype=dtype)
+    if isinstance(layer, P.MaxPool2D) and native("pooling"):
+        return keras.layers.MaxPooling2D(pool_size=layer.size, strides=layer.stride, padding=layer.padding,
+                                         name=layer.name, dtype=dtype)
+    if isinstance(layer, P.Dropout) and native("dropout"):
+        return keras.layers.Dropout(rate=layer.rate, seed=derived_seed(seed, index, DROPOUT_STREAM), name=layer.name, dtype=dtype)
+    if isinstance(layer, P.Activation) and native("activation", layer.activation.name, available=has_native(layer.activation)):
+        return native_activation_layer(layer.activation, layer.name, dtype, 1 + len(layer.input_shape))
+    return None
+
+
+def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int, native=None) -> keras.layers.Layer:
+    """The Keras layer of one plan layer, named like it, in `dtype`; native: see native_layer."""
+    if native is not None and (built := native_layer(layer, index, dtype, seed, native)) is not None:
+        return built
     if isinstance(layer, P.Dense):
-        kernel, bias = layer_initializers(layer, (layer.input_shape[-1], layer.units), seed, index)
+        kernel, bias = layer_initializers(layer, (layer.input_shape[-1], layer.units), seed, index, native)
         return keras.layers.Dense(
             units=layer.units, activation=None, use_bias=True,
             kernel_initializer=kernel, bias_initializer=bias, name=layer.name, dtype=dtype,
         )
     if isinstance(layer, P.Conv2D):
         k = layer.kernel_size
-        kernel, bias = layer_initializers(layer, (k, k, layer.input_shape[-1], layer.filters), seed, index)
+        kernel, bias = layer_initializers(layer, (k, k, layer.input_shape[-1], layer.filters), seed, index, native)
         return Conv2D(
             filters=layer.filters, kernel_size=(k, k), strides=(1, 1), padding=layer.padding,
             data_format="channels_last", dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
@@ -96,13 +114,14 @@ def keras_layer(layer: P.Layer, index: int, dtype: str, seed: int) -> keras.laye
     raise TypeError(f"the Keras backend cannot build layer {layer.name} ({type(layer).__name__})")
 
 
-def build_model(plan: tuple[P.Layer, ...], dtype: str, seed: int) -> keras.Sequential:
+def build_model(plan: tuple[P.Layer, ...], dtype: str, seed: int, native=None) -> keras.Sequential:
     """The plan as a Sequential model taking (N, H, W, C) inputs in `dtype` and returning logits.
 
     Every layer gets dtype= explicitly; keras.config.set_floatx is never called (it is
-    process-global). Each layer's output shape is checked against the plan.
+    process-global). Each layer's output shape is checked against the plan. native (native mode): the trainer's `native`
+    (see native_layer and backends.keras.weights.layer_initializers).
     """
-    layers = [keras_layer(layer, index, dtype, seed) for index, layer in enumerate(plan)]
+    layers = [keras_layer(layer, index, dtype, seed, native) for index, layer in enumerate(plan)]
     model = keras.Sequential([keras.Input(shape=plan[0].input_shape, dtype=dtype), *layers], name="mnist_parity")
     for layer, built in zip(plan, layers):
         if tuple(built.output.shape[1:]) != layer.output_shape:

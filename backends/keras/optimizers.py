@@ -5,6 +5,9 @@ rate into their momentum buffers, Adam and AdamW use "epsilon hat", RMSprop and 
 Adamax adds epsilon to u, Nadam hard-codes psi = 1; each class below names its built-in's difference. Scalar
 coefficients (bias corrections, momentum schedules, lr products) are computed in float64, as torch does in Python,
 then cast to the parameter's dtype.
+
+In native mode (implementation "native") `make_optimizer` returns Keras' built-in itself instead (native_optimizer);
+set_learning_rate, apply_gradients and optimizer_slots serve both kinds.
 """
 
 from backends.keras.framework import exact, keras, tf
@@ -22,14 +25,16 @@ class CatalogOptimizer(keras.optimizers.Optimizer):
     variable per trainable variable each.
     """
 
-    def __init__(self, entry: Entry):
+    def __init__(self, entry: Entry, native_clipping: bool = False):
         rate = keras.Variable(0.0, dtype="float64", trainable=False, name="learning_rate")
-        super().__init__(
-            learning_rate=lambda: rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+        c = None if entry.clip_global_norm is None else float(entry.clip_global_norm)
+        super().__init__(  # native clipping (native mode): Keras' own global_clipnorm instead of `clip`
+            learning_rate=lambda: rate, weight_decay=None, clipnorm=None, clipvalue=None,
+            global_clipnorm=c if native_clipping else None,
             use_ema=False, loss_scale_factor=None, gradient_accumulation_steps=None, name=entry.name,
         )
         self.rate = rate
-        self.clip_global_norm = None if entry.clip_global_norm is None else float(entry.clip_global_norm)
+        self.clip_global_norm = None if native_clipping else c
         self.slot_names = catalog_state_slots(entry)
 
     def slot_initializer(self, name: str):
@@ -58,12 +63,7 @@ class CatalogOptimizer(keras.optimizers.Optimizer):
         below the threshold is c * (1 / c), not always 1 (49 * (1 / 49) = 1 - 2^-53), so they nudge unclipped
         gradients too. Here the scale is exactly 1 below the threshold and c / ||g|| (one rounding) above it.
         """
-        if self.clip_global_norm is None:
-            return grads
-        present = [g for g in grads if g is not None]
-        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in present]))
-        scale = tf.minimum(tf.ones_like(norm), self.clip_global_norm / norm)  # c / 0 = inf: scale 1
-        return [None if g is None else g * scale for g in grads]
+        return clip_global_norm(grads, self.clip_global_norm)
 
     def begin_step(self) -> None:
         """Per-step (not per-variable) state updates before the variables' updates; none by default."""
@@ -80,6 +80,16 @@ class CatalogOptimizer(keras.optimizers.Optimizer):
         return tf.cast(self.iterations + 1, tf.float64)
 
 
+def clip_global_norm(grads: list, c: float | None) -> list:
+    """The catalog's clip_global_norm c (see CatalogOptimizer.clip); c None: the gradients unchanged."""
+    if c is None:
+        return grads
+    present = [g for g in grads if g is not None]
+    norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in present]))
+    scale = tf.minimum(tf.ones_like(norm), c / norm)  # c / 0 = inf: scale 1
+    return [None if g is None else g * scale for g in grads]
+
+
 def bias_correction(beta: float, t: tf.Tensor) -> tf.Tensor:
     """1 - beta^t in float64."""
     return 1.0 - tf.pow(tf.constant(beta, tf.float64), t)
@@ -93,8 +103,8 @@ class Sgd(CatalogOptimizer):
     """sgd, momentum and nesterov. keras.optimizers.SGD keeps v = momentum v - lr g, the catalog's only while lr is
     constant."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.momentum = float(entry.momentum)
         self.nesterov = entry.name == "nesterov" or bool(getattr(entry, "nesterov", False))
 
@@ -115,8 +125,8 @@ class Adagrad(CatalogOptimizer):
     """keras.optimizers.Adagrad puts epsilon inside the root. The accumulator starts at
     exact(initial_accumulator_value): keras.initializers.Constant(0.1) would fill a float64 slot with float32(0.1)."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.initial_accumulator_value = float(entry.initial_accumulator_value)
         self.epsilon = float(entry.epsilon)
 
@@ -134,8 +144,8 @@ class Adagrad(CatalogOptimizer):
 class Rmsprop(CatalogOptimizer):
     """keras.optimizers.RMSprop puts epsilon inside the root and lr inside its momentum buffer."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.rho, self.epsilon = float(entry.rho), float(entry.epsilon)
         self.momentum, self.centered = float(entry.momentum), bool(entry.centered)
 
@@ -163,8 +173,8 @@ class Rmsprop(CatalogOptimizer):
 class AdamMoments(CatalogOptimizer):
     """The moment slots m and v that adam, adamw and nadam share, updated the same way."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(entry.beta_1), float(entry.beta_2), float(entry.epsilon)
 
     def moments(self, gradient, variable) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -182,8 +192,8 @@ class Adam(AdamMoments):
     """adam and adamw. keras.optimizers.Adam and AdamW put epsilon next to the uncorrected root ("epsilon hat").
     Evaluated as torch does: the step size and the root's bias correction in float64, then cast."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.decay = float(getattr(entry, "weight_decay", 0.0))  # not `weight_decay`: Keras' base class owns it (off)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -203,8 +213,8 @@ class Adam(AdamMoments):
 class Adadelta(CatalogOptimizer):
     """keras.optimizers.Adadelta has the catalog's structure; written here for the float64 learning rate."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.rho, self.epsilon = float(entry.rho), float(entry.epsilon)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -220,8 +230,8 @@ class Adadelta(CatalogOptimizer):
 class Adamax(CatalogOptimizer):
     """keras.optimizers.Adamax adds epsilon to the denominator instead of to |g| inside the max."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(entry.beta_1), float(entry.beta_2), float(entry.epsilon)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -241,8 +251,8 @@ class Nadam(AdamMoments):
     variable's dtype; its epsilon sits where the catalog's does. The product of the mu_t is a float64 variable
     multiplied by mu_t once per step (`begin_step`, before the variables' updates)."""
 
-    def __init__(self, entry: Entry):
-        super().__init__(entry)
+    def __init__(self, entry: Entry, **kwargs):
+        super().__init__(entry, **kwargs)
         self.momentum_decay = float(entry.momentum_decay)
 
     def build(self, variables):
@@ -278,8 +288,83 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(entry: Entry) -> CatalogOptimizer:
-    """The optimizer of a catalog entry; its learning rate is set per step (see CatalogOptimizer)."""
+def make_optimizer(entry: Entry, native: bool = False, native_clipping: bool = False) -> keras.optimizers.Optimizer:
+    """The optimizer of a catalog entry; its learning rate is set per step (`set_learning_rate`).
+
+    native (implementation "native"): Keras' own built-in (`native_optimizer`); else the catalog's formula
+    (CatalogOptimizer). native_clipping: clip_global_norm as Keras' global_clipnorm, else the catalog's clip (for
+    a built-in optimizer, `apply_gradients` applies it)."""
     if entry.name not in OPTIMIZERS:
         raise KeyError(f"the Keras backend has no optimizer {entry.name!r}")
-    return OPTIMIZERS[entry.name](entry)
+    if native:
+        return native_optimizer(entry, native_clipping)
+    return OPTIMIZERS[entry.name](entry, native_clipping=native_clipping)
+
+
+# Native mode: Keras' built-ins -------------------------------------------------------------------------------
+
+# Catalog slot -> the built-in's list of slot variables (one per trainable variable). Where Keras keeps a
+# differently-defined quantity it is reported as Keras has it: SGD's "momentum" is Keras' v = momentum v - lr g
+# (the lr folded in, sign flipped), RMSprop's "momentum" is Keras' b = momentum b + lr g / sqrt(v + eps), Adagrad's
+# "sum" and RMSprop's "square" hold no epsilon (Keras adds it inside the root when it divides).
+NATIVE_SLOTS = {
+    "sgd": {"momentum": "momentums"}, "momentum": {"momentum": "momentums"}, "nesterov": {"momentum": "momentums"},
+    "adagrad": {"sum": "_accumulators"},
+    "rmsprop": {"square": "_velocities", "mean": "_average_gradients", "momentum": "_momentums"},
+    "adam": {"m": "_momentums", "v": "_velocities"}, "adamw": {"m": "_momentums", "v": "_velocities"},
+    "nadam": {"m": "_momentums", "v": "_velocities"},
+    "adadelta": {"square": "_accumulated_grads", "delta": "_accumulated_delta_vars"},
+    "adamax": {"m": "_m", "u": "_u"},
+}
+
+
+def native_optimizer(entry: Entry, clipping: bool) -> keras.optimizers.Optimizer:
+    """Keras' built-in for the entry, with every value the spec states in Keras' own parameterisation and Keras'
+    defaults for the rest (NAdam's momentum schedule is Keras' hard-coded psi = 1: momentum_decay has no argument).
+    The learning rate is Keras' float variable (keras.config.floatx()), set before every step. clipping:
+    clip_global_norm as global_clipnorm."""
+    name = entry.name
+    common = {"learning_rate": 0.0, "global_clipnorm": entry.clip_global_norm if clipping else None}
+    if name in ("sgd", "momentum", "nesterov"):
+        nesterov = name == "nesterov" or bool(getattr(entry, "nesterov", False))
+        return keras.optimizers.SGD(momentum=float(entry.momentum), nesterov=nesterov, **common)
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(initial_accumulator_value=entry.initial_accumulator_value,
+                                        epsilon=entry.epsilon, **common)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(rho=entry.rho, momentum=entry.momentum, epsilon=entry.epsilon,
+                                        centered=entry.centered, **common)
+    if name == "adam":
+        return keras.optimizers.Adam(beta_1=entry.beta_1, beta_2=entry.beta_2, epsilon=entry.epsilon, **common)
+    if name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=entry.weight_decay, beta_1=entry.beta_1, beta_2=entry.beta_2,
+                                      epsilon=entry.epsilon, **common)
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(rho=entry.rho, epsilon=entry.epsilon, **common)
+    if name == "adamax":
+        return keras.optimizers.Adamax(beta_1=entry.beta_1, beta_2=entry.beta_2, epsilon=entry.epsilon, **common)
+    if name == "nadam":
+        return keras.optimizers.Nadam(beta_1=entry.beta_1, beta_2=entry.beta_2, epsilon=entry.epsilon, **common)
+    raise KeyError(f"Keras has no built-in for optimizer {name!r}")
+
+
+def set_learning_rate(optimizer: keras.optimizers.Optimizer, rate) -> None:
+    """This step's rate: the catalog optimizer's float64 variable, or the built-in's own (floatx) variable."""
+    if isinstance(optimizer, CatalogOptimizer):
+        optimizer.rate.assign(rate)
+        return
+    variable = optimizer.learning_rate  # the variable itself (the optimizer was made with a float rate)
+    variable.assign(tf.cast(rate, variable.dtype))
+
+
+def apply_gradients(optimizer: keras.optimizers.Optimizer, grads: list, variables: list, clip: float | None = None):
+    """One update; clip: the catalog's clip_global_norm applied first (a built-in optimizer with catalog clipping)."""
+    optimizer.apply(clip_global_norm(list(grads), clip) if clip is not None else grads, variables)
+
+
+def optimizer_slots(optimizer: keras.optimizers.Optimizer, entry: Entry, variable) -> dict[str, keras.Variable]:
+    """{catalog slot name: optimizer variable} of one trainable variable, for the catalog's or the built-in."""
+    if isinstance(optimizer, CatalogOptimizer):
+        return optimizer.state_slots(variable)
+    index = optimizer._get_variable_index(variable)
+    return {slot: getattr(optimizer, NATIVE_SLOTS[entry.name][slot])[index] for slot in catalog_state_slots(entry)}

@@ -11,9 +11,9 @@ from backends import base  # noqa: E402
 from backends.keras import framework  # noqa: E402
 from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import tf  # noqa: E402
-from backends.keras.losses import make_loss  # noqa: E402
+from backends.keras.losses import NATIVE_OUTPUTS, make_loss, native_loss  # noqa: E402
 from backends.keras.model import build_model  # noqa: E402
-from backends.keras.optimizers import make_optimizer  # noqa: E402
+from backends.keras.optimizers import apply_gradients, make_optimizer, optimizer_slots, set_learning_rate  # noqa: E402
 from backends.keras.weights import BATCH_NORM_NAMES, canonical_variables  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 
@@ -32,17 +32,27 @@ class Trainer(base.Trainer):
     then multiplies by the given mask and an rrelu layer uses the given slopes (the same
     `leaky` as RReLU.call). The step, the epoch loop and the gradients are each compiled twice,
     with the noise as data (one tensor per noisy layer, "noisy ...") and without (the layers draw).
+
+    implementation "native": each component is Keras' own built-in where Keras has one, built with the spec's values
+    and Keras' defaults for the rest (optimizer and clipping: backends.keras.optimizers.native_optimizer; loss:
+    losses.native_loss; batch norm, pooling, dropout, activations: model.native_layer; initializers:
+    weights.native_initializer); what Keras has none for stays the catalog's and is named in native_fallbacks.
+    Keras' PReLU keeps alpha as (1, 1, C) in a CNN: weights, gradients and optimizer state are reshaped to the
+    canonical (C,) / (1,).
     """
 
     def __init__(self, spec, plan, threads: int) -> None:
         super().__init__(spec, plan, threads)
         self.tensor_dtype = tf.as_dtype(spec.dtype)
         self.thread_settings = framework.configure_threads(threads)
-        self.model = build_model(self.plan, spec.dtype, spec.seed)
+        self.model = build_model(self.plan, spec.dtype, spec.seed, self.native if spec.implementation == "native" else None)
         self._variables = canonical_variables(self.plan, self.model)
-        self.optimizer = make_optimizer(spec.optimizer)
+        native_optimizer, native_clipping = self.native("optimizer"), self.native("clipping")
+        self.optimizer = make_optimizer(spec.optimizer, native=native_optimizer, native_clipping=native_clipping)
+        # a built-in optimizer with the catalog's clipping: the catalog's clip before Keras' apply
+        self.catalog_clip = spec.optimizer.clip_global_norm if native_optimizer and not native_clipping else None
         self.optimizer.build(self.model.trainable_variables)
-        self.loss = make_loss(spec.loss, spec.model.output_activation)
+        self.loss = self._make_loss()
         self.x = self.y = None
         self._layers = [(layer, self.model.get_layer(layer.name)) for layer in self.plan]
         self._seed_generators = [
@@ -70,6 +80,17 @@ class Trainer(base.Trainer):
         self._compile("logits", lambda x: self._forward(x, training=False), [images])
         self._compile("losses", self.loss, [labels, labels])  # (logits, y), both (N, C)
 
+    def _make_loss(self):
+        """The per-sample loss: Keras' built-in in native mode where it has one (backends.keras.losses.native_loss;
+        mse's output activation keras.activations' where native), else the catalog's."""
+        loss, output = self.spec.loss, self.spec.model.output_activation
+        if self.spec.uses_native("loss"):
+            activation = loss.name == "mse" and self.native("activation", output.name, available=output.name in NATIVE_OUTPUTS)
+            built_in = native_loss(loss, output, self.spec.dtype, activation)
+            if self.native("loss", available=built_in is not None):
+                return built_in
+        return make_loss(loss, output)
+
     def _compile(self, name: str, function, signature: list, jit_compile: bool = False) -> None:
         """compiled[name]: `function` as a tf.function of that input signature, counting its traces in trace_counts."""
 
@@ -91,11 +112,11 @@ class Trainer(base.Trainer):
         return int(sum(np.prod(v.shape, dtype=np.int64) for v in self.model.trainable_weights))
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return {name: np.array(v.numpy(), copy=True) for name, v in self._variables.items()}
+        return {name: np.array(v.numpy(), copy=True).reshape(self.info[name].shape) for name, v in self._variables.items()}
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         for name, array in weights.items():
-            self._variables[name].assign(array)
+            self._variables[name].assign(array.reshape(self._variables[name].shape))  # native prelu: (1, 1, C)
 
     def _load_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         """Kept as tensors, passed to the compiled loop as arguments (not captured)."""
@@ -136,11 +157,11 @@ class Trainer(base.Trainer):
     def _step(self, x, y, rate, noise=None):
         """One optimizer step on the batch x (B, H, W, C), y (B, C); returns (batch mean loss, hits)."""
         variables = self.model.trainable_variables
-        self.optimizer.rate.assign(rate)
+        set_learning_rate(self.optimizer, rate)
         with tf.GradientTape() as tape:
             per_sample, hits = self._batch_loss(x, y, training=True, noise=noise)
             loss = tf.reduce_mean(per_sample)
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        apply_gradients(self.optimizer, tape.gradient(loss, variables), variables, self.catalog_clip)
         return loss, hits
 
     def _epoch(self, x, y, order, bounds, rates, noise=None):
@@ -209,13 +230,13 @@ class Trainer(base.Trainer):
             loss, grads = self.compiled["gradients"](*arguments)
         else:
             loss, grads = self.compiled["noisy gradients"](*arguments, tuple(tf.constant(v) for v in noise.values()))
-        return loss.numpy(), {name: g.numpy() for name, g in zip(self.trainable_names, grads)}
+        return loss.numpy(), {name: g.numpy().reshape(self.info[name].shape) for name, g in zip(self.trainable_names, grads)}
 
     def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
-        self.optimizer.rate.assign(learning_rate)
-        self.optimizer.apply([tf.constant(gradients[name]) for name in self.trainable_names],
-                             [self._variables[name] for name in self.trainable_names])
+        set_learning_rate(self.optimizer, learning_rate)
+        apply_gradients(self.optimizer, [tf.constant(gradients[name].reshape(self._variables[name].shape)) for name in self.trainable_names],
+                        [self._variables[name] for name in self.trainable_names], self.catalog_clip)
 
     def _optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
-        return {name: {slot: np.array(v.numpy(), copy=True) for slot, v in self.optimizer.state_slots(self._variables[name]).items()}
+        return {name: {slot: np.array(v.numpy(), copy=True).reshape(self.info[name].shape) for slot, v in optimizer_slots(self.optimizer, self.spec.optimizer, self._variables[name]).items()}
                 for name in self.trainable_names}

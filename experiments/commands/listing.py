@@ -1,4 +1,5 @@
-"""`mnist-parity list`: presets, datasets, backends and the catalog support matrix per backend."""
+"""`mnist-parity list`: presets, datasets, backends, the catalog support matrix per backend, and the known
+differences between the frameworks' built-ins and the catalog."""
 
 from rich.console import Console
 from rich.table import Table
@@ -66,8 +67,22 @@ def _sweeps() -> Table:
     return table
 
 
+def _differences() -> Table:
+    from experiments.catalog.differences import DIFFERENCES
+
+    table = Table(title="differences: where a framework's own built-in is not the catalog's formula (verify --native)")
+    for column in ("id", "component", "entries", "size measured here", "built-in", "differs by", "shows at", "source"):
+        table.add_column(column, overflow="fold")
+    for d in DIFFERENCES:
+        sizes = ", ".join(f"{framework} {size:.1e}" for framework, size in d.present.items())
+        table.add_row(d.id, d.component, ", ".join(d.entries) or "all", f"{sizes} ({d.probe})", d.builtin, d.differs,
+                      ", ".join(d.levels), d.source)
+    return table
+
+
 def list_command(what: str, console: Console) -> int:
-    sections = {"presets": _presets, "sweeps": _sweeps, "datasets": _datasets, "backends": _backends}
+    sections = {"presets": _presets, "sweeps": _sweeps, "datasets": _datasets, "backends": _backends,
+                "differences": _differences}
     sections.update({category: (lambda c=category: _matrix(c)) for category in CATEGORIES})
     for name, make in sections.items():
         if what in ("all", name):

@@ -26,6 +26,7 @@ from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable
 from experiments.store import register_run, store_path
 from experiments.unfinished import register_leftovers
+from experiments.verify.attribution import attribute
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
@@ -91,12 +92,15 @@ def _probe_data(spec, dataset):
     return to_model_inputs(x_train, labels, spec.data.num_outputs, "float64")
 
 
-def _compared(spec, results: dict[str, dict], floors: dict[str, float] | None = None) -> tuple[list, list[dict]]:
+def _compared(spec, results: dict[str, dict], floors: dict[str, float] | None = None, search=None) -> tuple[list, list[dict]]:
     """One cell's comparison rows (every backend against the oracle and every pair) and its summary lines;
-    floors (float32): failing trajectory rows within reach of float32 rounding say so."""
+    floors (float32): failing trajectory rows within reach of float32 rounding say so; search (native mode): a
+    function of the rows that gives each failing row its cause (experiments.verify.attribution)."""
     rows = compare_all(results, spec.dtype)
     if floors:
         explain_by_rounding(rows, floors)
+    if search is not None and spec.implementation == "native" and not all(row.passed for row in rows):
+        search(rows)
     return rows, summarize(rows, [layer.name for layer in plan_of(spec)])
 
 
@@ -124,7 +128,11 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     exact = results.pop(f"{cell}{REFERENCE_SUFFIX}", {}).get(ORACLE, {})
     rounded = results[cell].get(ORACLE, {})
     floors = rounding_floors(rounded, exact) if exact and rounded else {}
-    rows, lines = _compared(spec, results[cell], floors)
+    def search(rows):
+        console.print("native: swapping components back to the catalog to find each difference's cause", highlight=False)
+        attribute(cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs")
+
+    rows, lines = _compared(spec, results[cell], floors, search)
     console.print(_ladder_table(lines, spec.dtype))
     growth = trajectory_growth(rows)
     if growth:
@@ -174,7 +182,9 @@ def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
     document = {}
     for cell, entry in cells.items():
-        rows, lines = _compared(ExperimentSpec.model_validate(entry["spec"]), results[cell])
+        spec = ExperimentSpec.model_validate(entry["spec"])
+        rows, lines = _compared(spec, results[cell], search=lambda rows, cell=cell, spec=spec: attribute(
+            cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs"))
         document[cell] = {key: entry[key] for key in ("model", "axis", "entry", "overrides")}
         document[cell]["levels"] = _level_documents(rows, lines, levels, failures)
         document[cell]["passed"] = all(level["passed"] for level in document[cell]["levels"].values())
@@ -206,13 +216,15 @@ def _matrix_table(document: dict, levels: list[int], dtype: str) -> Table:
 
 def _ladder_table(lines: list[dict], dtype: str) -> Table:
     table = Table(title=f"parity ladder ({dtype}): normwise relative error, worst quantity per level and pair")
-    for column in ("level", "pair", "result", "worst error", "tolerance", "worst quantity", "first failure", "known cause"):
+    native = any(line.get("cause") for line in lines)
+    for column in ("level", "pair", "result", "worst error", "tolerance", "worst quantity", "first failure",
+                   "cause (measured)" if native else "known cause"):
         table.add_column(column, overflow="fold")
     for line in lines:
         result = "[green]pass[/green]" if line["passed"] else "[red]FAIL[/red]"
         error = "-" if line["worst_error"] is None else f"{line['worst_error']:.2e}"
         table.add_row(line["level"], f"{line['first']} vs {line['second']}", result, error, f"{line['tolerance']:.0e}",
-                      escape(line["worst_quantity"]), escape(line["first_failure"]), escape(line["hint"]))
+                      escape(line["worst_quantity"]), escape(line["first_failure"]), escape(line.get("cause") or line["hint"]))
     return table
 
 

@@ -98,6 +98,9 @@ def load_kaggle(name: str, request: Request, path: Path | None = None, note_pref
     x, y = read_kaggle_csv(path)
     if y is None:
         raise DataError(f"{path}: no label column (this is test.csv); pass the labelled train.csv")
+    if len(y) < 2:  # the split's test part takes the first row: nothing would be left to train on
+        raise DataError(f"{name}: CSV {path} gives 0 train images; a dataset needs at least one training and one "
+                        f"test image ({len(y)} labelled rows)")
     train, test = train_test_split(np.arange(len(y)), test_size=KAGGLE_TEST_FRACTION, random_state=KAGGLE_SPLIT_SEED)
     parts = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
     note = (

@@ -36,6 +36,7 @@ class Row:
     tolerance: float
     passed: bool
     hint: str = ""
+    cause: str = ""  # native mode: what the swap search found (experiments.verify.attribution)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -167,6 +168,7 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
             "worst_quantity": worst.quantity, "worst_error": worst.stats.get("needed"), "tolerance": worst.tolerance,
             "first_failure": first_failure,
             "hint": summary_cause(failing) or next((r.hint for r in sorted(failing, key=lambda r: r.quantity != first_failure) if r.hint), ""),
+            "cause": "; ".join(dict.fromkeys(r.cause for r in failing if r.cause)),
             "failing": len(failing),
         })
     return lines
