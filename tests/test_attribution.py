@@ -34,14 +34,11 @@ def test_a_fixing_swap_is_named_by_the_differences_catalog_or_reported_as_new():
         "torch-batch-norm-cpu-kernel + new difference: loss"
 
 
-def test_pairs_and_trajectories_take_the_causes_found_against_the_oracle():
+def test_pairs_of_native_backends_take_the_causes_found_against_the_oracle():
     rows = [row("step", "adam/weights/w", "keras", cause="keras-adam-epsilon-hat"),
             row("step", "adam/weights/w", "jax", passed=True),
             row("step", "adam/weights/w", "keras", "jax"),
-            row("trajectory", "loss", "keras"),
-            row("trajectory", "loss", "torch"),
             row("gradients", "w", "torch", "jax")]
     _carry_causes(rows)
     assert rows[2].cause == "keras: keras-adam-epsilon-hat"
-    assert rows[3].cause == "keras: keras-adam-epsilon-hat"
-    assert rows[4].cause == UNEXPLAINED and rows[5].cause == UNEXPLAINED
+    assert rows[3].cause == UNEXPLAINED

@@ -201,7 +201,39 @@ OPTIMIZER_PROBES = {
     "torch-clip-grad-norm-epsilon": ({"name": "sgd", "learning_rate": 0.1, "clip_global_norm": 1.0}, None),
 }
 
+RUNNING_MOMENTUM = 0.99
+
+
+def running_variance(framework: str, x: np.ndarray) -> float:
+    """The running variance after one train-mode step from 1, against the catalog's m + (1 - m) var (biased)."""
+    catalog = RUNNING_MOMENTUM + (1.0 - RUNNING_MOMENTUM) * x.var(axis=(0, 1, 2))
+    if framework == "torch":
+        import torch
+
+        layer = torch.nn.BatchNorm2d(x.shape[-1], eps=BATCH_NORM_EPSILON, momentum=1.0 - RUNNING_MOMENTUM).double().train()
+        layer(torch.tensor(x).permute(0, 3, 1, 2).contiguous())
+        return relative(layer.running_var.numpy(), catalog)
+    if framework == "keras":
+        import keras
+        import tensorflow as tf
+
+        layer = keras.layers.BatchNormalization(momentum=RUNNING_MOMENTUM, epsilon=BATCH_NORM_EPSILON, dtype="float64")
+        layer(tf.constant(x), training=True)
+        return relative(layer.moving_variance.numpy(), catalog)
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    layer = nn.BatchNorm(use_running_average=False, momentum=RUNNING_MOMENTUM, epsilon=BATCH_NORM_EPSILON,
+                         dtype=jnp.float64, param_dtype=jnp.float64)
+    _, updated = layer.apply(layer.init(jax.random.key(0), jnp.asarray(x)), jnp.asarray(x), mutable=["batch_stats"])
+    return relative(updated["batch_stats"]["var"], catalog)
+
+
 MEASURES = {
+    "torch-batch-norm-unbiased-running-variance": lambda framework, fixtures: running_variance(framework, fixtures("offset_digits")),
+    "flax-batch-norm-float32-running-statistics": lambda framework, fixtures: running_variance(framework, fixtures("offset_digits")),
     **{name: (lambda framework, fixtures, probe=probe: optimizer_probe(framework, *probe))
        for name, probe in OPTIMIZER_PROBES.items()},
     "torch-softplus-threshold": lambda framework, fixtures: softplus(framework),

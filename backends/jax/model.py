@@ -15,15 +15,15 @@ class PlanModel(nn.Module):
     """The plan's layers in order; returns the logits. Submodules are named after the plan's layers.
 
     Flax defaults that differ from the suite are all overridden: Conv padding (Flax: SAME), max_pool strides
-    (Flax: 1), BatchNorm momentum/epsilon, its one-pass variance (use_fast_variance) and float32 statistics
-    (force_float32_reductions), param_dtype (Flax: float32 even under x64), PReLU (ActivationLayer). In training,
+    (Flax: 1), BatchNorm momentum/epsilon, its one-pass variance (use_fast_variance; force_float32_reductions is
+    pinned off too, though it leaves float64 alone), param_dtype (Flax: float32 even under x64), PReLU
+    (ActivationLayer). In training,
     Dropout and rrelu draw from the "dropout" and "rrelu" rng collections unless `noise` ({plan layer name: array
     of the layer's input shape}, every noisy layer) gives their multipliers and slopes. With outputs=True the call
     returns (logits, {layer name: output}).
 
     native (implementation "native"; empty: the catalog everywhere): the components built with Flax's and jax.nn's
-    own defaults for whatever the spec does not state: "batch_norm" (nn.BatchNorm with its default one-pass variance
-    and float32 reductions), "dropout" (nn.Dropout), "pooling" (nn.max_pool), "initializer" (jax.nn.initializers,
+    own defaults for whatever the spec does not state: "batch_norm" (nn.BatchNorm with its default one-pass variance), "dropout" (nn.Dropout), "pooling" (nn.max_pool), "initializer" (jax.nn.initializers,
     weights.native_initializer) and "activation:<name>" (ActivationLayer's native form).
     """
 

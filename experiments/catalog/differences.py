@@ -44,6 +44,8 @@ class Difference:
 
 
 OPTIMIZER_PROBE = "optimizer probe, float64, 20 steps"
+RUNNING_PROBE = ("layer probe: the running variance after one train-mode batch norm (momentum 0.99) over the same "
+                 "64 digits in 8 channels as the batch-norm probe, float64, against the catalog's biased update")
 BATCH_NORM_PROBE = ("layer probe: train-mode output of a batch norm (epsilon 1e-3) over 64 real digits in 8 channels "
                     "(pixel x a + b, a in [0.5, 2], b in [2, 6]), float64, against the exact (long double) result")
 
@@ -161,6 +163,18 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the CPU kernel sums the batch statistics one value after another (as a naive float64 sum: 6.1e-12 here, "
         "where a pairwise two-pass sum is 3e-15); in float32 5.7e-7",
         ("gradients", "step", "trajectory"), "measured here (README: traps found while building this)", BATCH_NORM_PROBE),
+    Difference(
+        "torch-batch-norm-unbiased-running-variance", "batch_norm", (), {"torch": 5.3e-8},
+        "torch.nn.BatchNorm2d / BatchNorm1d",
+        "updates the running variance with the unbiased batch variance (n / (n - 1) times the biased one the "
+        "catalog, Keras and Flax use)",
+        ("trajectory",), "torch.nn.BatchNorm2d documentation", RUNNING_PROBE, absent=("keras",)),
+    Difference(
+        "flax-batch-norm-float32-running-statistics", "batch_norm", (), {"jax": 9.6e-9},
+        "flax.linen.BatchNorm",
+        "creates its running mean and variance as float32 whatever dtype and param_dtype say, so a float64 model's "
+        "first update multiplies them by the momentum in float32",
+        ("trajectory",), "flax/linen/normalization.py (batch_stats initialised with jnp.float32)", RUNNING_PROBE),
     Difference(
         "tf-batch-norm-moments", "batch_norm", (), {"keras": 2.9e-12},
         "keras.layers.BatchNormalization (tf.nn.moments)",

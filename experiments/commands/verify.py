@@ -130,7 +130,7 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     floors = rounding_floors(rounded, exact) if exact and rounded else {}
     def search(rows):
         console.print("native: swapping components back to the catalog to find each difference's cause", highlight=False)
-        attribute(cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs")
+        attribute(cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs", args.steps)
 
     rows, lines = _compared(spec, results[cell], floors, search)
     console.print(_ladder_table(lines, spec.dtype))
@@ -184,7 +184,7 @@ def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
     for cell, entry in cells.items():
         spec = ExperimentSpec.model_validate(entry["spec"])
         rows, lines = _compared(spec, results[cell], search=lambda rows, cell=cell, spec=spec: attribute(
-            cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs"))
+            cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs", args.steps))
         document[cell] = {key: entry[key] for key in ("model", "axis", "entry", "overrides")}
         document[cell]["levels"] = _level_documents(rows, lines, levels, failures)
         document[cell]["passed"] = all(level["passed"] for level in document[cell]["levels"].values())

@@ -7,7 +7,8 @@ catalog (spec.catalog_components). A failing row that passes in a swapped cell h
 named by the differences catalog (experiments.catalog.differences) when an entry of the backend's framework
 covers the component, the entry and the level, else "new difference: <component>". Rows no single swap fixes are
 tried with pairs of swaps; what no swap explains is "unexplained". A row between two native backends takes the
-causes of its two sides against the oracle; a trajectory row takes the causes its backend's levels 1-3 found.
+causes of its two sides against the oracle. A trajectory row is searched the same way at level 4, starting from
+every component its backend's levels 1-3 named (several differences add up over a trajectory).
 """
 
 import itertools
@@ -74,63 +75,79 @@ def _swap_cells(cell: str, spec: ExperimentSpec, swaps: list[tuple[str, ...]], s
 
 
 def attribute(cell: str, spec: ExperimentSpec, results: dict[str, dict], rows: list[Row], levels: list[int],
-              x: np.ndarray, y: np.ndarray, threads: int, log_dir: Path) -> dict[str, int]:
+              x: np.ndarray, y: np.ndarray, threads: int, log_dir: Path, steps: int = 100) -> dict[str, int]:
     """Give every failing row of a native cell its `cause` (in place); returns how many swap cells were probed."""
-    failing = [r for r in rows if not r.passed and r.second == ORACLE and r.level in LEVEL_NUMBERS]
-    by_backend: dict[str, list[Row]] = {}
-    for row in failing:
-        by_backend.setdefault(row.first, []).append(row)
     probed = 0
-    for backend, backend_rows in by_backend.items():
-        probed += _search(cell, spec, backend, backend_rows, results, x, y, threads, log_dir)
+    for backend in dict.fromkeys(r.first for r in rows if not r.passed and r.second == ORACLE):
+        early = [r for r in rows if not r.passed and r.first == backend and r.second == ORACLE and r.level in LEVEL_NUMBERS]
+        fixed_by: dict[tuple[str, str], tuple[str, ...]] = {}
+        if early:
+            probed += _search(cell, spec, backend, early, fixed_by, x, y, threads, log_dir)
+        late = [r for r in rows if not r.passed and r.first == backend and r.second == ORACLE and r.level == "trajectory"]
+        if late:
+            probed += _search_trajectory(cell, spec, backend, late, fixed_by, results, x, y, steps, threads, log_dir)
     _carry_causes(rows)
     return {"swap_cells": probed}
 
 
-def _search(cell, spec, backend, backend_rows, results, x, y, threads, log_dir) -> int:
-    """Single swaps, then pairs for what is left; sets row.cause on the rows it explains."""
+def _fixes(cells: dict, swaps: list, swapped: dict, backend: str, oracle: dict | None, spec, rows: list[Row],
+           fixed_by: dict) -> None:
+    """Name the cause of each row (still without one) that passes in the first swapped cell that fixes it."""
+    for name, swap in zip(cells, swaps):
+        reference = oracle if oracle is not None else swapped[name].get(ORACLE)
+        if backend not in swapped[name] or reference is None:
+            continue
+        again = {(r.level, r.quantity): r for r in compare_pair(backend, swapped[name][backend], ORACLE, reference, spec.dtype)}
+        for row in rows:
+            fixed = again.get((row.level, row.quantity))
+            if not row.cause and fixed is not None and fixed.passed:
+                row.cause = cause_name(backend, swap, spec, row)
+                fixed_by[row.level, row.quantity] = swap
+
+
+def _search(cell, spec, backend, backend_rows, fixed_by, x, y, threads, log_dir) -> int:
+    """Levels 1-3: single swaps, then pairs for what is left."""
     levels = sorted({LEVEL_NUMBERS[r.level] for r in backend_rows})
     singles = list(dict.fromkeys((c,) for r in backend_rows for c in candidates(spec, r.level)))
     step_cases = sorted({r.quantity.split("/")[0] for r in backend_rows if r.level == "step"})
     cases = {case: LEVEL3_OPTIMIZERS[case] for case in step_cases if case in LEVEL3_OPTIMIZERS} or None
     probed = 0
     for swaps in (singles, list(itertools.combinations([s[0] for s in singles], 2))[:MAX_PAIRS]):
-        left = [r for r in backend_rows if not r.cause]
-        if not left or not swaps:
+        if all(r.cause for r in backend_rows) or not swaps:
             break
         cells = _swap_cells(cell, spec, swaps, cases)
         swapped, _ = run_probes(cells, [backend], levels, 1, x, y, threads, log_dir)
         probed += len(cells)
-        for name, swap in zip(cells, swaps):
-            if backend not in swapped[name] or ORACLE not in swapped[name]:
-                continue
-            again = {(r.level, r.quantity): r for r in
-                     compare_pair(backend, swapped[name][backend], ORACLE, swapped[name][ORACLE], spec.dtype)}
-            for row in left:
-                fixed = again.get((row.level, row.quantity))
-                if not row.cause and fixed is not None and fixed.passed:
-                    row.cause = cause_name(backend, swap, spec, row)
+        _fixes(cells, swaps, swapped, backend, None, spec, backend_rows, fixed_by)
     for row in backend_rows:
         row.cause = row.cause or UNEXPLAINED
     return probed
 
 
+def _search_trajectory(cell, spec, backend, late, fixed_by, results, x, y, steps, threads, log_dir) -> int:
+    """Level 4: keep on the catalog at once every component that explained this backend's levels 1-3 for the
+    spec's own optimizer, then that set plus one more component at a time; a trajectory row passing in one of
+    these cells has those components as its cause. The oracle's trajectory is the one already run (the oracle
+    has no built-ins, so swapping changes nothing there)."""
+    own = {name for name, table in LEVEL3_OPTIMIZERS.items() if table["name"] == spec.optimizer.name}
+    base = tuple(dict.fromkeys(component for (level, quantity), swap in fixed_by.items()
+                               if level != "step" or quantity.split("/")[0] in own for component in swap))
+    others = [c for c in dict.fromkeys(candidates(spec, "gradients") + candidates(spec, "step")) if c not in base]
+    swaps = ([base] if base else []) + [(*base, c) for c in others]
+    cells = _swap_cells(cell, spec, swaps, None)
+    swapped, _ = run_probes(cells, [backend], [4], steps, x, y, threads, log_dir, oracle=False)
+    _fixes(cells, swaps, swapped, backend, results[ORACLE], spec, late, {})
+    for row in late:
+        row.cause = row.cause or UNEXPLAINED
+    return len(cells)
+
+
 def _carry_causes(rows: list[Row]) -> None:
-    """Pairs of native backends take their sides' causes; trajectory rows their backend's causes at levels 1-3."""
+    """A row between two native backends takes the causes of its two sides against the oracle."""
     against_oracle = {(r.first, r.level, r.quantity): r.cause for r in rows if r.second == ORACLE and r.cause}
-    found: dict[str, list[str]] = {}
-    for (backend, level, _), cause in against_oracle.items():
-        if cause != UNEXPLAINED:
-            found.setdefault(backend, [])
-            found[backend] += [c for c in cause.split(" + ") if c not in found[backend]]
     for row in rows:
-        if row.passed or row.cause:
+        if row.passed or row.cause or row.second == ORACLE:
             continue
-        if row.level == "trajectory":
-            sides = [row.first] + ([row.second] if row.second != ORACLE else [])
-            causes = [f"{side}: {' + '.join(found[side])}" for side in sides if found.get(side)]
-            row.cause = "; ".join(causes) if causes else UNEXPLAINED
-        elif row.second != ORACLE:
-            sides = [(side, against_oracle.get((side, row.level, row.quantity))) for side in (row.first, row.second)]
-            causes = [f"{side}: {cause}" for side, cause in sides if cause]
-            row.cause = "; ".join(causes) if causes else UNEXPLAINED
+        sides = [(side, against_oracle.get((side, row.level, row.quantity))) for side in (row.first, row.second)]
+        causes = [f"{side}: {cause}" for side, cause in sides if cause]
+        row.cause = "; ".join(causes) if causes else UNEXPLAINED

@@ -53,7 +53,7 @@ class _Probe:
 
 
 def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], steps: int, x: np.ndarray, y: np.ndarray,
-               threads: int, log_dir: Path, oracle_only: dict[str, dict] | None = None,
+               threads: int, log_dir: Path, oracle_only: dict[str, dict] | None = None, oracle: bool = True,
                ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
     """Per cell, each backend's recorded quantities (numpy oracle included), and the failure reason
     of any backend whose probe crashed.
@@ -61,6 +61,8 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
     cells: {cell id: {"spec": spec dict, "step_cases": {name: optimizer table} or None for all}}.
     oracle_only: more cells whose trajectories (level 4) only the oracle runs, in a probe of their
     own (the float64 reference of experiments.verify.rounding); their results come back beside the cells'.
+    oracle=False: the caller has the oracle's results already (only for levels that do not read the oracle's
+    level-2 gradients, i.e. without level 3).
     One probe process per backend runs every cell. The oracle's levels 1-3 run first (level 3
     steps every backend from the oracle's gradients); then the oracle's trajectories and the
     backends' probes share the machine, `threads` processes at a time with one thread each (one
@@ -74,8 +76,8 @@ def run_probes(cells: dict[str, dict], backends: list[str], levels: list[int], s
         np.savez(scratch / "data.npz", x=x, y=y)
         (scratch / "gradients").mkdir()  # level 3's input per cell, written by the oracle's probe
         early = [level for level in levels if level != 4]
-        first = [_Probe(ORACLE, early, "ladder")] if early else []
-        rest = [_Probe(ORACLE, [4], "trajectory")] if 4 in levels else []
+        first = [_Probe(ORACLE, early, "ladder")] if early and oracle else []
+        rest = [_Probe(ORACLE, [4], "trajectory")] if 4 in levels and oracle else []
         rest += [_Probe(ORACLE, [4], "reference", oracle_only)] if 4 in levels and oracle_only else []
         rest += [_Probe(b, levels, "ladder") for b in dict.fromkeys(backends) if b != ORACLE]
 
@@ -168,7 +170,7 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
             "worst_quantity": worst.quantity, "worst_error": worst.stats.get("needed"), "tolerance": worst.tolerance,
             "first_failure": first_failure,
             "hint": summary_cause(failing) or next((r.hint for r in sorted(failing, key=lambda r: r.quantity != first_failure) if r.hint), ""),
-            "cause": "; ".join(dict.fromkeys(r.cause for r in failing if r.cause)),
+            "cause": "; ".join(dict.fromkeys(part for r in failing if r.cause for part in r.cause.split("; "))),
             "failing": len(failing),
         })
     return lines
