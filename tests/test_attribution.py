@@ -42,3 +42,60 @@ def test_pairs_of_native_backends_take_the_causes_found_against_the_oracle():
     _carry_causes(rows)
     assert rows[2].cause == "keras: keras-adam-epsilon-hat"
     assert rows[3].cause == UNEXPLAINED
+
+
+BATCH_NORM_EPSILON_TIMES_TEN = '''
+import torch.nn
+
+_init = torch.nn.BatchNorm2d.__init__
+
+
+def init(self, *args, eps=1e-5, **kwargs):  # a native backend built with another batch-norm epsilon
+    _init(self, *args, eps=10 * eps, **kwargs)
+
+
+torch.nn.BatchNorm2d.__init__ = init
+'''
+SMALL_BATCH_NORM_CNN = [
+    'model.kind="cnn"', 'model.hidden=[{units = 16, activation = "relu"}]',
+    'model.conv=[{filters = 4, kernel_size = 3, padding = "same", activation = "relu", '
+    'batch_norm = {momentum = 0.9, epsilon = 1e-3}, pool = {size = 2, stride = 2, padding = "valid"}}]',
+]
+
+
+def _verify_native(tmp_path, backend, levels, plant=None):
+    import json
+    import os
+    from pathlib import Path
+
+    from tests.cli_helpers import mnist_parity, only_run_dir
+
+    env = {}
+    if plant is not None:
+        (tmp_path / "plant").mkdir()
+        (tmp_path / "plant" / "sitecustomize.py").write_text(plant)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "plant"), root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    overrides = [argument for override in SMALL_BATCH_NORM_CNN for argument in ("--set", override)]
+    result = mnist_parity("verify", "mlp-relu-adam", "--native", "--levels", levels, "--dtype", "float64", "--backends",
+                          backend, "--dataset", "mnist-subset", "--threads", "1", "--out", str(tmp_path / "runs"),
+                          *overrides, env=env)
+    return result, json.loads((only_run_dir(tmp_path / "runs") / "verify.json").read_text())
+
+
+def test_a_planted_native_difference_is_found_by_swapping_and_reported_as_new(tmp_path):
+    """torch's native batch norm built with ten times the epsilon (every process the command starts): the forward
+    level fails at the batch norm, swapping batch_norm back to the catalog makes it pass, and no known difference of
+    torch's batch norm shows at the forward level, so the cause is a new one."""
+    result, document = _verify_native(tmp_path, "torch", "1", BATCH_NORM_EPSILON_TIMES_TEN)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    (line,) = document["levels"]["1"]["summary"]
+    assert (line["first"], line["passed"], line["first_failure"]) == ("torch", False, "batch_norm_0")
+    failing = [row for row in document["levels"]["1"]["rows"] if not row["passed"]]
+    assert failing and {row["cause"] for row in failing} == {"new difference: batch_norm"}
+
+
+def test_without_the_plant_the_native_forward_passes(tmp_path):
+    result, document = _verify_native(tmp_path, "torch", "1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert document["levels"]["1"]["passed"]
