@@ -1284,3 +1284,31 @@ def test_a_native_run_shows_its_implementation_in_the_results_table(tmp_path, ru
     catalog, native_table = (tables[label] for label in sorted(tables))
     assert "implementation" not in catalog.columns
     assert list(native_table.columns[:2]) == ["backend", "implementation"] and set(native_table["implementation"]) == {"native"}
+
+
+def test_a_native_verify_gets_a_table_of_what_the_built_ins_change(tmp_path):
+    """Failing rows against the oracle, grouped by level, backend and measured cause, with the component (from the
+    differences catalog), the worst error and the number of rows; a catalog-mode verify gets no such table."""
+    from experiments.report.inputs import Verify
+    from experiments.report.schemas import VerifyDocument
+    from experiments.report.verify_tables import builtins_table
+
+    spec = {"name": "seed-cnn", "model": {}, "loss": {}, "optimizer": {}, "training": {}, "dtype": "float64",
+            "implementation": "native"}
+    row = lambda quantity, error, cause, passed=False, second="numpy": {
+        "level": "step", "first": "keras", "second": second, "quantity": quantity, "passed": passed,
+        "stats": {"needed": error}, "cause": cause}
+    rows = [row("adam/weights/w", 0.3, "keras-adam-epsilon-hat"), row("adam/weights/b", 0.1, "keras-adam-epsilon-hat"),
+            row("sgd/weights/w", 1e-8, "new difference: optimizer"), row("sgd/weights/b", 0.0, "", passed=True),
+            row("adam/weights/w", 0.2, "keras: keras-adam-epsilon-hat", second="jax")]
+    level = {"name": "step", "summary": [], "rows": rows, "passed": False}
+    document = VerifyDocument.model_validate({"spec": spec, "levels": {"3": level}, "passed": False})
+    table = builtins_table(Verify(tmp_path, document, "seed-cnn")).frame
+    assert table.to_dict("records") == [
+        {"level": "3 step", "pair": "keras vs numpy", "component": "optimizer", "cause": "keras-adam-epsilon-hat",
+         "size": 0.3, "rows": 2, "worst quantity": "adam/weights/w"},
+        {"level": "3 step", "pair": "keras vs numpy", "component": "optimizer", "cause": "new difference: optimizer",
+         "size": 1e-8, "rows": 1, "worst quantity": "sgd/weights/w"}]
+    catalog = VerifyDocument.model_validate({"spec": {**spec, "implementation": "catalog"}, "levels": {"3": level},
+                                             "passed": False})
+    assert builtins_table(Verify(tmp_path, catalog, "seed-cnn")) is None

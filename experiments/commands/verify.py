@@ -26,7 +26,7 @@ from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable
 from experiments.store import register_run, store_path
 from experiments.unfinished import register_leftovers
-from experiments.verify.attribution import attribute
+from experiments.verify.attribution import attribute, attribute_cells
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
@@ -181,10 +181,19 @@ def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
     (run_dir / "logs").mkdir(exist_ok=True)
     results, failures = run_probes(cells, backends, levels, args.steps, x, y, args.threads, run_dir / "logs")
     document = {}
+    compared = {}
     for cell, entry in cells.items():
         spec = ExperimentSpec.model_validate(entry["spec"])
-        rows, lines = _compared(spec, results[cell], search=lambda rows, cell=cell, spec=spec: attribute(
-            cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs", args.steps))
+        compared[cell] = (spec, results[cell], compare_all(results[cell], spec.dtype))
+    native = {cell: job for cell, job in compared.items()
+              if job[0].implementation == "native" and not all(row.passed for row in job[2])}
+    if native:
+        console.print(f"native: {len(native)} cells fail somewhere; swapping components back to the catalog to find "
+                      f"each difference's cause", highlight=False)
+        attribute_cells(native, x, y, args.threads, run_dir / "logs", args.steps)
+    for cell, entry in cells.items():
+        spec, _, rows = compared[cell]
+        lines = summarize(rows, [layer.name for layer in plan_of(spec)])
         document[cell] = {key: entry[key] for key in ("model", "axis", "entry", "overrides")}
         document[cell]["levels"] = _level_documents(rows, lines, levels, failures)
         document[cell]["passed"] = all(level["passed"] for level in document[cell]["levels"].values())

@@ -18,7 +18,7 @@ from experiments.report.seed_figures import seed_figure
 from experiments.report.seed_tables import seed_groups, seed_table
 from experiments.report.study_figures import ranking_figure, studies_figure
 from experiments.report.table import Table
-from experiments.report.verify_tables import equivalence_table, growth_table, ladder_table, matrix_table
+from experiments.report.verify_tables import builtins_table, equivalence_table, growth_table, ladder_table, matrix_table
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ def _parity(inputs: Inputs) -> Section:
             section.add(matrix_table(verify))
         elif any(n != "5" for n in verify.document.levels):
             section.add(ladder_table(verify))
+            section.add(builtins_table(verify))
         section.add(growth_table(verify))
     return section
 

@@ -49,6 +49,7 @@ class SpecView(_Document):
     data: dict[str, Any] = {}
     seed: int | None = None
     dtype: str | None = None
+    implementation: str = "catalog"
 
 
 class DatasetView(_Document):
@@ -105,14 +106,28 @@ class LadderLine(_Document):
     tolerance: float | None = None
     first_failure: str = ""
     hint: str = ""
+    cause: str = ""  # native mode: the measured causes of its failing rows
     failing: int | None = None
 
 
+class QuantityRow(_Document):
+    """One compared quantity of a level (read for native verifies, whose failing rows carry a measured cause)."""
+
+    level: str
+    first: str
+    second: str
+    quantity: str
+    passed: bool
+    stats: dict[str, Any] = {}
+    cause: str = ""
+
+
 class NumericLevel(_Document):
-    """One of levels 1-4 in verify.json (the per-quantity rows are not read)."""
+    """One of levels 1-4 in verify.json."""
 
     name: str
     summary: list[LadderLine] = []
+    rows: list[QuantityRow] = []
     failures: dict[str, str] = {}
     passed: bool
     growth: dict[str, dict[int, float]] | None = None

@@ -35,7 +35,7 @@ def ladder_table(verify: Verify) -> Table:
             rows.append({"level": f"{number} {line.level}", "pair": f"{line.first} vs {line.second}",
                          "result": "pass" if line.passed else f"FAIL{failing}", "worst error": line.worst_error,
                          "tolerance": line.tolerance, "worst quantity": line.worst_quantity,
-                         "first failure": line.first_failure, "known cause": line.hint})
+                         "first failure": line.first_failure, "known cause": line.cause or line.hint})
         for backend, reason in level.failures.items():
             rows.append({"level": f"{number} {level.name}", "pair": backend, "result": "FAIL", "worst error": None,
                          "tolerance": None, "worst quantity": "", "first failure": "probe crashed", "known cause": reason})
@@ -81,3 +81,29 @@ def growth_table(verify: Verify) -> Table | None:
                 f"worst quantity {floor['worst']:.1e}.")
     return Table(f"Trajectory of {verify.name}: worst parameter error after each checkpoint step",
                  pd.DataFrame(rows), {f"step {s}": lambda v: f"{v:.1e}" for s in steps}, note)
+
+
+def builtins_table(verify: Verify) -> Table | None:
+    """A native verify: per level, backend and measured cause, the component and how far the built-in takes the
+    backend from the oracle (the worst failing row and how many rows fail for that cause)."""
+    from experiments.catalog.differences import BY_ID
+
+    spec = verify.document.spec
+    if spec is None or spec.implementation != "native":
+        return None
+    groups: dict[tuple, list] = {}
+    for number, level in sorted(verify.document.levels.items()):
+        for row in getattr(level, "rows", []):
+            if not row.passed and row.second == "numpy":
+                groups.setdefault((f"{number} {level.name}", row.first, row.cause or "unexplained"), []).append(row)
+    rows = []
+    for (level, backend, cause), members in groups.items():
+        ids = [part.strip() for step in cause.split(" + ") for part in step.split(",")]
+        components = sorted({BY_ID[i].component if i in BY_ID else i.removeprefix("new difference: ") for i in ids})
+        worst = max(members, key=lambda r: r.stats.get("needed") or 0.0)
+        rows.append({"level": level, "pair": f"{backend} vs numpy", "component": ", ".join(components), "cause": cause,
+                     "size": worst.stats.get("needed"), "rows": len(members), "worst quantity": worst.quantity})
+    note = ("Each cause was found by measurement: keeping that component on the catalog made the rows pass "
+            "(mnist-parity list differences describes each id; 'new difference' names a component the catalog of "
+            "differences does not know yet).")
+    return Table(f"What each framework's own built-ins change ({verify.name})", pd.DataFrame(rows), {"size": sci}, note)

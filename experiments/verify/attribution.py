@@ -12,6 +12,7 @@ every component its backend's levels 1-3 named (several differences add up over 
 """
 
 import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,72 +75,99 @@ def _swap_cells(cell: str, spec: ExperimentSpec, swaps: list[tuple[str, ...]], s
     return cells
 
 
+@dataclass
+class _Task:
+    """One cell's failing rows of one backend against the oracle, and what the search found so far."""
+
+    cell: str
+    spec: ExperimentSpec
+    backend: str
+    early: list[Row]  # levels 1-3
+    late: list[Row]  # trajectory
+    oracle: dict
+    fixed_by: dict = field(default_factory=dict)  # (level, quantity) -> the swap that fixed it
+
+
 def attribute(cell: str, spec: ExperimentSpec, results: dict[str, dict], rows: list[Row], levels: list[int],
               x: np.ndarray, y: np.ndarray, threads: int, log_dir: Path, steps: int = 100) -> dict[str, int]:
-    """Give every failing row of a native cell its `cause` (in place); returns how many swap cells were probed."""
+    """Give every failing row of one native cell its `cause` (in place)."""
+    return attribute_cells({cell: (spec, results, rows)}, x, y, threads, log_dir, steps)
+
+
+def attribute_cells(cells: dict[str, tuple[ExperimentSpec, dict, list[Row]]], x: np.ndarray, y: np.ndarray,
+                    threads: int, log_dir: Path, steps: int = 100) -> dict[str, int]:
+    """Give every failing row of these native cells its `cause` (in place), all cells searched together: one probe
+    process per backend and search round (single swaps, pairs, trajectory), whatever the number of cells.
+    Returns how many swap cells were probed."""
+    tasks = []
+    for cell, (spec, results, rows) in cells.items():
+        for backend in dict.fromkeys(r.first for r in rows if not r.passed and r.second == ORACLE):
+            mine = [r for r in rows if not r.passed and r.first == backend and r.second == ORACLE]
+            tasks.append(_Task(cell, spec, backend, [r for r in mine if r.level in LEVEL_NUMBERS],
+                               [r for r in mine if r.level == "trajectory"], results.get(ORACLE, {})))
     probed = 0
-    for backend in dict.fromkeys(r.first for r in rows if not r.passed and r.second == ORACLE):
-        early = [r for r in rows if not r.passed and r.first == backend and r.second == ORACLE and r.level in LEVEL_NUMBERS]
-        fixed_by: dict[tuple[str, str], tuple[str, ...]] = {}
-        if early:
-            probed += _search(cell, spec, backend, early, fixed_by, x, y, threads, log_dir)
-        late = [r for r in rows if not r.passed and r.first == backend and r.second == ORACLE and r.level == "trajectory"]
-        if late:
-            probed += _search_trajectory(cell, spec, backend, late, fixed_by, results, x, y, steps, threads, log_dir)
-    _carry_causes(rows)
+    for pairs in (False, True):
+        plan = [(task, _early_swaps(task, pairs)) for task in tasks if any(not r.cause for r in task.early)]
+        probed += _round([(task, swaps) for task, swaps in plan if swaps], x, y, threads, log_dir, steps, late=False)
+    for task in tasks:
+        for row in task.early:
+            row.cause = row.cause or UNEXPLAINED
+    plan = [(task, _trajectory_swaps(task)) for task in tasks if task.late]
+    probed += _round(plan, x, y, threads, log_dir, steps, late=True)
+    for task in tasks:
+        for row in task.late:
+            row.cause = row.cause or UNEXPLAINED
+    for _, _, rows in cells.values():
+        _carry_causes(rows)
     return {"swap_cells": probed}
 
 
-def _fixes(cells: dict, swaps: list, swapped: dict, backend: str, oracle: dict | None, spec, rows: list[Row],
-           fixed_by: dict) -> None:
-    """Name the cause of each row (still without one) that passes in the first swapped cell that fixes it."""
-    for name, swap in zip(cells, swaps):
-        reference = oracle if oracle is not None else swapped[name].get(ORACLE)
-        if backend not in swapped[name] or reference is None:
-            continue
-        again = {(r.level, r.quantity): r for r in compare_pair(backend, swapped[name][backend], ORACLE, reference, spec.dtype)}
-        for row in rows:
-            fixed = again.get((row.level, row.quantity))
-            if not row.cause and fixed is not None and fixed.passed:
-                row.cause = cause_name(backend, swap, spec, row)
-                fixed_by[row.level, row.quantity] = swap
+def _early_swaps(task: _Task, pairs: bool) -> list[tuple[str, ...]]:
+    singles = list(dict.fromkeys(c for r in task.early for c in candidates(task.spec, r.level)))
+    return list(itertools.combinations(singles, 2))[:MAX_PAIRS] if pairs else [(c,) for c in singles]
 
 
-def _search(cell, spec, backend, backend_rows, fixed_by, x, y, threads, log_dir) -> int:
-    """Levels 1-3: single swaps, then pairs for what is left."""
-    levels = sorted({LEVEL_NUMBERS[r.level] for r in backend_rows})
-    singles = list(dict.fromkeys((c,) for r in backend_rows for c in candidates(spec, r.level)))
-    step_cases = sorted({r.quantity.split("/")[0] for r in backend_rows if r.level == "step"})
-    cases = {case: LEVEL3_OPTIMIZERS[case] for case in step_cases if case in LEVEL3_OPTIMIZERS} or None
-    probed = 0
-    for swaps in (singles, list(itertools.combinations([s[0] for s in singles], 2))[:MAX_PAIRS]):
-        if all(r.cause for r in backend_rows) or not swaps:
-            break
-        cells = _swap_cells(cell, spec, swaps, cases)
-        swapped, _ = run_probes(cells, [backend], levels, 1, x, y, threads, log_dir)
-        probed += len(cells)
-        _fixes(cells, swaps, swapped, backend, None, spec, backend_rows, fixed_by)
-    for row in backend_rows:
-        row.cause = row.cause or UNEXPLAINED
-    return probed
-
-
-def _search_trajectory(cell, spec, backend, late, fixed_by, results, x, y, steps, threads, log_dir) -> int:
-    """Level 4: keep on the catalog at once every component that explained this backend's levels 1-3 for the
-    spec's own optimizer, then that set plus one more component at a time; a trajectory row passing in one of
-    these cells has those components as its cause. The oracle's trajectory is the one already run (the oracle
-    has no built-ins, so swapping changes nothing there)."""
-    own = {name for name, table in LEVEL3_OPTIMIZERS.items() if table["name"] == spec.optimizer.name}
-    base = tuple(dict.fromkeys(component for (level, quantity), swap in fixed_by.items()
+def _trajectory_swaps(task: _Task) -> list[tuple[str, ...]]:
+    """Every component that explained the backend's levels 1-3 for the spec's own optimizer at once, then that set
+    plus one more component at a time (several differences add up over a trajectory)."""
+    own = {name for name, table in LEVEL3_OPTIMIZERS.items() if table["name"] == task.spec.optimizer.name}
+    base = tuple(dict.fromkeys(component for (level, quantity), swap in task.fixed_by.items()
                                if level != "step" or quantity.split("/")[0] in own for component in swap))
-    others = [c for c in dict.fromkeys(candidates(spec, "gradients") + candidates(spec, "step")) if c not in base]
-    swaps = ([base] if base else []) + [(*base, c) for c in others]
-    cells = _swap_cells(cell, spec, swaps, None)
-    swapped, _ = run_probes(cells, [backend], [4], steps, x, y, threads, log_dir, oracle=False)
-    _fixes(cells, swaps, swapped, backend, results[ORACLE], spec, late, {})
-    for row in late:
-        row.cause = row.cause or UNEXPLAINED
-    return len(cells)
+    others = [c for c in dict.fromkeys(candidates(task.spec, "gradients") + candidates(task.spec, "step")) if c not in base]
+    return ([base] if base else []) + [(*base, c) for c in others]
+
+
+def _round(plan: list[tuple[_Task, list[tuple[str, ...]]]], x, y, threads, log_dir, steps, late: bool) -> int:
+    """Probe every planned swap cell, one process per backend, and name the rows each swap fixes. Levels 1-3 run
+    the oracle beside the swapped cells (level 3 steps from its gradients); the trajectory reuses the oracle's own
+    run (the oracle has no built-ins: swapping changes nothing there)."""
+    by_backend: dict[str, dict[str, dict]] = {}
+    owner: dict[tuple[str, str], tuple[_Task, tuple[str, ...]]] = {}
+    for task, swaps in plan:
+        step_cases = None
+        if not late:
+            cases = sorted({r.quantity.split("/")[0] for r in task.early if r.level == "step"})
+            step_cases = {case: LEVEL3_OPTIMIZERS[case] for case in cases if case in LEVEL3_OPTIMIZERS} or None
+        for (name, entry), swap in zip(_swap_cells(task.cell, task.spec, swaps, step_cases).items(), swaps):
+            by_backend.setdefault(task.backend, {})[name] = entry
+            owner[task.backend, name] = (task, swap)
+    for backend, cells in by_backend.items():
+        early = {r.level for name in cells for r in owner[backend, name][0].early}
+        levels = [4] if late else sorted(LEVEL_NUMBERS[level] for level in early)
+        swapped, _ = run_probes(cells, [backend], levels, steps, x, y, threads, log_dir, oracle=not late)
+        for name in cells:
+            task, swap = owner[backend, name]
+            reference = task.oracle if late else swapped[name].get(ORACLE)
+            if backend not in swapped[name] or not reference:
+                continue
+            again = {(r.level, r.quantity): r for r in compare_pair(backend, swapped[name][backend], ORACLE, reference,
+                                                                    task.spec.dtype)}
+            for row in task.late if late else task.early:
+                fixed = again.get((row.level, row.quantity))
+                if not row.cause and fixed is not None and fixed.passed:
+                    row.cause = cause_name(backend, swap, task.spec, row)
+                    task.fixed_by[row.level, row.quantity] = swap
+    return sum(len(cells) for cells in by_backend.values())
 
 
 def _carry_causes(rows: list[Row]) -> None:
