@@ -1312,3 +1312,23 @@ def test_a_native_verify_gets_a_table_of_what_the_built_ins_change(tmp_path):
     catalog = VerifyDocument.model_validate({"spec": {**spec, "implementation": "catalog"}, "levels": {"3": level},
                                              "passed": False})
     assert builtins_table(Verify(tmp_path, catalog, "seed-cnn")) is None
+
+
+def test_a_native_matrix_gets_the_table_per_cell(tmp_path):
+    from experiments.report.inputs import Verify
+    from experiments.report.schemas import VerifyDocument
+    from experiments.report.verify_tables import builtins_table
+
+    row = {"level": "gradients", "first": "jax", "second": "numpy", "quantity": "dense_0/kernel", "passed": False,
+           "stats": {"needed": 0.6}, "cause": "jax-leaky-relu-derivative-at-zero"}
+    level = {"name": "gradients", "summary": [], "rows": [row, {**row, "passed": True}], "passed": False}
+    cell = {"model": "mlp", "axis": "activation", "entry": "leaky_relu", "levels": {"2": level}, "passed": False}
+    document = VerifyDocument.model_validate({"base": "mlp-relu-adam", "matrix": {"mlp-activation-leaky_relu": cell},
+                                              "passed": False})
+    table = builtins_table(Verify(tmp_path, document, "matrix"))
+    assert table.frame.to_dict("records") == [
+        {"cell": "mlp-activation-leaky_relu", "level": "2 gradients", "pair": "jax vs numpy", "component": "activation",
+         "cause": "jax-leaky-relu-derivative-at-zero", "size": 0.6, "rows": 1, "worst quantity": "dense_0/kernel"}]
+    passing = VerifyDocument.model_validate({"base": "mlp-relu-adam", "matrix": {"c": {**cell, "levels": {"2": {
+        **level, "rows": [{**row, "passed": True}], "passed": True}}, "passed": True}}, "passed": True})
+    assert builtins_table(Verify(tmp_path, passing, "matrix")) is None

@@ -147,6 +147,7 @@ def _parity(inputs: Inputs) -> Section:
     for verify in inputs.verifies:
         if verify.document.matrix:
             section.add(matrix_table(verify))
+            section.add(builtins_table(verify))
         elif any(n != "5" for n in verify.document.levels):
             section.add(ladder_table(verify))
             section.add(builtins_table(verify))

@@ -84,26 +84,35 @@ def growth_table(verify: Verify) -> Table | None:
 
 
 def builtins_table(verify: Verify) -> Table | None:
-    """A native verify: per level, backend and measured cause, the component and how far the built-in takes the
-    backend from the oracle (the worst failing row and how many rows fail for that cause)."""
+    """A native verify (or native matrix): per cell, level, backend and measured cause, the component and how far the
+    built-in takes the backend from the oracle (the worst failing row and how many rows fail for that cause)."""
     from experiments.catalog.differences import BY_ID
 
-    spec = verify.document.spec
-    if spec is None or spec.implementation != "native":
+    document = verify.document
+    if document.matrix:
+        cells = {cell_id: cell.levels for cell_id, cell in document.matrix.items()}
+    elif document.spec is not None and document.spec.implementation == "native":
+        cells = {"": document.levels}
+    else:
         return None
     groups: dict[tuple, list] = {}
-    for number, level in sorted(verify.document.levels.items()):
-        for row in getattr(level, "rows", []):
-            if not row.passed and row.second == "numpy":
-                groups.setdefault((f"{number} {level.name}", row.first, row.cause or "unexplained"), []).append(row)
+    for cell_id, levels in cells.items():
+        for number, level in sorted(levels.items()):
+            for row in getattr(level, "rows", []):
+                if not row.passed and row.second == "numpy":
+                    groups.setdefault((cell_id, f"{number} {level.name}", row.first, row.cause or "unexplained"), []).append(row)
+    if document.matrix and not groups:
+        return None
     rows = []
-    for (level, backend, cause), members in groups.items():
+    for (cell_id, level, backend, cause), members in groups.items():
         ids = [part.strip() for step in cause.split(" + ") for part in step.split(",")]
         components = sorted({BY_ID[i].component if i in BY_ID else i.removeprefix("new difference: ") for i in ids})
         worst = max(members, key=lambda r: r.stats.get("needed") or 0.0)
-        rows.append({"level": level, "pair": f"{backend} vs numpy", "component": ", ".join(components), "cause": cause,
-                     "size": worst.stats.get("needed"), "rows": len(members), "worst quantity": worst.quantity})
+        rows.append({**({"cell": cell_id} if document.matrix else {}), "level": level, "pair": f"{backend} vs numpy",
+                     "component": ", ".join(components), "cause": cause, "size": worst.stats.get("needed"),
+                     "rows": len(members), "worst quantity": worst.quantity})
     note = ("Each cause was found by measurement: keeping that component on the catalog made the rows pass "
             "(mnist-parity list differences describes each id; 'new difference' names a component the catalog of "
             "differences does not know yet).")
-    return Table(f"What each framework's own built-ins change ({verify.name})", pd.DataFrame(rows), {"size": sci}, note)
+    return Table(f"What each framework's own built-ins change ({verify.name})", pd.DataFrame(rows), {"size": sci}, note,
+                 collapsed=bool(document.matrix))
