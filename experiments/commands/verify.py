@@ -26,7 +26,7 @@ from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable
 from experiments.store import register_run, store_path
 from experiments.unfinished import register_leftovers
-from experiments.verify.attribution import attribute, attribute_cells
+from experiments.verify.attribution import attribute_cells
 from experiments.verify.cases import ORACLE
 from experiments.verify.ladder import compare_all, run_probes, summarize, trajectory_growth
 from experiments.verify.level5 import run_level5
@@ -130,7 +130,7 @@ def _numeric_levels(spec, dataset, backends, levels, args, run_dir, console) -> 
     floors = rounding_floors(rounded, exact) if exact and rounded else {}
     def search(rows):
         console.print("native: swapping components back to the catalog to find each difference's cause", highlight=False)
-        attribute(cell, spec, results[cell], rows, levels, x, y, args.threads, run_dir / "logs", args.steps)
+        attribute_cells({cell: (spec, results[cell], rows)}, x, y, args.threads, run_dir / "logs", args.steps)
 
     rows, lines = _compared(spec, results[cell], floors, search)
     console.print(_ladder_table(lines, spec.dtype))

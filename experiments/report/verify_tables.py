@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from experiments.catalog.differences import BY_ID
 from experiments.report.inputs import Verify
 from experiments.report.table import Table, interval_text, sci
 
@@ -86,8 +87,6 @@ def growth_table(verify: Verify) -> Table | None:
 def builtins_table(verify: Verify) -> Table | None:
     """A native verify (or native matrix): per cell, level, backend and measured cause, the component and how far the
     built-in takes the backend from the oracle (the worst failing row and how many rows fail for that cause)."""
-    from experiments.catalog.differences import BY_ID
-
     document = verify.document
     if document.matrix:
         cells = {cell_id: cell.levels for cell_id, cell in document.matrix.items()}

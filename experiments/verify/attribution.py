@@ -88,12 +88,6 @@ class _Task:
     fixed_by: dict = field(default_factory=dict)  # (level, quantity) -> the swap that fixed it
 
 
-def attribute(cell: str, spec: ExperimentSpec, results: dict[str, dict], rows: list[Row], levels: list[int],
-              x: np.ndarray, y: np.ndarray, threads: int, log_dir: Path, steps: int = 100) -> dict[str, int]:
-    """Give every failing row of one native cell its `cause` (in place)."""
-    return attribute_cells({cell: (spec, results, rows)}, x, y, threads, log_dir, steps)
-
-
 def attribute_cells(cells: dict[str, tuple[ExperimentSpec, dict, list[Row]]], x: np.ndarray, y: np.ndarray,
                     threads: int, log_dir: Path, steps: int = 100) -> dict[str, int]:
     """Give every failing row of these native cells its `cause` (in place), all cells searched together: one probe
