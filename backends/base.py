@@ -56,6 +56,7 @@ from typing import Sequence
 import numpy as np
 
 from experiments.catalog import OPTIMIZERS
+from experiments.catalog.schedules import learning_rates as catalog_learning_rates
 from experiments.spec.plan import noisy_layers, parameter_info
 
 
@@ -111,6 +112,7 @@ class Trainer(ABC):
         self.steps_done = 0  # optimizer steps taken; optimizer_state is {} before the first
         self.num_samples: int | None = None
         self.native_fallbacks: list[str] = []  # native entries this framework has no built-in for (catalog used)
+        self._schedules: dict[int, object] = {}  # steps per epoch -> the framework's own schedule (native mode)
 
     def native(self, component: str, entry: str | None = None, *, available: bool = True) -> bool:
         """Whether to build `component` (for one catalog `entry`) from the framework's own API: the spec asks for it
@@ -123,6 +125,26 @@ class Trainer(ABC):
             if name not in self.native_fallbacks:
                 self.native_fallbacks.append(name)
         return available
+
+    def learning_rates(self, first_step: int, count: int, steps_per_epoch: int) -> np.ndarray:
+        """The float64 learning rates of optimizer steps first_step .. first_step + count - 1: the catalog's closed
+        form (experiments.catalog.schedules), or in native mode the values of the framework's own scheduler object
+        (`_native_schedule`), stepped the way the framework steps it, where it has one for the spec's schedule."""
+        if self.spec.uses_native("schedule"):
+            if steps_per_epoch not in self._schedules:
+                self._schedules[steps_per_epoch] = self._native_schedule(steps_per_epoch)
+            schedule = self._schedules[steps_per_epoch]
+            if self.native("schedule", available=schedule is not None):
+                steps = np.arange(first_step, first_step + count, dtype=np.int64)
+                return np.asarray(schedule(steps), dtype=np.float64).reshape(count)
+        return catalog_learning_rates(self.spec.optimizer.learning_rate, self.spec.schedule, first_step, count,
+                                      steps_per_epoch)
+
+    def _native_schedule(self, steps_per_epoch: int):
+        """The framework's own learning-rate schedule for spec.schedule as a function of an int64 array of step
+        numbers (t = 0 at the first update) to their rates, or None where the framework has no built-in for it.
+        The default: no built-in schedules (the NumPy oracle)."""
+        return None
 
     # -- the framework's half ------------------------------------------------------------------
     @abstractmethod

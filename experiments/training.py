@@ -74,7 +74,7 @@ def train(trainer, spec: ExperimentSpec, data: SplitData, on_epoch: Callable[[Ep
     trainer.load_training_data(data.x_train, data.y_train)
     history: list[EpochRecord] = []
     train_time, samples, started = 0.0, 0, time.perf_counter()
-    for epoch, (batches, rates) in zip(range(1, spec.training.epochs + 1), training_epochs(spec, n)):
+    for epoch, (batches, rates) in zip(range(1, spec.training.epochs + 1), training_epochs(spec, n, trainer.learning_rates)):
         tick = time.perf_counter()
         stats = trainer.train_epoch(batches, rates)
         epoch_time = time.perf_counter() - tick

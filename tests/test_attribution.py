@@ -2,7 +2,8 @@
 and how a swap that fixes a row is named."""
 
 from experiments.spec import load_spec
-from experiments.verify.attribution import UNEXPLAINED, _carry_causes, candidates, cause_name
+from experiments.verify.attribution import UNEXPLAINED, _carry_causes, _trajectory_swaps, _Task, cause_name
+from experiments.verify.hints import components_at
 from experiments.verify.ladder import Row
 
 
@@ -12,13 +13,23 @@ def row(level, quantity, first="keras", second="numpy", passed=False, cause=""):
 
 def test_each_level_tries_the_components_that_act_there():
     spec = load_spec("seed-cnn", ['implementation="native"'])
-    assert candidates(spec, "forward") == ["activation:relu", "activation:leaky_relu", "batch_norm", "pooling"]
-    assert candidates(spec, "gradients") == ["activation:relu", "activation:leaky_relu", "batch_norm", "pooling",
-                                             "dropout", "loss"]
-    assert candidates(spec, "step") == ["optimizer"]
+    assert components_at(spec, "forward") == ["activation:relu", "activation:leaky_relu", "batch_norm", "pooling"]
+    assert components_at(spec, "gradients") == ["activation:relu", "activation:leaky_relu", "batch_norm", "pooling",
+                                                "dropout", "loss"]
+    assert components_at(spec, "step") == ["optimizer"]
+    assert components_at(spec, "forward", "init/conv2d_0/kernel") == ["initializer"]
     clipped = load_spec("mlp-relu-adam", ['implementation="native"', "optimizer.clip_global_norm=1.0"])
-    assert candidates(clipped, "step") == ["optimizer", "clipping"]
-    assert candidates(clipped, "forward") == ["activation:relu"]  # no batch norm, no pooling in this MLP
+    assert components_at(clipped, "step") == ["optimizer", "clipping"]
+    assert components_at(clipped, "forward") == ["activation:relu"]  # no batch norm, no pooling in this MLP
+
+
+def test_the_trajectory_search_adds_the_schedule_only_where_the_rate_changes():
+    def others(schedule):
+        spec = load_spec("mlp-relu-adam", ['implementation="native"', f"schedule={schedule}"])
+        return [swap[-1] for swap in _trajectory_swaps(_Task("cell", spec, "torch", [], [], {}))]
+
+    assert others('{name = "constant"}') == ["activation:relu", "loss", "optimizer"]
+    assert others('{name = "cosine", decay_steps = 40}') == ["activation:relu", "loss", "optimizer", "schedule"]
 
 
 def test_a_fixing_swap_is_named_by_the_differences_catalog_or_reported_as_new():

@@ -2,6 +2,7 @@
 about the size it records, and absent where it says the built-in is the catalog's formula. An upgrade of torch,
 Keras, optax or flax that changes a formula fails the test named after the entry."""
 
+import math
 import os
 
 import numpy as np
@@ -30,6 +31,8 @@ SOFTPLUS_GRID = np.linspace(19.0, 25.0, 61)
 KINK_GRID = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
 SLOPE = 0.1
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+HARD_SIGMOID_GRID = np.linspace(-4.0, 4.0, 9)  # the kinks -3 and 3 and 0 included
+GELU_FORMS = ("none", "tanh")
 
 
 def torch_derivative(function, grid=KINK_GRID):
@@ -103,6 +106,75 @@ def selu_derivative(framework: str) -> float:
     import jax
 
     return relative(jax_derivative(jax.nn.selu), catalog)
+
+
+def gelu_form(framework: str, approximate: str) -> float:
+    """One form of the built-in gelu on KINK_GRID against the catalog's (backends/numpy: erf, and sqrt(2 / pi),
+    0.044715 in float64)."""
+    from scipy.special import erf
+
+    x = KINK_GRID
+    if approximate == "none":
+        catalog = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    else:
+        catalog = 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    if framework == "torch":
+        import torch
+
+        return relative(torch.nn.GELU(approximate=approximate)(torch.tensor(x)).numpy(), catalog)
+    if framework == "keras":
+        import keras
+        import tensorflow as tf
+
+        return relative(keras.activations.gelu(tf.constant(x), approximate=approximate == "tanh").numpy(), catalog)
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    return relative(jax.nn.gelu(jnp.asarray(x), approximate=approximate == "tanh"), catalog)
+
+
+def gelu(framework: str) -> float:
+    """Both forms: where the entry records the difference, the smaller of the two (a fix of either form falls
+    below the recorded size); where it records the framework absent, the larger (a change in either shows)."""
+    sizes = [gelu_form(framework, approximate) for approximate in GELU_FORMS]
+    return min(sizes) if framework in BY_ID["keras-gelu-float32-constants"].present else max(sizes)
+
+
+def prelu_derivative(framework: str) -> float:
+    """d/dx of the built-in prelu with one alpha (SLOPE), built as the native backends build it."""
+    catalog = np.where(KINK_GRID > 0, 1.0, SLOPE)  # alpha at 0 (experiments.catalog.activations)
+    if framework == "torch":
+        import torch
+
+        return relative(torch_derivative(torch.nn.PReLU(num_parameters=1, init=SLOPE, dtype=torch.float64)), catalog)
+    if framework == "keras":
+        import keras
+
+        layer = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(SLOPE), shared_axes=[1], dtype="float64")
+        layer.build((1, KINK_GRID.size))
+        layer.alpha.assign([SLOPE])  # Constant(0.1) goes through float32; the native trainer sets alpha exactly
+        return relative(keras_derivative(lambda x: layer(x[None, :])[0]), catalog)
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    prelu = nn.PReLU(param_dtype=jnp.float64, negative_slope_init=SLOPE, parent=None)
+    return relative(jax_derivative(lambda x: prelu.apply({"params": {"negative_slope": jnp.float64(SLOPE)}}, x)), catalog)
+
+
+def hard_sigmoid_derivative(framework: str) -> float:
+    catalog = np.where(np.abs(HARD_SIGMOID_GRID) < 3.0, 1.0 / 6.0, 0.0)  # 0 at the kinks -3 and 3
+    if framework == "torch":
+        import torch
+
+        return relative(torch_derivative(torch.nn.Hardsigmoid(), HARD_SIGMOID_GRID), catalog)
+    if framework == "keras":
+        import keras
+
+        return relative(keras_derivative(keras.activations.get("hard_sigmoid"), HARD_SIGMOID_GRID), catalog)
+    import jax
+
+    return relative(jax_derivative(jax.nn.hard_sigmoid, HARD_SIGMOID_GRID), catalog)
 
 
 # --- the batch-norm probe --------------------------------------------------------------------------------------
@@ -231,6 +303,26 @@ def running_variance(framework: str, x: np.ndarray) -> float:
     return relative(updated["batch_stats"]["var"], catalog)
 
 
+# --- the schedule probe ----------------------------------------------------------------------------------------
+
+SCHEDULE_PROBES = {
+    "torch-cosine-annealing-periodic": '{name = "cosine", decay_steps = 40, alpha = 0.1}',
+    "keras-schedules-float32": '{name = "exponential", decay_steps = 20, decay_rate = 0.5}',
+    "keras-piecewise-constant-after-boundary": '{name = "piecewise_constant", boundaries = [20, 40], factors = [1.0, 0.5, 0.25]}',
+}
+
+
+def schedule_probe(framework: str, schedule: str) -> float:
+    """A native trainer's rates for steps 0-119 (20 per epoch) against the catalog's closed form."""
+    from experiments.catalog.schedules import learning_rates as catalog_learning_rates
+    from tests.conftest import make_trainer
+
+    trainer, _ = make_trainer(framework, "mlp-relu-adam", "float64", (f"schedule = {schedule}", 'implementation = "native"'))
+    assert "schedule" not in trainer.native_fallbacks
+    native = trainer.learning_rates(0, 120, 20)
+    return relative(native, catalog_learning_rates(trainer.spec.optimizer.learning_rate, trainer.spec.schedule, 0, 120, 20))
+
+
 MEASURES = {
     "torch-batch-norm-unbiased-running-variance": lambda framework, fixtures: running_variance(framework, fixtures("offset_digits")),
     "flax-batch-norm-float32-running-statistics": lambda framework, fixtures: running_variance(framework, fixtures("offset_digits")),
@@ -240,6 +332,12 @@ MEASURES = {
     "jax-leaky-relu-derivative-at-zero": lambda framework, fixtures: leaky_relu_derivative(framework),
     "keras-leaky-relu-float32-slope": lambda framework, fixtures: leaky_relu_derivative(framework),
     "tf-selu-derivative-at-zero": lambda framework, fixtures: selu_derivative(framework),
+    "keras-gelu-float32-constants": lambda framework, fixtures: gelu(framework),
+    "keras-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
+    "flax-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
+    "torch-hardsigmoid-float32-backward": lambda framework, fixtures: hard_sigmoid_derivative(framework),
+    **{name: (lambda framework, fixtures, schedule=schedule: schedule_probe(framework, schedule))
+       for name, schedule in SCHEDULE_PROBES.items()},
     "flax-batch-norm-fast-variance": lambda framework, fixtures: batch_norm(framework, fixtures("offset_digits")),
     "torch-batch-norm-cpu-kernel": lambda framework, fixtures: batch_norm(framework, fixtures("offset_digits")),
     "tf-batch-norm-moments": lambda framework, fixtures: batch_norm(framework, fixtures("offset_digits")),

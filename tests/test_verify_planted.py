@@ -54,7 +54,7 @@ def _ladder(overrides, planted_overrides, data_path, tmp_path, levels=(1, 2, 3, 
         if patch:
             patch(monkeypatch)
         planted = _probe(planted_spec, data_path, tmp_path / "planted", list(levels))
-    rows = compare_all({"numpy": oracle, "keras": planted}, "float64")
+    rows = compare_all({"numpy": oracle, "keras": planted}, "float64", spec)
     plan = build_plan(spec.model, (28, 28, 1), 10)
     return {line["level"]: line for line in summarize(rows, [layer.name for layer in plan])}
 
@@ -104,7 +104,7 @@ def test_epsilon_hat_passes_forward_and_gradients_and_fails_the_step_naming_adam
     assert lines["forward"]["passed"] and lines["gradients"]["passed"]
     assert not lines["step"]["passed"]
     assert lines["step"]["first_failure"].startswith("adam/weights/")
-    assert "epsilon hat" in lines["step"]["hint"]
+    assert "keras-adam-epsilon-hat (keras)" in lines["step"]["hint"]
     assert not lines["trajectory"]["passed"]
 
 

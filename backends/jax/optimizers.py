@@ -6,6 +6,8 @@ formula; the rest is written here (see make_optimizer).
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from backends.jax.framework import jax, jnp, optax
 from experiments.catalog.optimizers import state_slots as used_slots
 
@@ -206,3 +208,35 @@ def state_slots(optimizer, opt_state: Any) -> dict[str, Any]:
     visit(opt_state)
     return {slot: fields["e_g" if (optimizer.name, slot) == ("adadelta", "square") else _FIELD[slot]]
             for slot in used_slots(optimizer)}
+
+
+def native_schedule(schedule, base_rate: float, steps_per_epoch: int):
+    """implementation = "native": optax's own schedule for the spec's schedule (constant_schedule, exponential_decay,
+    polynomial_schedule, cosine_decay_schedule, piecewise_constant_schedule), evaluated at each step count as an
+    optax optimizer evaluates it, as a function of an int64 array of steps to their rates; None where optax has no
+    built-in (inverse_time; piecewise factors with a 0 before the last, or a boundary that is not a whole step).
+
+    optax's piecewise_constant_schedule multiplies the initial value by each boundary's scale (the ratio of
+    consecutive factors here), where the catalog indexes the factor directly."""
+    name = schedule.name
+    period = schedule.period(steps_per_epoch) if hasattr(schedule, "period") else None
+    if name == "constant":
+        function = optax.constant_schedule(base_rate)
+    elif name == "exponential":
+        function = optax.exponential_decay(base_rate, transition_steps=period, decay_rate=schedule.decay_rate,
+                                           staircase=schedule.staircase)
+    elif name == "polynomial":
+        function = optax.polynomial_schedule(base_rate, end_value=schedule.end_factor * base_rate, power=schedule.power,
+                                             transition_steps=period)
+    elif name == "cosine":
+        function = optax.cosine_decay_schedule(base_rate, decay_steps=period, alpha=schedule.alpha)
+    elif name == "piecewise_constant":
+        bounds = schedule.boundaries if schedule.boundaries is not None else [b * steps_per_epoch for b in schedule.boundary_epochs]
+        factors = schedule.factors_
+        if any(f == 0.0 for f in factors[:-1]) or not all(float(b).is_integer() for b in bounds) or len(set(bounds)) < len(bounds):
+            return None
+        scales = {int(b): factors[k + 1] / factors[k] for k, b in enumerate(bounds)}
+        function = optax.piecewise_constant_schedule(base_rate * factors[0], scales)
+    else:
+        return None
+    return lambda steps: np.asarray(function(jnp.asarray(steps, dtype=jnp.int32)), dtype=np.float64)  # optax counts in int32

@@ -264,6 +264,9 @@ class Trainer(base.Trainer):
         loss, grads = self._gradients(params, batch_stats, x, y, key, noise)
         return loss, weights.to_canonical({"params": grads}, self.trainable_names)
 
+    def _native_schedule(self, steps_per_epoch: int):
+        return optimizers.native_schedule(self.spec.schedule, self.spec.optimizer.learning_rate, steps_per_epoch)
+
     def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         params, batch_stats, opt_state = self._state
         grads = weights.from_canonical(gradients)["params"]

@@ -10,6 +10,8 @@ In native mode (implementation "native") `make_optimizer` returns Keras' built-i
 set_learning_rate, apply_gradients and optimizer_slots serve both kinds.
 """
 
+import numpy as np
+
 from backends.keras.framework import exact, keras, tf
 from experiments.catalog.base import Entry
 from experiments.catalog.optimizers import state_slots as catalog_state_slots
@@ -368,3 +370,35 @@ def optimizer_slots(optimizer: keras.optimizers.Optimizer, entry: Entry, variabl
         return optimizer.state_slots(variable)
     index = optimizer._get_variable_index(variable)
     return {slot: getattr(optimizer, NATIVE_SLOTS[entry.name][slot])[index] for slot in catalog_state_slots(entry)}
+
+
+def native_schedule(schedule, base_rate: float, steps_per_epoch: int):
+    """implementation = "native": keras.optimizers.schedules' own schedule for the spec's schedule (ExponentialDecay,
+    InverseTimeDecay, PolynomialDecay with cycle off, CosineDecay, PiecewiseConstantDecay; a constant rate as a
+    float), evaluated at each step as a Keras optimizer evaluates it at its iteration count, as a function of an
+    int64 array of steps to their rates; None where Keras has no built-in (piecewise boundaries that are not whole
+    steps).
+
+    Keras computes every schedule in the dtype of the initial rate, float32 (floatx), and PiecewiseConstantDecay
+    switches only after a boundary (step > b), one step after the catalog (step >= b)."""
+    schedules, name = keras.optimizers.schedules, schedule.name
+    period = schedule.period(steps_per_epoch) if hasattr(schedule, "period") else None
+    if name == "constant":
+        return lambda steps: [base_rate] * len(steps)
+    if name == "exponential":
+        function = schedules.ExponentialDecay(base_rate, period, schedule.decay_rate, staircase=schedule.staircase)
+    elif name == "inverse_time":
+        function = schedules.InverseTimeDecay(base_rate, period, schedule.decay_rate, staircase=schedule.staircase)
+    elif name == "polynomial":
+        function = schedules.PolynomialDecay(base_rate, period, end_learning_rate=schedule.end_factor * base_rate,
+                                             power=schedule.power, cycle=False)
+    elif name == "cosine":
+        function = schedules.CosineDecay(base_rate, period, alpha=schedule.alpha)
+    elif name == "piecewise_constant":
+        bounds = schedule.boundaries if schedule.boundaries is not None else [b * steps_per_epoch for b in schedule.boundary_epochs]
+        if not all(float(b).is_integer() for b in bounds):
+            return None
+        function = schedules.PiecewiseConstantDecay([int(b) for b in bounds], [base_rate * f for f in schedule.factors_])
+    else:
+        return None
+    return lambda steps: np.asarray(function(tf.constant(steps, dtype=tf.int64)), dtype=np.float64).reshape(-1)

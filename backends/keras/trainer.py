@@ -13,7 +13,8 @@ from backends.keras.activations import leaky  # noqa: E402
 from backends.keras.framework import tf  # noqa: E402
 from backends.keras.losses import NATIVE_OUTPUTS, make_loss, native_loss  # noqa: E402
 from backends.keras.model import build_model  # noqa: E402
-from backends.keras.optimizers import apply_gradients, make_optimizer, optimizer_slots, set_learning_rate  # noqa: E402
+from backends.keras.optimizers import (apply_gradients, make_optimizer, native_schedule, optimizer_slots,  # noqa: E402
+                                       set_learning_rate)
 from backends.keras.weights import BATCH_NORM_NAMES, canonical_variables  # noqa: E402
 from experiments.spec import plan as P  # noqa: E402
 
@@ -231,6 +232,9 @@ class Trainer(base.Trainer):
         else:
             loss, grads = self.compiled["noisy gradients"](*arguments, tuple(tf.constant(v) for v in noise.values()))
         return loss.numpy(), {name: g.numpy().reshape(self.info[name].shape) for name, g in zip(self.trainable_names, grads)}
+
+    def _native_schedule(self, steps_per_epoch: int):
+        return native_schedule(self.spec.schedule, self.spec.optimizer.learning_rate, steps_per_epoch)
 
     def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         set_learning_rate(self.optimizer, learning_rate)

@@ -172,3 +172,55 @@ def state_slots(entry, native: bool = False) -> dict[str, str]:
     if native and entry.name == "nadam":
         keys = {"m": "exp_avg", "v": "exp_avg_sq"}
     return {keys[slot]: slot for slot in catalog.state_slots(entry)}
+
+
+def native_schedule(schedule, base_rate: float, steps_per_epoch: int):
+    """implementation = "native": torch.optim.lr_scheduler's own scheduler for the spec's schedule, stepped once per
+    optimizer step (t = 0 is the rate before the first scheduler step), as a function of an int64 array of steps to
+    their rates; None where torch has no built-in (inverse_time; polynomial with an end factor; piecewise factors
+    that are not 1, g, g^2, ...; a period or boundary that is not a whole number of steps).
+
+    torch's schedulers are recursive: ExponentialLR multiplies the rate by gamma = decay_rate ** (1 / T) every step,
+    MultiStepLR by gamma at each milestone, CosineAnnealingLR updates the previous rate by a ratio of cosines and does
+    not stop at T_max (it rises again, period 2 T_max), where the catalog evaluates a closed form and holds alpha
+    after T."""
+    name = schedule.name
+    period = schedule.period(steps_per_epoch) if hasattr(schedule, "period") else None
+    whole = period is not None and float(period).is_integer()
+    holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_rate)
+    if name == "constant":
+        scheduler = None
+    elif name == "exponential":
+        if schedule.staircase:
+            if not whole:
+                return None
+            scheduler = torch.optim.lr_scheduler.StepLR(holder, step_size=int(period), gamma=schedule.decay_rate)
+        else:
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(holder, gamma=schedule.decay_rate ** (1.0 / period))
+    elif name == "polynomial":
+        if schedule.end_factor != 0.0 or not whole:
+            return None
+        scheduler = torch.optim.lr_scheduler.PolynomialLR(holder, total_iters=int(period), power=schedule.power)
+    elif name == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(holder, T_max=period, eta_min=schedule.alpha * base_rate)
+    elif name == "piecewise_constant":
+        bounds = schedule.boundaries if schedule.boundaries is not None else [b * steps_per_epoch for b in schedule.boundary_epochs]
+        factors = schedule.factors_
+        gamma = factors[1] if len(factors) > 1 else 1.0
+        if factors[0] != 1.0 or any(f != gamma ** k for k, f in enumerate(factors)) or not all(float(b).is_integer() for b in bounds):
+            return None
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(holder, milestones=[int(b) for b in bounds], gamma=gamma)
+    else:
+        return None
+    produced: list[float] = []
+
+    def rates(steps):
+        last = int(steps.max()) if len(steps) else -1
+        while len(produced) <= last:  # the scheduler only moves forward: step it to the furthest step asked for
+            if produced and scheduler is not None:
+                holder.step()  # (a no-op without gradients; keeps torch's order-of-calls check quiet)
+                scheduler.step()
+            produced.append(float(holder.param_groups[0]["lr"]))
+        return [produced[int(t)] for t in steps]
+
+    return rates

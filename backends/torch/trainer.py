@@ -10,7 +10,7 @@ from backends.torch import framework
 from backends.torch import weights as W
 from backends.torch.losses import make_loss, make_native_loss
 from backends.torch.model import PlanModel
-from backends.torch.optimizers import add_clipping, make_native_optimizer, make_optimizer, state_slots
+from backends.torch.optimizers import add_clipping, make_native_optimizer, make_optimizer, native_schedule, state_slots
 from experiments.spec import plan as P
 
 
@@ -176,6 +176,9 @@ class Trainer(base.Trainer):
                 for slot, g in zip(self.trainable_slots, grads)
             }
         return float(loss.detach()), gradients
+
+    def _native_schedule(self, steps_per_epoch: int):
+        return native_schedule(self.spec.schedule, self.spec.optimizer.learning_rate, steps_per_epoch)
 
     def _apply_gradients(self, gradients: dict[str, np.ndarray], learning_rate: float) -> None:
         for slot in self.trainable_slots:

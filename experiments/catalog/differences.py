@@ -14,7 +14,9 @@ Sizes are normwise relative differences between the built-in and the catalog for
   hyperparameters the probe names; the difference of the parameters after 20 steps relative to the oracle's
   displacement from the start (tests/test_differences.py, optimizer_probe);
 - activation probe: float64 values (forward) or derivatives (gradients) on a fixed grid, 0 included;
-- layer probe: the layer's float64 output on real digits against the exact result, as the probe says.
+- layer probe: the layer's float64 output on real digits against the exact result, as the probe says;
+- schedule probe: a native trainer's learning rates for steps 0-119 (20 steps per epoch, base rate 1e-3) against
+  the catalog's closed form, for the schedule the probe names.
 """
 
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ class Difference:
 
 
 OPTIMIZER_PROBE = "optimizer probe, float64, 20 steps"
+SCHEDULE_PROBE = "schedule probe, 120 steps"
 RUNNING_PROBE = ("layer probe: the running variance after one train-mode batch norm (momentum 0.99) over the same "
                  "64 digits in 8 channels as the batch-norm probe, float64, against the catalog's biased update")
 BATCH_NORM_PROBE = ("layer probe: train-mode output of a batch norm (epsilon 1e-3) over 64 real digits in 8 channels "
@@ -151,6 +154,63 @@ DIFFERENCES: tuple[Difference, ...] = (
         "its derivative at exactly 0 is scale, where the catalog's (torch's, JAX's) is scale alpha",
         ("gradients", "step", "trajectory"), "tensorflow/python/ops/nn_grad.py _SeluGrad",
         "activation probe: derivative at -1, -0.5, 0, 0.5, 1", absent=("torch", "jax")),
+    Difference(
+        "keras-gelu-float32-constants", "activation", ("gelu",), {"keras": 5.0e-10},
+        "keras.activations.gelu (tf.nn.gelu), approximate False and True",
+        "tf.nn.gelu brings 1 / sqrt(2) (exact form, through erfc) and 0.044715 (tanh form) into x's dtype with "
+        "tf.cast of a Python float, which goes through float32 first, so a float64 model computes gelu with "
+        "float32-rounded constants: 6.7e-9 in the exact form, 5.0e-10 in the tanh form on the probe",
+        ("forward", "gradients", "trajectory"),
+        "tensorflow/python/ops/nn_ops.py gelu (math_ops.cast(0.7071067811865476, ...), math_ops.cast(0.044715, ...)); "
+        "the tf.cast documentation",
+        "activation probe: forward at -1, -0.5, 0, 0.5, 1, both forms, the smaller of the two (where absent the larger)",
+        absent=("torch", "jax")),
+    Difference(
+        "keras-prelu-derivative-at-zero", "activation", ("prelu",), {"keras": 7.0e-2},
+        "keras.layers.PReLU",
+        "computes relu(x) - alpha relu(-x), whose derivative at exactly 0 is 0 (both relus' derivative there), "
+        "where the catalog's (torch's) is alpha; the forward and d/dalpha agree. A CNN's blank background gives "
+        "exact zeros",
+        ("gradients", "trajectory"), "keras/src/layers/activations/prelu.py PReLU.call",
+        "activation probe: derivative at -1, -0.5, 0, 0.5, 1, alpha 0.1", absent=("torch",)),
+    Difference(
+        "flax-prelu-derivative-at-zero", "activation", ("prelu",), {"jax": 0.63},
+        "flax.linen.PReLU (native for a prelu with one alpha)",
+        "takes the x branch at exactly 0 (jnp.where(x >= 0, ...)), so its derivative there is 1 where the catalog's "
+        "(torch's) is alpha; the forward and d/dalpha agree",
+        ("gradients", "trajectory"), "flax/linen/activation.py PReLU.__call__",
+        "activation probe: derivative at -1, -0.5, 0, 0.5, 1, alpha 0.1", absent=("torch",)),
+    Difference(
+        "torch-hardsigmoid-float32-backward", "activation", ("hard_sigmoid",), {"torch": 3.0e-8},
+        "torch.nn.Hardsigmoid (F.hardsigmoid) on the CPU",
+        "the backward multiplies by 1.0f / 6.0f, a float32 1/6, in a float64 model too (the forward divides by 6 "
+        "in x's dtype and agrees; the derivative is 0 at -3 and 3, as the catalog's)",
+        ("gradients", "trajectory"),
+        "aten/src/ATen/native/cpu/Activation.cpp hardsigmoid_backward_kernel (one_sixth(1.0f / 6.0f))",
+        "activation probe: derivative at -4, -3, ..., 3, 4", absent=("keras", "jax")),
+    Difference(
+        "torch-cosine-annealing-periodic", "schedule", ("cosine",), {"torch": 1.2},
+        "torch.optim.lr_scheduler.CosineAnnealingLR",
+        "updates the rate recursively and never stops at T_max: after it the rate climbs back along the cosine "
+        "(period 2 T_max), where the catalog (Keras' CosineDecay, optax's cosine_decay_schedule) holds alpha times "
+        "the base rate; before T_max they agree to rounding",
+        ("trajectory",), "torch/optim/lr_scheduler.py CosineAnnealingLR.get_lr",
+        f"{SCHEDULE_PROBE}, cosine, decay_steps 40, alpha 0.1", absent=("jax",)),
+    Difference(
+        "keras-schedules-float32", "schedule", ("exponential", "inverse_time", "polynomial", "cosine", "piecewise_constant"),
+        {"keras": 6.0e-8},
+        "keras.optimizers.schedules (ExponentialDecay, InverseTimeDecay, PolynomialDecay, CosineDecay, "
+        "PiecewiseConstantDecay)",
+        "computes every rate in the dtype of the initial rate, float32 (floatx), whatever the model's dtype",
+        ("trajectory",), "keras/src/optimizers/schedules/learning_rate_schedule.py (dtype = initial_learning_rate.dtype)",
+        f"{SCHEDULE_PROBE}, exponential, decay_steps 20, decay_rate 0.5", absent=("torch", "jax")),
+    Difference(
+        "keras-piecewise-constant-after-boundary", "schedule", ("piecewise_constant",), {"keras": 0.10},
+        "keras.optimizers.schedules.PiecewiseConstantDecay",
+        "switches to the next value only after a boundary (step > b), one step after the catalog and optax's "
+        "piecewise_constant_schedule (step >= b; torch's MultiStepLR too)",
+        ("trajectory",), "keras/src/optimizers/schedules/learning_rate_schedule.py PiecewiseConstantDecay",
+        f"{SCHEDULE_PROBE}, piecewise_constant, boundaries 20 and 40, factors 1, 0.5, 0.25", absent=("torch", "jax")),
     Difference(
         "flax-batch-norm-fast-variance", "batch_norm", (), {"jax": 2.4e-14},
         "flax.linen.BatchNorm",

@@ -96,7 +96,7 @@ def _compared(spec, results: dict[str, dict], floors: dict[str, float] | None = 
     """One cell's comparison rows (every backend against the oracle and every pair) and its summary lines;
     floors (float32): failing trajectory rows within reach of float32 rounding say so; search (native mode): a
     function of the rows that gives each failing row its cause (experiments.verify.attribution)."""
-    rows = compare_all(results, spec.dtype)
+    rows = compare_all(results, spec.dtype, spec)
     if floors:
         explain_by_rounding(rows, floors)
     if search is not None and spec.implementation == "native" and not all(row.passed for row in rows):
@@ -184,7 +184,7 @@ def _matrix(cells, dataset, backends, levels, args, run_dir, console) -> dict:
     compared = {}
     for cell, entry in cells.items():
         spec = ExperimentSpec.model_validate(entry["spec"])
-        compared[cell] = (spec, results[cell], compare_all(results[cell], spec.dtype))
+        compared[cell] = (spec, results[cell], compare_all(results[cell], spec.dtype, spec))
     native = {cell: job for cell, job in compared.items()
               if job[0].implementation == "native" and not all(row.passed for row in job[2])}
     if native:

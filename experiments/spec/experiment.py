@@ -15,7 +15,7 @@ from experiments.spec.model import Model
 
 Task = Literal["digits", "even_odd", *[f"digit_{k}" for k in range(10)]]  # type: ignore[misc]
 Implementation = Literal["catalog", "native"]
-COMPONENTS = ("optimizer", "clipping", "activation", "batch_norm", "loss", "initializer", "pooling", "dropout")
+COMPONENTS = ("optimizer", "clipping", "activation", "batch_norm", "loss", "initializer", "pooling", "dropout", "schedule")
 """What a native backend builds from its framework's own API, component by component; "activation:<name>" names
 one activation entry of the catalog."""
 

@@ -2,8 +2,9 @@
 
 For every backend with failing rows against the oracle at levels 1-3, each component that can act at those levels
 (each activation entry of the model, batch norm, pooling, dropout and the loss for the forward and gradient
-levels; the optimizer and clipping for the step) becomes a cell of its own with that component kept on the
-catalog (spec.catalog_components). A failing row that passes in a swapped cell has that component as its cause,
+levels; the initializer for a backend's own initial draw, forward/init/...; the optimizer and clipping for the
+step) becomes a cell of its own with that component kept on the catalog (spec.catalog_components). A failing row
+that passes in a swapped cell has that component as its cause,
 named by the differences catalog (experiments.catalog.differences) when an entry of the backend's framework
 covers the component, the entry and the level, else "new difference: <component>". Rows no single swap fixes are
 tried with pairs of swaps; what no swap explains is "unexplained". A row between two native backends takes the
@@ -18,42 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from experiments.catalog.differences import differences_for
-from experiments.spec import ExperimentSpec, plan_of
-from experiments.spec import plan as P
+from experiments.spec import ExperimentSpec
 from experiments.verify.cases import LEVEL3_OPTIMIZERS, ORACLE
+from experiments.verify.hints import components_at, entry_of
 from experiments.verify.ladder import Row, compare_pair, run_probes
 
 UNEXPLAINED = "unexplained"
 LEVEL_NUMBERS = {"forward": 1, "gradients": 2, "step": 3}
 MAX_PAIRS = 15  # pairs of swaps tried when no single swap explains a row
-
-
-def candidates(spec: ExperimentSpec, level: str) -> list[str]:
-    """The components that can act at `level` in this spec's model, as catalog_components entries."""
-    if level == "step":
-        return ["optimizer", *(["clipping"] if spec.optimizer.clip_global_norm is not None else [])]
-    plan = plan_of(spec)
-    found = [f"activation:{layer.activation.name}" for layer in plan if isinstance(layer, P.Activation)]
-    found += ["batch_norm"] * any(isinstance(layer, P.BatchNormalization) for layer in plan)
-    found += ["pooling"] * any(isinstance(layer, P.MaxPool2D) for layer in plan)
-    if level == "gradients":
-        found += ["dropout"] * any(isinstance(layer, P.Dropout) for layer in plan)
-        found.append("loss")
-    return list(dict.fromkeys(found))
-
-
-def _entry_of(component: str, spec: ExperimentSpec, row: Row) -> str | None:
-    """The catalog entry a component swap concerns for this row: the activation's name, the level-3 case's
-    optimizer, or the spec's loss."""
-    kind, _, entry = component.partition(":")
-    if entry:
-        return entry
-    if kind == "optimizer":
-        case = row.quantity.split("/")[0]
-        return LEVEL3_OPTIMIZERS.get(case, {}).get("name", spec.optimizer.name)
-    if kind == "loss":
-        return spec.loss.name
-    return None
 
 
 def cause_name(framework: str, components: tuple[str, ...], spec: ExperimentSpec, row: Row) -> str:
@@ -62,7 +35,8 @@ def cause_name(framework: str, components: tuple[str, ...], spec: ExperimentSpec
     names = []
     for component in components:
         kind = component.partition(":")[0]
-        known = [d.id for d in differences_for(framework, kind, _entry_of(component, spec, row)) if row.level in d.levels]
+        entry = entry_of(component, spec, row.level, row.quantity)
+        known = [d.id for d in differences_for(framework, kind, entry) if row.level in d.levels]
         names.append(", ".join(known) if known else f"new difference: {component}")
     return " + ".join(names)
 
@@ -117,7 +91,7 @@ def attribute_cells(cells: dict[str, tuple[ExperimentSpec, dict, list[Row]]], x:
 
 
 def _early_swaps(task: _Task, pairs: bool) -> list[tuple[str, ...]]:
-    singles = list(dict.fromkeys(c for r in task.early for c in candidates(task.spec, r.level)))
+    singles = list(dict.fromkeys(c for r in task.early if not r.cause for c in components_at(task.spec, r.level, r.quantity)))
     return list(itertools.combinations(singles, 2))[:MAX_PAIRS] if pairs else [(c,) for c in singles]
 
 
@@ -127,7 +101,8 @@ def _trajectory_swaps(task: _Task) -> list[tuple[str, ...]]:
     own = {name for name, table in LEVEL3_OPTIMIZERS.items() if table["name"] == task.spec.optimizer.name}
     base = tuple(dict.fromkeys(component for (level, quantity), swap in task.fixed_by.items()
                                if level != "step" or quantity.split("/")[0] in own for component in swap))
-    others = [c for c in dict.fromkeys(candidates(task.spec, "gradients") + candidates(task.spec, "step")) if c not in base]
+    constant = task.spec.schedule.name == "constant"  # a constant rate is the same number in every framework
+    others = [c for c in components_at(task.spec, "trajectory") if c not in base and not (constant and c == "schedule")]
     return ([base] if base else []) + [(*base, c) for c in others]
 
 

@@ -42,3 +42,44 @@ MATRIX_ACTIVATIONS = {
 }
 """Every trainable hidden activation of the catalog (step and sign are forward-only), hyperparameters explicit."""
 
+
+
+MATRIX_LOSSES = {
+    "categorical_crossentropy": ({"name": "categorical_crossentropy"}, {"name": "softmax"}),
+    "categorical_crossentropy-smoothing": ({"name": "categorical_crossentropy", "label_smoothing": 0.1}, {"name": "softmax"}),
+    "binary_crossentropy": ({"name": "binary_crossentropy"}, {"name": "sigmoid"}),
+    "kl_divergence": ({"name": "kl_divergence"}, {"name": "softmax"}),
+    "mse-softmax": ({"name": "mse"}, {"name": "softmax"}),
+    "mse-sigmoid": ({"name": "mse"}, {"name": "sigmoid"}),
+    "mse-linear": ({"name": "mse"}, {"name": "linear"}),
+}
+"""Every loss with its output activations (the trainable ones: step and sign are forward-only), as (loss, output)."""
+
+MATRIX_SCHEDULES = {
+    "constant": {"name": "constant"},
+    "exponential": {"name": "exponential", "decay_steps": 20, "decay_rate": 0.5},
+    "exponential-staircase": {"name": "exponential", "decay_steps": 20, "decay_rate": 0.5, "staircase": True},
+    "inverse_time": {"name": "inverse_time", "decay_steps": 20, "decay_rate": 0.5},
+    "polynomial": {"name": "polynomial", "decay_steps": 80, "power": 2.0},
+    "cosine": {"name": "cosine", "decay_steps": 40, "alpha": 0.1},
+    "piecewise_constant": {"name": "piecewise_constant", "boundaries": [20, 40], "factors": [1.0, 0.5, 0.25]},
+}
+"""Every schedule, with periods inside level 4's default 100 steps (the cosine's 40 so that what a scheduler does
+after its period shows)."""
+
+MATRIX_INITIALIZERS = {
+    "zeros": {"name": "zeros"},
+    "constant": {"name": "constant", "value": 0.01},
+    "normal": {"name": "normal", "mean": 0.0, "stddev": 0.05},
+    "truncated_normal": {"name": "truncated_normal", "mean": 0.0, "stddev": 0.05},
+    "uniform": {"name": "uniform", "minval": -0.05, "maxval": 0.05},
+    "variance_scaling": {"name": "variance_scaling", "scale": 2.0, "mode": "fan_out", "distribution_kind": "truncated_normal"},
+    "glorot_uniform": {"name": "glorot_uniform"},
+    "glorot_normal": {"name": "glorot_normal"},
+    "he_uniform": {"name": "he_uniform"},
+    "he_normal": {"name": "he_normal"},
+    "lecun_uniform": {"name": "lecun_uniform"},
+    "lecun_normal": {"name": "lecun_normal"},
+    "torch_default": {"name": "torch_default"},
+}
+"""Every initializer, for kernels and biases alike (a fan-based bias shows whose fans a framework uses)."""

@@ -15,6 +15,7 @@ from experiments.worker import child_environment
 from experiments.verify.cases import ORACLE
 from experiments.verify.groups import group_scales, scale_group
 from experiments.verify.hints import hint_for
+from experiments.verify.initial import INIT_PREFIX, compare_draws
 from experiments.verify.rounding import summary_cause
 from experiments.verify.stats import compare
 from experiments.verify.tolerances import tolerance
@@ -117,18 +118,26 @@ def _group(key: str) -> tuple[str, str]:
     return level, rest
 
 
-def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str) -> list[Row]:
+def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str, spec=None) -> list[Row]:
+    """spec: the cell's ExperimentSpec, from which a failing row's hint finds the components acting on it
+    (experiments.verify.hints); without it a failing step or trajectory row only gets the conditioning note."""
     rows = []
     scales = group_scales(b)
     for key in sorted(set(a) & set(b), key=_order_key):
         level, where = _group(key)
+        if where.startswith(INIT_PREFIX):  # two initial draws: compared as distributions
+            values, limit = compare_draws(a[key], b[key])
+            row = Row(level, first, second, where, values, limit, values["needed"] <= limit)
+            row.hint = "" if row.passed else hint_for(row, spec)
+            rows.append(row)
+            continue
         stats = compare(a[key], b[key], scales[scale_group(key)])
         limit = tolerance(level, dtype)
-        passed = stats.needed <= limit
-        hint = "" if passed else hint_for(level, where, (first, second))
+        row = Row(level, first, second, where, stats.to_dict(), limit, stats.needed <= limit)
+        row.hint = "" if row.passed else hint_for(row, spec)
         if stats.against_scale:
-            hint = (hint + "; " if hint else "") + NEGLIGIBLE_NOTE
-        rows.append(Row(level, first, second, where, stats.to_dict(), limit, passed, hint))
+            row.hint = (row.hint + "; " if row.hint else "") + NEGLIGIBLE_NOTE
+        rows.append(row)
     for key in sorted(set(a) ^ set(b)):
         level, where = _group(key)
         rows.append(Row(level, first, second, where, {}, tolerance(level, dtype), False, f"only {first if key in a else second} reports it"))
@@ -140,15 +149,15 @@ def _order_key(key: str):
     return (list(LEVEL_KEYS.values()).index(level), where)
 
 
-def compare_all(results: dict[str, dict], dtype: str) -> list[Row]:
-    """Every backend against the oracle, then every pair of backends."""
+def compare_all(results: dict[str, dict], dtype: str, spec=None) -> list[Row]:
+    """Every backend against the oracle, then every pair of backends (spec: as in compare_pair)."""
     rows = []
     others = [b for b in results if b != ORACLE]
     if ORACLE in results:
         for backend in others:
-            rows += compare_pair(backend, results[backend], ORACLE, results[ORACLE], dtype)
+            rows += compare_pair(backend, results[backend], ORACLE, results[ORACLE], dtype, spec)
     for first, second in itertools.combinations(others, 2):
-        rows += compare_pair(first, results[first], second, results[second], dtype)
+        rows += compare_pair(first, results[first], second, results[second], dtype, spec)
     return rows
 
 
@@ -158,7 +167,7 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
     keys = dict.fromkeys((r.level, r.first, r.second) for r in rows)
     for level, first, second in keys:
         group = [r for r in rows if (r.level, r.first, r.second) == (level, first, second)]
-        worst = max(group, key=lambda r: r.stats.get("needed", float("inf")))
+        worst = _worst(group)
         failing = [r for r in group if not r.passed]
         first_failure = ""
         if failing and level == "forward":
@@ -174,6 +183,15 @@ def summarize(rows: list[Row], plan_order: list[str]) -> list[dict]:
             "failing": len(failing),
         })
     return lines
+
+
+def _worst(group: list[Row]) -> Row:
+    """The row a summary line names: the failing row furthest past its tolerance; in a passing level the largest
+    error of the compared values (an initial-draw row, tested as a distribution with its own limit, only if the level
+    has nothing else)."""
+    failing = [r for r in group if not r.passed]
+    pool = failing or [r for r in group if not r.quantity.startswith(INIT_PREFIX)] or group
+    return max(pool, key=lambda r: r.stats.get("needed", float("inf")) / r.tolerance)
 
 
 def trajectory_growth(rows: list[Row]) -> dict[str, dict[int, float]]:

@@ -2,7 +2,7 @@
 
 Every backend starts from the same canonical weights (one NumPy draw), gets the same batches
 from the runner's generator and the same noise from experiments.noise, and records
-forward/<layer>, gradients/loss and gradients/<param>, step/<optimizer>/{weights,state}/...,
+forward/init/<param> (its own initial draw, before the shared start is loaded), forward/<layer>, gradients/loss and gradients/<param>, step/<optimizer>/{weights,state}/...,
 trajectory/loss, trajectory/norm/<param> and trajectory/at/<step>/<param>.
 
 Level 3 feeds every optimizer the oracle's level-2 gradients (ProbeJob.gradients_dir) so that the
@@ -28,6 +28,7 @@ from experiments.spec import ExperimentSpec, plan_of
 from experiments.spec.weights import initial_weights
 from experiments.worker import die_with_parent
 from experiments.verify.cases import LEVEL3_OPTIMIZERS, ORACLE, TRAJECTORY_CHECKPOINTS
+from experiments.verify.initial import INIT_PREFIX
 
 
 def _first_batch(spec, x, y):
@@ -51,6 +52,8 @@ def probe_cell(job: ProbeJob, cell: str, data: dict[str, np.ndarray], lap) -> di
     gradients_file = Path(job.gradients_dir) / f"{cell}.npz"
 
     trainer = Trainer(spec, plan, job.threads)
+    if 1 in levels:  # the backend's own initial draw, before the shared start replaces it (experiments.verify.initial)
+        out.update({f"forward/{INIT_PREFIX}{name}": value for name, value in trainer.get_weights().items()})
     trainer.set_weights(start)
     lap(f"{cell} setup")
     if 1 in levels:
@@ -90,7 +93,7 @@ def _trajectory(trainer, spec, plan, start, x_all, y_all, steps) -> dict[str, np
     trainer.set_weights(start)
     trainer.load_training_data(x_all, y_all)
     noise_rng = noise_generator(spec.seed)
-    schedule = ((batch, rate) for batches, rates in training_epochs(spec, len(x_all)) for batch, rate in zip(batches, rates))
+    schedule = ((batch, rate) for batches, rates in training_epochs(spec, len(x_all), trainer.learning_rates) for batch, rate in zip(batches, rates))
     losses, norms, out = [], {}, {}
     for step, (batch, rate) in zip(range(steps), schedule):
         noise = draw_noise(plan, noise_rng, len(batch), spec.dtype)
