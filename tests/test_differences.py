@@ -303,6 +303,34 @@ def running_variance(framework: str, x: np.ndarray) -> float:
     return relative(updated["batch_stats"]["var"], catalog)
 
 
+# --- the initializer probe -------------------------------------------------------------------------------------
+
+INITIALIZER_HIDDEN = 'model.hidden=[{units = 48, activation = "relu"}, {units = 24, activation = "relu"}]'
+
+
+def initializer_probe(framework: str, entry: str) -> float:
+    """A native trainer's own dense_0 kernel (784 x 48, seed 0) against the catalog's distribution for it: a constant's
+    relative difference, else the share of values beyond the catalog's support (its bounds, or a truncated normal's
+    cut at 2 standard deviations)."""
+    from experiments.spec.plan import fans
+    from tests.conftest import make_trainer
+
+    table = '{name = "constant", value = 0.01}' if entry == "constant" else f'"{entry}"'
+    trainer, plan = make_trainer(framework, "mlp-relu-adam", "float64", (
+        INITIALIZER_HIDDEN, f"model.kernel_init={table}", 'model.bias_init="zeros"', 'implementation="native"'))
+    assert "initializer" not in trainer.native_fallbacks and f"initializer:{entry}" not in trainer.native_fallbacks
+    kernel = trainer.get_weights()["dense_0/kernel"]
+    layer = next(layer for layer in plan if layer.name == "dense_0")
+    distribution = layer.kernel_init.distribution(*fans(kernel.shape))
+    if distribution.kind == "constant":
+        return relative(kernel, np.full(kernel.shape, distribution.a))
+    assert distribution.kind == "truncated_normal", distribution
+    return float(np.mean(np.abs(kernel - distribution.a) > 2.0 * distribution.b))
+
+
+INITIALIZER_PROBES = {"torch-normal-initializers-untruncated": "glorot_normal", "keras-constant-float32": "constant"}
+
+
 # --- the schedule probe ----------------------------------------------------------------------------------------
 
 SCHEDULE_PROBES = {
@@ -336,6 +364,8 @@ MEASURES = {
     "keras-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
     "flax-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
     "torch-hardsigmoid-float32-backward": lambda framework, fixtures: hard_sigmoid_derivative(framework),
+    **{name: (lambda framework, fixtures, entry=entry: initializer_probe(framework, entry))
+       for name, entry in INITIALIZER_PROBES.items()},
     **{name: (lambda framework, fixtures, schedule=schedule: schedule_probe(framework, schedule))
        for name, schedule in SCHEDULE_PROBES.items()},
     "flax-batch-norm-fast-variance": lambda framework, fixtures: batch_norm(framework, fixtures("offset_digits")),

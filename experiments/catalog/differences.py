@@ -15,6 +15,9 @@ Sizes are normwise relative differences between the built-in and the catalog for
   displacement from the start (tests/test_differences.py, optimizer_probe);
 - activation probe: float64 values (forward) or derivatives (gradients) on a fixed grid, 0 included;
 - layer probe: the layer's float64 output on real digits against the exact result, as the probe says;
+- initializer probe: a float64 MLP 784-48-24-10 in native mode (seed 0); its own initial dense_0 kernel (784 x 48)
+  against the catalog's distribution for that layer: the share of values beyond the catalog's support (a
+  truncated normal's 2 standard deviations), or the relative difference of a constant;
 - schedule probe: a native trainer's learning rates for steps 0-119 (20 steps per epoch, base rate 1e-3) against
   the catalog's closed form, for the schedule the probe names.
 """
@@ -47,6 +50,7 @@ class Difference:
 
 OPTIMIZER_PROBE = "optimizer probe, float64, 20 steps"
 SCHEDULE_PROBE = "schedule probe, 120 steps"
+INITIALIZER_PROBE = "initializer probe, dense_0 kernel 784 x 48"
 RUNNING_PROBE = ("layer probe: the running variance after one train-mode batch norm (momentum 0.99) over the same "
                  "64 digits in 8 channels as the batch-norm probe, float64, against the catalog's biased update")
 BATCH_NORM_PROBE = ("layer probe: train-mode output of a batch norm (epsilon 1e-3) over 64 real digits in 8 channels "
@@ -188,6 +192,22 @@ DIFFERENCES: tuple[Difference, ...] = (
         ("gradients", "trajectory"),
         "aten/src/ATen/native/cpu/Activation.cpp hardsigmoid_backward_kernel (one_sixth(1.0f / 6.0f))",
         "activation probe: derivative at -4, -3, ..., 3, 4", absent=("keras", "jax")),
+    Difference(
+        "torch-normal-initializers-untruncated", "initializer", ("glorot_normal", "he_normal", "lecun_normal"),
+        {"torch": 0.023},
+        "torch.nn.init.xavier_normal_, kaiming_normal_",
+        "draws an untruncated normal of the named variance, where the catalog (Keras, JAX) draws a normal cut at 2 "
+        "standard deviations and rescaled to that variance: about 2.3% of torch's values lie beyond the catalog's "
+        "largest",
+        ("forward",), "torch/nn/init.py xavier_normal_, kaiming_normal_; keras/src/initializers/random_initializers.py "
+        "VarianceScaling (truncated_normal, stddev / 0.8796)",
+        f"{INITIALIZER_PROBE}, glorot_normal: the share of values beyond the catalog's cut", absent=("keras",)),
+    Difference(
+        "keras-constant-float32", "initializer", ("constant",), {"keras": 2.2e-8},
+        "keras.initializers.Constant",
+        "brings its value to the variable through float32 (a float64 model starts from float32(value))",
+        ("forward",), "keras/src/initializers/constant_initializers.py Constant (ops.cast of the value)",
+        f"{INITIALIZER_PROBE}, constant 0.01: relative difference of the values", absent=("torch", "jax")),
     Difference(
         "torch-cosine-annealing-periodic", "schedule", ("cosine",), {"torch": 1.2},
         "torch.optim.lr_scheduler.CosineAnnealingLR",

@@ -200,7 +200,7 @@ REGISTRY: dict[str, Entry] = {
         "Fashion-MNIST, 60,000 train / 10,000 test (IDX files, checksums pinned)",
         _FULL_LOOKUP.format(system="/usr/share/datasets/fashion-mnist, ", name="fashion-mnist"), load_full),
     "kaggle-digits": Entry(
-        "Kaggle digit-recognizer train.csv, split 83.4% / 16.6% by np.random.default_rng(0)",
+        "Kaggle digit-recognizer train.csv, split as seed 000 splits it: scikit-learn train_test_split(test_size=0.166, random_state=0)",
         f"data_dir (a directory or the train.csv itself), ${DATA_ENV}; never downloaded", load_kaggle),
 }
 EXPLICIT = {

@@ -126,8 +126,8 @@ def compare_pair(first: str, a: dict, second: str, b: dict, dtype: str, spec=Non
     for key in sorted(set(a) & set(b), key=_order_key):
         level, where = _group(key)
         if where.startswith(INIT_PREFIX):  # two initial draws: compared as distributions
-            values, limit = compare_draws(a[key], b[key])
-            row = Row(level, first, second, where, values, limit, values["needed"] <= limit)
+            values, limit, passed = compare_draws(a[key], b[key])
+            row = Row(level, first, second, where, values, limit, passed)
             row.hint = "" if row.passed else hint_for(row, spec)
             rows.append(row)
             continue
