@@ -19,12 +19,31 @@ epsilon 1e-7, against the project's own float64 tolerances (experiments/verify/t
 
 
 @pytest.fixture(scope="module")
-def seed_cnn_document(tmp_path_factory):
+def seed_cnn_run(tmp_path_factory):
+    """(printed output, verify.json) of `verify seed-cnn --levels 1-4 --dtype float64` on torch, keras and jax."""
     out = tmp_path_factory.mktemp("seed-cnn")
     result = mnist_parity("verify", "seed-cnn", "--levels", "1-4", "--dtype", "float64", "--steps", str(SEED_CNN_STEPS),
                           "--backends", ",".join(BACKENDS), "--dataset", "mnist-subset", "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return json.loads((only_run_dir(out) / "verify.json").read_text())
+    return result.stdout, json.loads((only_run_dir(out) / "verify.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def seed_cnn_document(seed_cnn_run):
+    return seed_cnn_run[1]
+
+
+def test_every_pair_is_compared_at_every_level_and_the_growth_is_printed(seed_cnn_run):
+    stdout, document = seed_cnn_run
+    for number, name in LEVELS.items():
+        pairs = {(line["first"], line["second"]) for line in document["levels"][number]["summary"]}
+        assert pairs == {(b, "numpy") for b in BACKENDS} | {("torch", "keras"), ("torch", "jax"), ("keras", "jax")}, name
+    layers = {row["quantity"] for row in document["levels"]["1"]["rows"]}
+    assert {"conv2d_0", "batch_norm_0", "flatten_0", "logits", "init/conv2d_0/kernel"} <= layers
+    growth = document["levels"]["4"]["growth"]
+    assert set(growth) == {f"{first} vs {second}" for first, second in pairs}
+    assert all(0 <= e <= tolerance("trajectory", "float64") for pair in growth.values() for e in pair.values())
+    assert "worst parameter error after each checkpoint step" in " ".join(stdout.split())
 
 
 def test_seed_cnn_runs_at_the_presets_own_adam_epsilon(seed_cnn_document):
