@@ -29,6 +29,11 @@ def test_the_trajectory_search_adds_the_schedule_only_where_the_rate_changes():
         return [swap[-1] for swap in _trajectory_swaps(_Task("cell", spec, "torch", [], [], {}))]
 
     assert others('{name = "constant"}') == ["activation:relu", "loss", "optimizer"]
+    spec = load_spec("mlp-relu-adam", ['implementation="native"'])
+    explained = _Task("cell", spec, "keras", [], [], {}, {("forward", "init/dense_0/kernel"): ("initializer",),
+                                                         ("step", "adam/weights/dense_0/kernel"): ("optimizer",)})
+    # the initial draw's cause is left out: the trajectory starts from the shared weights
+    assert _trajectory_swaps(explained)[0] == ("optimizer",)
     assert others('{name = "cosine", decay_steps = 40}') == ["activation:relu", "loss", "optimizer", "schedule"]
 
 

@@ -331,6 +331,26 @@ def initializer_probe(framework: str, entry: str) -> float:
 INITIALIZER_PROBES = {"torch-normal-initializers-untruncated": "glorot_normal", "keras-constant-float32": "constant"}
 
 
+# --- the loss probe --------------------------------------------------------------------------------------------
+
+
+def loss_probe(framework: str, loss: str, digits) -> float:
+    """A native trainer's train-mode loss of 64 real digits against the oracle's, from the same weights."""
+    from experiments.spec.weights import initial_weights
+    from tests.conftest import make_trainer
+
+    overrides = (INITIALIZER_HIDDEN, f'loss="{loss}"', 'implementation="native"')
+    native, plan = make_trainer(framework, "mlp-relu-adam", "float64", overrides)
+    oracle, _ = make_trainer("numpy", "mlp-relu-adam", "float64", overrides)
+    assert "loss" not in native.native_fallbacks
+    x, y = digits
+    losses = []
+    for trainer in (native, oracle):
+        trainer.set_weights(initial_weights(plan, 0))
+        losses.append(trainer.loss_and_gradients(x, y)[0])
+    return relative(losses[0], losses[1])
+
+
 # --- the schedule probe ----------------------------------------------------------------------------------------
 
 SCHEDULE_PROBES = {
@@ -364,6 +384,7 @@ MEASURES = {
     "keras-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
     "flax-prelu-derivative-at-zero": lambda framework, fixtures: prelu_derivative(framework),
     "torch-hardsigmoid-float32-backward": lambda framework, fixtures: hard_sigmoid_derivative(framework),
+    "keras-kl-divergence-clip": lambda framework, fixtures: loss_probe(framework, "kl_divergence", fixtures("labelled_digits")),
     **{name: (lambda framework, fixtures, entry=entry: initializer_probe(framework, entry))
        for name, entry in INITIALIZER_PROBES.items()},
     **{name: (lambda framework, fixtures, schedule=schedule: schedule_probe(framework, schedule))

@@ -85,6 +85,13 @@ def test_keras_piecewise_constant_switches_one_step_after_each_boundary():
     assert values[20] == np.float32(BASE) and expected[20] == 0.5 * BASE
 
 
+@pytest.mark.parametrize("backend", ["torch", "keras", "jax"])
+def test_a_native_constant_rate_is_the_base_rate_at_every_step(backend):
+    trainer, _ = make_trainer(backend, "mlp-relu-adam", "float64", ('implementation = "native"',))
+    assert trainer.spec.schedule.name == "constant" and trainer.native_fallbacks == []
+    assert np.array_equal(trainer.learning_rates(57, 57, 57), np.full(57, BASE))
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_a_schedule_without_a_built_in_falls_back_to_the_catalog_and_says_so(backend):
     trainer, values, expected = rates(backend, "inverse_time")

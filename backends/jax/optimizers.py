@@ -239,4 +239,7 @@ def native_schedule(schedule, base_rate: float, steps_per_epoch: int):
         function = optax.piecewise_constant_schedule(base_rate * factors[0], scales)
     else:
         return None
-    return lambda steps: np.asarray(function(jnp.asarray(steps, dtype=jnp.int32)), dtype=np.float64)  # optax counts in int32
+    def rates(steps):  # optax counts in int32; constant_schedule returns one number whatever it is given
+        return np.broadcast_to(np.asarray(function(jnp.asarray(steps, dtype=jnp.int32)), dtype=np.float64), np.shape(steps))
+
+    return rates

@@ -18,6 +18,8 @@ Sizes are normwise relative differences between the built-in and the catalog for
 - initializer probe: a float64 MLP 784-48-24-10 in native mode (seed 0); its own initial dense_0 kernel (784 x 48)
   against the catalog's distribution for that layer: the share of values beyond the catalog's support (a
   truncated normal's 2 standard deviations), or the relative difference of a constant;
+- loss probe: a float64 MLP 784-48-24-10 in native mode and the NumPy oracle from the same weights, the train-mode
+  loss of 64 real digits;
 - schedule probe: a native trainer's learning rates for steps 0-119 (20 steps per epoch, base rate 1e-3) against
   the catalog's closed form, for the schedule the probe names.
 """
@@ -51,6 +53,7 @@ class Difference:
 OPTIMIZER_PROBE = "optimizer probe, float64, 20 steps"
 SCHEDULE_PROBE = "schedule probe, 120 steps"
 INITIALIZER_PROBE = "initializer probe, dense_0 kernel 784 x 48"
+LOSS_PROBE = "loss probe, 64 digits"
 RUNNING_PROBE = ("layer probe: the running variance after one train-mode batch norm (momentum 0.99) over the same "
                  "64 digits in 8 channels as the batch-norm probe, float64, against the catalog's biased update")
 BATCH_NORM_PROBE = ("layer probe: train-mode output of a batch norm (epsilon 1e-3) over 64 real digits in 8 channels "
@@ -192,6 +195,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         ("gradients", "trajectory"),
         "aten/src/ATen/native/cpu/Activation.cpp hardsigmoid_backward_kernel (one_sixth(1.0f / 6.0f))",
         "activation probe: derivative at -4, -3, ..., 3, 4", absent=("keras", "jax")),
+    Difference(
+        "keras-kl-divergence-clip", "loss", ("kl_divergence",), {"keras": 5.5e-6},
+        "keras.losses.KLDivergence",
+        "clips both the targets and the probabilities to [1e-7, 1] before sum y log(y / p), so every zero of a one-hot "
+        "target becomes 1e-7 and adds 1e-7 log(1e-7 / p) to the loss (and 1e-7 / p to its gradient), where the "
+        "catalog takes 0 log 0 = 0 (torch's F.kl_div, optax's kl_divergence)",
+        ("gradients", "trajectory"), "keras/src/losses/losses.py kl_divergence (ops.clip(y_true, epsilon, 1))",
+        f"{LOSS_PROBE}, kl_divergence on softmax outputs: relative difference of the loss", absent=("torch", "jax")),
     Difference(
         "torch-normal-initializers-untruncated", "initializer", ("glorot_normal", "he_normal", "lecun_normal"),
         {"torch": 0.023},

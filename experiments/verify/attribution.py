@@ -99,10 +99,12 @@ def _trajectory_swaps(task: _Task) -> list[tuple[str, ...]]:
     """Every component that explained the backend's levels 1-3 for the spec's own optimizer at once, then that set
     plus one more component at a time (several differences add up over a trajectory)."""
     own = {name for name, table in LEVEL3_OPTIMIZERS.items() if table["name"] == task.spec.optimizer.name}
+    acting = components_at(task.spec, "trajectory")  # not the initializer: the trajectory starts from shared weights
     base = tuple(dict.fromkeys(component for (level, quantity), swap in task.fixed_by.items()
-                               if level != "step" or quantity.split("/")[0] in own for component in swap))
+                               if level != "step" or quantity.split("/")[0] in own for component in swap
+                               if component in acting))
     constant = task.spec.schedule.name == "constant"  # a constant rate is the same number in every framework
-    others = [c for c in components_at(task.spec, "trajectory") if c not in base and not (constant and c == "schedule")]
+    others = [c for c in acting if c not in base and not (constant and c == "schedule")]
     return ([base] if base else []) + [(*base, c) for c in others]
 
 
