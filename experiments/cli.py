@@ -77,8 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="run a grid of experiments (activation x optimizer x model x backend x seed), resumable")
     sweep.add_argument("sweep", help="a sweep name (see 'mnist-parity list sweeps') or a path to a sweep .toml file")
-    sweep.add_argument("--workers", type=int, default=1, help="cells trained at once, each in its own process (default 1)")
-    sweep.add_argument("--threads", type=int, help="threads per cell (default: cores / workers)")
+    sweep.add_argument("--workers", type=int,
+                       help="cells trained at once, each in its own process (default 1; with --executor ray: as many as the cluster fits)")
+    sweep.add_argument("--threads", type=int,
+                       help="threads per cell (default: cores / workers; with --executor ray: 1), the CPUs each Ray task asks for")
+    sweep.add_argument("--executor", choices=["local", "ray"], default="local",
+                       help="where cells run: local (a pool on this machine, the default) or ray (tasks on a Ray cluster)")
+    sweep.add_argument("--address", metavar="ADDRESS",
+                       help="with --executor ray: a running cluster (host:port, ray://host:port or auto); "
+                            "default: a local Ray instance started for the sweep and stopped after")
+    sweep.add_argument("--retries", type=int,
+                       help="with --executor ray: times a cell is retried after its worker process or node dies (default 2)")
     sweep.add_argument("--retry-failed", action="store_true", help="rerun cells that failed before (finished cells are always skipped)")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells and their keys; train nothing")
     sweep.add_argument("--data-dir", help="directory holding dataset files")
@@ -88,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--native", action="store_true",
                        help="every cell with implementation = \"native\", as the sweep NAME-native (its own folder)")
     sweep.set_defaults(cpu_count=os.cpu_count() or 1)
+
+    bench = commands.add_parser("bench-sweep", help="time one small sweep on the local executor and on Ray: wall time and per-cell overhead")
+    bench.add_argument("sweep", nargs="?", help="a sweep name or .toml file (default: 4 one-epoch cells on mnist-subset)")
+    bench.add_argument("--address", metavar="ADDRESS", help="a running Ray cluster (default: a local Ray instance)")
+    bench.add_argument("--workers", type=int, default=1, help="cells at once on each executor (default 1: per-cell times without queueing)")
+    bench.add_argument("--threads", type=int, default=1, help="threads (Ray: CPUs) per cell (default 1)")
+    bench.add_argument("--data-dir", help="directory holding dataset files")
+    bench.add_argument("--no-download", action="store_true", help="never download")
+    bench.add_argument("--out", type=Path, help="where both runs go (default: a temporary folder, removed after)")
 
     report = commands.add_parser("report", help="tables, figures and a self-contained HTML page from stored runs, sweeps and verify results (never retrains)")
     report.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP", help="run, sweep or verify directories")
@@ -124,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.sweep import sweep_command
 
             return sweep_command(args, console)
+        if args.command == "bench-sweep":
+            from experiments.commands.bench_sweep import bench_sweep_command
+
+            return bench_sweep_command(args, console)
         if args.command == "report":
             from experiments.commands.report import report_command
 

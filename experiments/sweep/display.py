@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from experiments.sweep.local import SweepState
+from experiments.sweep.bookkeeping import SweepState
 
 
 def _factors(factors: dict) -> str:
@@ -66,6 +66,9 @@ class SweepDisplay:
             self.progress.update(self.task, advance=1, description=self._describe(state))
         elif what == "cell-started":
             self.progress.update(self.task, description=self._describe(state))
+        elif what == "cell-restarted":  # Ray retried a cell whose worker process or node died
+            self.console.print(f"restarted (attempt {payload['attempt']}): {escape(_factors(payload.get('factors', {})))}, "
+                               "its worker or node was lost", style="yellow", highlight=False, soft_wrap=True)
         elif what == "cell-finished":
             self._finished(state, payload)
 

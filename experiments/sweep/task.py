@@ -1,11 +1,13 @@
-"""One sweep cell as a task: plain data in, plain data out, so a distributed engine (Ray) could run it unchanged.
+"""One sweep cell as a task: plain data in, plain data out, run here (local executor) or on a Ray worker.
 
     run_cell({"sweep": name, "cell": Cell.to_dict(), "cells_dir": str, "data_dir": str | None,
               "download": bool, "threads": int, "store": str | None}) -> {"key", "status", ...}
 
 The cell trains in a worker process (experiments.runner) into `cells/.partial-<key>-<pid>`, which
 is renamed to `cells/<key>` only once its results.json is written: a cell directory exists
-complete or not at all, so a killed sweep loses only the cells in flight.
+complete or not at all, so a killed sweep loses only the cells in flight. The Ray executor uses the
+same pieces split apart: train_cell on the worker (into a private folder), new_partial and
+publish_cell on the driver (experiments.sweep.ray_executor).
 """
 
 import json
@@ -87,27 +89,57 @@ def cell_dataset(name: str, data_dir: str | None, download: bool):
     return load_dataset(name, data_dir, download=download)
 
 
-def run_cell(task: dict, on_event: Callable[[str, dict], None] | None = None) -> dict:
-    """Train one cell and publish its run directory; returns a plain summary (status "ok" or "failed")."""
+def train_cell(task: dict, dataset, run_dir: Path, final: str, on_event: Callable[[str, dict], None] | None = None):
+    """Train the cell into run_dir and write its results.json, history.csv and logs there, every path in them
+    pointing at `final` (where the cell will be published: on another machine, only a name). Returns the RunResult."""
     cell = task["cell"]
     spec = ExperimentSpec.model_validate(cell["spec"])
-    cells_dir = Path(task["cells_dir"])
-    final = cells_dir / cell["key"]
-    started = time.perf_counter()
-    dataset = cell_dataset(spec.data.dataset, task.get("data_dir"), bool(task.get("download", False)))
-    partial = cells_dir / f"{PARTIAL_PREFIX}{cell['key']}-{os.getpid()}-{time.monotonic_ns()}"
+    result = run_experiment(spec, dataset, [cell["backend"]], run_dir, task["threads"], _Forward(on_event))
+    _relocate(result.outcomes, run_dir, final)
+    extra = {"sweep": {"name": task["sweep"], "key": cell["key"], "factors": cell["factors"], "overrides": cell["overrides"]}}
+    write_results(result, run_dir, ["mnist-parity", "sweep", task["sweep"]], extra)
+    return result
+
+
+def new_partial(cells_dir: Path, key: str) -> Path:
+    """A fresh `cells/.partial-<key>-<pid>-<ns>` folder to fill before publishing."""
+    partial = Path(cells_dir) / f"{PARTIAL_PREFIX}{key}-{os.getpid()}-{time.monotonic_ns()}"
     partial.mkdir(parents=True)
+    return partial
+
+
+def publish_cell(partial: Path, final: Path, store: str | None) -> None:
+    """Rename a complete cell folder into place, then register it in the store (idempotent)."""
     try:
-        result = run_experiment(spec, dataset, [cell["backend"]], partial, task["threads"], _Forward(on_event))
-        _relocate(result.outcomes, partial, final)
-        extra = {"sweep": {"name": task["sweep"], "key": cell["key"], "factors": cell["factors"], "overrides": cell["overrides"]}}
-        write_results(result, partial, ["mnist-parity", "sweep", task["sweep"]], extra)
         _publish(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if task.get("store"):
-        register_run(final, Path(task["store"]))
+    if store:
+        register_run(final, Path(store))
+
+
+def cell_summary(key: str, result, seconds: float, train_seconds: float) -> dict:
+    """The plain summary a cell returns: status, reason, test accuracy, its whole time and its training time."""
     outcome = result.outcomes[0]
-    return {"key": cell["key"], "status": outcome.status, "reason": outcome.reason,
-            "test_accuracy": outcome.metrics.get("test_accuracy"), "seconds": time.perf_counter() - started}
+    return {"key": key, "status": outcome.status, "reason": outcome.reason,
+            "test_accuracy": outcome.metrics.get("test_accuracy"), "seconds": seconds, "train_seconds": train_seconds}
+
+
+def run_cell(task: dict, on_event: Callable[[str, dict], None] | None = None) -> dict:
+    """Train one cell and publish its run directory; returns a plain summary (status "ok" or "failed")."""
+    cell = task["cell"]
+    spec = ExperimentSpec.model_validate(cell["spec"])
+    final = Path(task["cells_dir"]) / cell["key"]
+    started = time.perf_counter()
+    dataset = cell_dataset(spec.data.dataset, task.get("data_dir"), bool(task.get("download", False)))
+    partial = new_partial(Path(task["cells_dir"]), cell["key"])
+    training = time.perf_counter()
+    try:
+        result = train_cell(task, dataset, partial, str(final), on_event)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    trained = time.perf_counter() - training
+    publish_cell(partial, final, task.get("store"))
+    return cell_summary(cell["key"], result, time.perf_counter() - started, trained)
