@@ -4,7 +4,8 @@ A cell's overhead is its time as the driver sees it (submitted -> published and 
 (run_experiment and writing results, measured where it trained). Locally that is the pool, the partial folder and the
 store; on Ray it adds scheduling, shipping the task and its result, and the worker process. Ray's start-up (or
 connection) and putting the datasets in the object store are one-off costs, printed apart. Both runs go to separate
-folders, so nothing is skipped as finished; their histories are compared (clock fields aside) to show the same work.
+folders of a fresh --out (an existing non-empty one is refused), so nothing is skipped as finished; their histories
+are compared (clock fields aside) to show the same work.
 """
 
 import argparse
@@ -23,13 +24,13 @@ from experiments.commands.sweep import prepare_out
 from experiments.errors import UserError
 from experiments.sweep import SweepDefinition, expand_cells, load_sweep
 from experiments.sweep.ray_cluster import check_address
+from experiments.sweep.task import CLOCK_FIELDS
 
 BENCH_SWEEP = SweepDefinition(
     name="bench-sweep", description="4 one-epoch cells of a 32-unit MLP on the embedded 5,000-digit subset",
     base="mlp-relu-adam", backends=["numpy", "torch"], seeds=[0, 1],
     set={"model.hidden": [{"units": 32, "activation": "relu"}], "training.epochs": 1, "data.dataset": "mnist-subset"},
 )
-CLOCK_FIELDS = {"epoch_time_s", "elapsed_s"}  # history.csv columns read from a clock, never equal twice
 
 
 class _Recorder:
@@ -65,6 +66,8 @@ def bench_sweep_command(args: argparse.Namespace, console: Console) -> int:
         if getattr(args, option) < 1:
             raise UserError(f"--{option}: {getattr(args, option)}; must be at least 1")
     check_address(args.address)
+    if args.out is not None:
+        _check_fresh(Path(args.out))
     sweep = load_sweep(args.sweep) if args.sweep else BENCH_SWEEP
     cells = expand_cells(sweep)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mnist-parity-bench-"))
@@ -73,6 +76,16 @@ def bench_sweep_command(args: argparse.Namespace, console: Console) -> int:
     finally:
         if args.out is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_fresh(out: Path) -> None:
+    """--out must be missing or empty: both runs must train every cell (a finished cell would be skipped, timing
+    nothing), so an existing run is refused rather than reused or deleted."""
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out}: not empty; bench-sweep times fresh runs of every cell, so give a new or empty "
+                        "folder (or leave --out out: a temporary folder, removed after)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder; give a new or empty folder")
 
 
 def _bench(args, console: Console, sweep, cells, root: Path) -> int:

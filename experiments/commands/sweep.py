@@ -42,9 +42,10 @@ def load_cells(args: argparse.Namespace):
     return sweep, expand_cells(sweep)
 
 
-def prepare_out(out, cells, data_dir: str | None, download: bool):
-    """Create or check OUT and its store, load every dataset once (a missing one or a split no cell could train on
-    fails here, not in every cell), register leftovers; returns the store path."""
+def check_inputs(out, cells, data_dir: str | None, download: bool):
+    """Read-only checks, before anything is written or started: OUT and its store can be written, every dataset loads
+    (once; a missing one fails here, not in every cell) and gives each cell a split it can train on. Returns the
+    store path."""
     store = check_out(out)
     for cell in cells:
         spec = ExperimentSpec.model_validate(cell.spec)
@@ -53,6 +54,12 @@ def prepare_out(out, cells, data_dir: str | None, download: bool):
         except UserError as error:
             factors = ", ".join(f"{k}={v}" for k, v in cell.factors.items())
             raise UserError(f"sweep cell {cell.key} ({factors}): {error}") from None
+    return store
+
+
+def prepare_out(out, cells, data_dir: str | None, download: bool):
+    """check_inputs, then register the leftovers of killed runs in OUT; returns the store path."""
+    store = check_inputs(out, cells, data_dir, download)
     register_leftovers(out, store)
     return store
 
@@ -78,15 +85,21 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _sweep_on_ray(args: argparse.Namespace, console: Console, sweep, cells) -> int:
-    """Connect first (a wrong address is one line, exit 2, nothing written); Ctrl-C or SIGTERM stops cleanly."""
+    """Every read-only check first, then connect (bad input or a failed connection: one line, exit 2, nothing
+    written, no Ray started for nothing); Ctrl-C or SIGTERM stops cleanly."""
     from experiments.interrupt import stop_on_signals
-    from experiments.sweep.ray_cluster import connect
+    from experiments.sweep.bookkeeping import check_not_running
+    from experiments.sweep.ray_cluster import check_local_threads, connect
     from experiments.sweep.ray_executor import DEFAULT_RETRIES, run_sweep_on_ray
 
     threads = args.threads or 1
     retries = DEFAULT_RETRIES if args.retries is None else args.retries
+    if args.address is None:
+        check_local_threads(threads, args.cpu_count)
+    store = check_inputs(args.out, cells, args.data_dir, not args.no_download)
+    check_not_running(sweep_dir(args.out, sweep.name), sweep.name)
     with connect(args.address, cpus_per_cell=threads) as cluster:
-        store = prepare_out(args.out, cells, args.data_dir, not args.no_download)
+        register_leftovers(args.out, store)
         at_once = f"at most {args.workers}" if args.workers else "as many as fit"
         plan = (f"on Ray ({args.address or 'a local instance'}, {cluster['cluster_cpus']} CPUs), {at_once} at a time, "
                 f"{threads} CPU(s) each, {retries} retries")

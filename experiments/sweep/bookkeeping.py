@@ -56,6 +56,11 @@ def remove_partials(cells_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _already_running(directory: Path, name: str) -> UserError:
+    return UserError(f"sweep {name} is already running in another process ({directory}); "
+                     "wait for it to finish or stop it, then rerun to resume")
+
+
 @contextmanager
 def sweep_lock(directory: Path, name: str) -> Iterator[None]:
     """Hold the sweep's lock file for the block; a second run of the same sweep is refused with a UserError."""
@@ -64,9 +69,23 @@ def sweep_lock(directory: Path, name: str) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the process ends, however it ends
         except BlockingIOError:
-            raise UserError(f"sweep {name} is already running in another process ({directory}); "
-                            "wait for it to finish or stop it, then rerun to resume") from None
+            raise _already_running(directory, name) from None
         yield
+
+
+def check_not_running(directory: Path, name: str) -> None:
+    """The UserError sweep_lock would raise, found without writing anything (no folder or lock file is created), so
+    a sweep that is already running is refused before, say, a Ray cluster is started for nothing."""
+    try:
+        lock = open(directory / ".lock", "rb")  # read-only: an existing lock file, never created or emptied here
+    except OSError:
+        return  # no lock file: nothing runs there (sweep_lock reports anything else when it makes its own)
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _already_running(directory, name) from None
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pending_cells(sweep: SweepDefinition, cells: list[Cell], directory: Path, *, retry_failed: bool, store: Path | None,

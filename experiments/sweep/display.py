@@ -66,7 +66,9 @@ class SweepDisplay:
             self.progress.update(self.task, advance=1, description=self._describe(state))
         elif what == "cell-started":
             self.progress.update(self.task, description=self._describe(state))
-        elif what == "cell-restarted":  # Ray retried a cell whose worker process or node died
+        elif what == "cell-restarted":  # Ray retried a cell whose worker process or node died: it starts over
+            self.epochs_done -= self.cell_epochs.pop(payload["key"], 0)
+            self.progress.update(self.task, completed=self.epochs_done, description=self._describe(state))
             self.console.print(f"restarted (attempt {payload['attempt']}): {escape(_factors(payload.get('factors', {})))}, "
                                "its worker or node was lost", style="yellow", highlight=False, soft_wrap=True)
         elif what == "cell-finished":

@@ -7,7 +7,7 @@ from experiments.sweep.bookkeeping import (OnChange, SweepState, cell_finished, 
                                            sweep_lock, write_sweep_document)
 from experiments.sweep.cells import Cell
 from experiments.sweep.definition import SweepDefinition
-from experiments.sweep.task import run_cell
+from experiments.sweep.task import cell_task, run_cell
 
 __all__ = ["SweepState", "run_sweep", "sweep_dir", "write_sweep_document"]  # the last three live in bookkeeping
 
@@ -32,8 +32,7 @@ def run_sweep(
 
 def _run_pool(sweep, pending, cells_dir, state, *, workers, threads, data_dir, download, store, on_change) -> None:
     def task(cell: Cell) -> dict:
-        return {"sweep": sweep.name, "cell": cell.to_dict(), "cells_dir": str(cells_dir), "data_dir": data_dir,
-                "download": download, "threads": threads, "store": None if store is None else str(store)}
+        return cell_task(sweep.name, cell, cells_dir, threads, data_dir=data_dir, download=download, store=store)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {}

@@ -6,17 +6,21 @@ Ray is imported only inside connect(), so `mnist-parity sweep` without --executo
 import logging
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from experiments.errors import UserError
 
 PROBE_TIMEOUT_S = 5.0  # a wrong address fails in seconds, not after Ray's own minutes of retries
 ADDRESS_FORMS = "host:port, ray://host:port or auto"
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")  # the user's choice of Ray authentication
+TEMP_PREFIX = "mp-ray-"  # a local instance's private temp dir; short, as Ray's socket paths under it are length-limited
 
 
 def _host_port(text: str) -> tuple[str, int] | None:
@@ -47,13 +51,54 @@ def _probe(address: str) -> None:
 
 
 def _first_line(error: BaseException) -> str:
-    """The error's first line, and its cause's (Ray's ConnectionError hides why, e.g. a missing auth token)."""
+    """The error's first line, and its cause's (Ray's ConnectionError hides why, e.g. a missing auth token). Where Ray
+    quotes a whole traceback in its message (a wrong token: "Last connection error: Traceback ..."), the traceback's
+    last line, the error it ended in, stands for it."""
     lines = []
     for part in (error, error.__cause__):
         if part is not None:
             text = [line.strip() for line in str(part).splitlines() if line.strip()]
+            if len(text) > 1 and "Traceback (most recent call last)" in text[0]:
+                text = [f"{text[0].split('Traceback (most recent call last)')[0].strip()} {text[-1]}".strip()]
             lines.append(text[0][:200] if text else type(part).__name__)
     return ": ".join(lines)
+
+
+@contextmanager
+def _stderr_held_back(enabled: bool) -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 in the block: Ray's C++ client prints a warning line there at
+    each retry of a connection that fails (a wrong token: one a second, for 20 seconds). Shown after a success,
+    dropped after a failure (the UserError says why). Only around connecting to a running cluster: a local instance
+    starts processes that would keep the descriptor."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        succeeded = False
+        try:
+            yield
+            succeeded = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if succeeded:
+                held.seek(0)
+                os.write(2, held.read())
+
+
+def check_local_threads(threads: int, cpu_count: int) -> None:
+    """A local instance has this machine's CPUs: a cell asking for more would wait forever (refused before Ray starts)."""
+    if threads > cpu_count:
+        raise UserError(f"--threads {threads}: each cell asks for that many CPUs, but a local Ray instance has this "
+                        f"machine's {cpu_count}; use --threads {cpu_count} or less, or --address for a larger cluster")
+
+
+def _where(address: str | None) -> str:
+    return f"--address {address}: cannot connect to a Ray cluster" if address else "cannot start a local Ray instance"
 
 
 @contextmanager
@@ -62,7 +107,10 @@ def connect(address: str | None, *, cpus_per_cell: int) -> Iterator[dict]:
 
     Yields {"connect_s": seconds to start or reach the cluster, "cluster_cpus": its CPUs}. A cluster none of whose nodes
     has the CPUs one cell asks for (--threads) is refused: such a task would wait forever (on an autoscaling cluster,
-    keep min_workers at 1 or more).
+    keep min_workers at 1 or more). A failure to connect or start is a UserError (one line, exit 2), never a traceback.
+
+    A local instance lives in a private temp dir (`mp-ray-*` under $RAY_TMPDIR, else the system's temp dir, rather than
+    Ray's shared `/tmp/ray`), removed once its processes have exited.
     """
     if address not in (None, "auto"):
         _probe(address)
@@ -72,21 +120,51 @@ def connect(address: str | None, *, cpus_per_cell: int) -> Iterator[dict]:
         # Ray's default, a token saved in ~/.ray/auth_token that later `ray start` runs would pick up, is not used
         # (Ray reads these variables when it is imported, hence only before that)
         os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    import ray
+    temp_dir = _private_temp_dir() if address is None else None
+    try:
+        try:
+            import ray
+            from ray.exceptions import RayError
+        except ImportError as error:
+            raise UserError(f"--executor ray needs Ray ({error}); install the project's requirements.txt") from None
 
-    started = time.perf_counter()
-    options = {"include_dashboard": False} if address is None else {}
-    try:
-        # "local": a new instance even when `ray start` left one running here (None would connect to that one)
-        ray.init(address=address or "local", logging_level=logging.ERROR, log_to_driver=False, **options)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({_first_line(error)})") from None
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        largest = int(max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0))
-        if largest < cpus_per_cell:
-            raise UserError(f"--threads {cpus_per_cell}: each cell asks for that many CPUs on one node, but the largest "
-                            f"node of the Ray cluster has {largest} ({cpus} in all); use --threads {max(1, largest)}")
-        yield {"connect_s": time.perf_counter() - started, "cluster_cpus": cpus}
+        started = time.perf_counter()
+        options = {} if temp_dir is None else {"include_dashboard": False, "_temp_dir": str(temp_dir)}
+        try:
+            # "local": a new instance even when `ray start` left one running here (None would connect to that one)
+            with _stderr_held_back(address is not None):
+                ray.init(address=address or "local", logging_level=logging.ERROR, log_to_driver=False, **options)
+        except (ConnectionError, RuntimeError, ValueError, RayError, OSError) as error:
+            # e.g. AuthenticationError (a token missing or wrong), PermissionError, a socket path too long
+            ray.shutdown(wait_for_processes=temp_dir is not None)  # whatever half started goes too
+            raise UserError(f"{_where(address)} ({_first_line(error)})") from None
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            largest = int(max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0))
+            if largest < cpus_per_cell:
+                raise UserError(f"--threads {cpus_per_cell}: each cell asks for that many CPUs on one node, but the "
+                                f"largest node of the Ray cluster has {largest} ({cpus} in all); use --threads "
+                                f"{max(1, largest)}")
+            yield {"connect_s": time.perf_counter() - started, "cluster_cpus": cpus}
+        finally:
+            ray.shutdown(wait_for_processes=temp_dir is not None)  # a local instance: its processes gone, then its folder
     finally:
-        ray.shutdown()
+        if temp_dir is not None:
+            _remove(temp_dir)
+
+
+def _private_temp_dir() -> Path:
+    """A fresh `mp-ray-*` folder where Ray would put its own default one ($RAY_TMPDIR, else the system's temp dir)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.environ.get("RAY_TMPDIR") or None)).absolute()
+    except OSError as error:
+        raise UserError(f"{_where(None)} ({_first_line(error)})") from None
+
+
+def _remove(folder: Path) -> None:
+    """Remove the local instance's temp dir; a straggling process may still write a log line in it, hence twice."""
+    for _ in range(2):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.5)

@@ -2,10 +2,10 @@
 driver publishes and registers them exactly as the local executor does (same lock, partial folders, store).
 
 Faults: a cell whose worker process or node dies is retried by Ray up to `retries` times, then reported failed with
-Ray's reason and not published, so a rerun trains it again; the other cells go on. A stop (Ctrl-C, SIGTERM) cancels
-the cells in flight (Ray's polite cancel first, which stops a cell's backend processes at once and lets it remove
-its work folder; a kill after CANCEL_GRACE_S) and keeps every cell that finished published. Call inside
-ray_cluster.connect().
+Ray's reason and not published, so a rerun trains it again; the other cells go on, as they do when publishing one
+cell here fails. A stop (Ctrl-C, SIGTERM) cancels the cells in flight (Ray's polite cancel first, which stops a
+cell's backend processes at once and lets it remove its work folder; a kill after CANCEL_GRACE_S) and keeps every
+cell that finished published, those that finished during the cancel included. Call inside ray_cluster.connect().
 """
 
 import shutil
@@ -19,7 +19,7 @@ from experiments.sweep.cells import Cell
 from experiments.sweep.definition import SweepDefinition
 from experiments.sweep.ray_progress import ProgressRelay
 from experiments.sweep.ray_task import ProgressInbox, train_shipped_cell
-from experiments.sweep.task import cell_dataset, new_partial, publish_cell
+from experiments.sweep.task import cell_dataset, cell_task, new_partial, publish_cell
 
 DEFAULT_RETRIES = 2  # per cell, after a worker process or node dies; an error inside the cell is never retried
 POLL_S = 0.5  # how often the driver collects progress while it waits for cells
@@ -38,8 +38,10 @@ def run_sweep_on_ray(
     with sweep_lock(directory, sweep.name):
         state, pending = pending_cells(sweep, cells, directory, retry_failed=retry_failed, store=store, on_change=on_change)
         if pending:
-            _Driver(sweep, directory / "cells", state, on_change, threads=threads, retries=retries, store=store).run(
-                pending, workers or len(pending), _ship_datasets(pending, data_dir, download, state))
+            task, inbox = _remote_parts(threads, retries)
+            driver = _Driver(sweep, directory / "cells", state, on_change, threads=threads, retries=retries, store=store,
+                             task=task, inbox=inbox)
+            driver.run(pending, workers or len(pending), _ship_datasets(pending, data_dir, download, state))
         write_sweep_document(directory, sweep, cells)
         return state
 
@@ -71,16 +73,22 @@ def _failure_reason(error: Exception, retries: int) -> str:
     return lines[0][:400] if lines else type(error).__name__
 
 
+def _remote_parts(threads: int, retries: int) -> tuple:
+    """The cell task (asking for `threads` CPUs, retried `retries` times when its worker dies) and the progress inbox."""
+    import ray
+
+    task = ray.remote(train_shipped_cell).options(num_cpus=threads, max_retries=retries, retry_exceptions=False)
+    inbox = ray.remote(num_cpus=0)(ProgressInbox).options(**_on_this_node()).remote()
+    return task, inbox
+
+
 class _Driver:
-    """Submits the cells, relays progress, publishes what comes back."""
+    """Submits the cells (task.remote), relays progress (from inbox; None: none), publishes what comes back."""
 
-    def __init__(self, sweep, cells_dir: Path, state: SweepState, on_change: OnChange, *, threads, retries, store):
-        import ray
-
+    def __init__(self, sweep, cells_dir: Path, state: SweepState, on_change: OnChange, *, threads, retries, store, task,
+                 inbox):
         self.sweep, self.cells_dir, self.state, self.on_change, self.store = sweep, cells_dir, state, on_change, store
-        self.threads, self.retries = threads, retries
-        self.task = ray.remote(train_shipped_cell).options(num_cpus=threads, max_retries=retries, retry_exceptions=False)
-        self.inbox = ray.remote(num_cpus=0)(ProgressInbox).options(**_on_this_node()).remote()
+        self.threads, self.retries, self.task, self.inbox = threads, retries, task, inbox
         self.in_flight: dict = {}  # ObjectRef -> (cell, submitted at)
 
     def run(self, pending: list[Cell], limit: int, datasets: dict) -> None:
@@ -92,8 +100,7 @@ class _Driver:
             while queue or self.in_flight:
                 while queue and len(self.in_flight) < limit:
                     cell = queue.pop(0)
-                    shipped = {"sweep": self.sweep.name, "cell": cell.to_dict(), "cells_dir": str(self.cells_dir),
-                               "threads": self.threads}
+                    shipped = cell_task(self.sweep.name, cell, self.cells_dir, self.threads)
                     ref = self.task.remote(shipped, datasets[cell.spec["data"]["dataset"]], self.inbox)
                     self.in_flight[ref] = (cell, time.perf_counter())
                 ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=POLL_S)
@@ -117,34 +124,32 @@ class _Driver:
             self.inbox = None
             return []
 
-    def _finish(self, ref, relay: ProgressRelay) -> None:
-        """Publish (or report failed) one cell whose task ended."""
+    def _finish(self, ref, relay: ProgressRelay, stopping: bool = False) -> None:
+        """Publish (or report failed) one cell whose task ended. The cell leaves in_flight only once that is done, so
+        a stop while it is being published leaves it to _stop, which publishes it again (publishing is idempotent).
+        stopping: a cell cancelled by the stop is dropped, neither published nor counted (a rerun trains it)."""
         import ray
+        from ray.exceptions import TaskCancelledError
 
-        cell, submitted = self.in_flight.pop(ref)
+        cell, submitted = self.in_flight[ref]
         try:
             returned = ray.get(ref)
+        except TaskCancelledError as error:
+            if stopping:
+                del self.in_flight[ref]
+                return
+            summary = failed_summary(cell, _failure_reason(error, self.retries))
         except Exception as error:  # RayTaskError (the cell raised) or a worker or node lost beyond the retries
             summary = failed_summary(cell, _failure_reason(error, self.retries))
         else:
-            publishing = time.perf_counter()
-            partial = new_partial(self.cells_dir, cell.key)
-            try:
-                write_tree(returned["files"], partial)
-            except BaseException:
-                shutil.rmtree(partial, ignore_errors=True)
-                raise
-            publish_cell(partial, self.cells_dir / cell.key, None if self.store is None else str(self.store))
-            published = time.perf_counter()
-            # seconds: the cell's own time (its task on the worker, then publishing here), as the local executor counts
-            # it; round_trip_seconds: submitted -> published, queueing behind other cells included
-            summary = {**returned["summary"], "seconds": returned["summary"]["seconds"] + published - publishing,
-                       "round_trip_seconds": published - submitted, "node": returned["node"]}
+            summary = publish_returned(self.cells_dir, cell, returned, self.store, submitted)
+        del self.in_flight[ref]
         relay.finished(cell.key)
         cell_finished(self.state, cell, summary, self.on_change)
 
     def _stop(self, relay: ProgressRelay) -> None:
-        """After a stop: publish the cells already back, cancel the others (politely, then by force)."""
+        """After a stop: publish the cells already back, cancel the others (politely, then by force), and publish
+        those that finished all the same during the grace period (a cell cancelled is dropped: a rerun trains it)."""
         import ray
 
         if not self.in_flight:
@@ -155,9 +160,32 @@ class _Driver:
         refs = list(self.in_flight)
         for ref in refs:
             _cancel(ref, force=False)
-        _, still = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
+        done, still = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
         for ref in still:
             _cancel(ref, force=True)
+        for ref in done:
+            self._finish(ref, relay, stopping=True)
+
+
+def publish_returned(cells_dir: Path, cell: Cell, returned: dict, store: Path | None, submitted: float) -> dict:
+    """Publish and register the files a cell's task returned, as the local executor does, and return its summary. A
+    failure here (a disk full, a store that cannot be written, a file name that would leave the cell's folder) costs
+    this cell only: a failed summary, as the local executor reports a crash in the parent's part of a cell."""
+    publishing = time.perf_counter()
+    try:
+        partial = new_partial(cells_dir, cell.key)
+        try:
+            write_tree(returned["files"], partial)
+            publish_cell(partial, cells_dir / cell.key, None if store is None else str(store))
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # a stop or a failure half way; once published it is gone
+    except Exception as error:
+        return failed_summary(cell, f"publishing on the driver: {type(error).__name__}: {error}")
+    published = time.perf_counter()
+    # seconds: the cell's own time (its task on the worker, then publishing here), as the local executor counts it;
+    # round_trip_seconds: submitted -> published, queueing behind other cells included
+    return {**returned["summary"], "seconds": returned["summary"]["seconds"] + published - publishing,
+            "round_trip_seconds": published - submitted, "node": returned["node"]}
 
 
 def _cancel(ref, force: bool) -> None:

@@ -22,6 +22,7 @@ from experiments.sweep.cell_files import read_tree
 from experiments.sweep.task import cell_summary, train_cell
 
 WORK_PREFIX = "mnist-parity-cell-"
+NODE_CHARS = 12  # of the node id (hex), in a work folder's name
 START_POST_TIMEOUT_S = 10.0  # a cell waits this long at most for its start to reach the driver's inbox
 JOIN_S = 0.2  # how often the waiting main thread lets a cancel (KeyboardInterrupt) in
 
@@ -57,11 +58,18 @@ def _poster(inbox, key: str, attempt: str):
     return post
 
 
-def remove_orphaned_work() -> None:
-    """Remove the work folders of cells whose worker process was killed (`mnist-parity-cell-<pid>-...`, that pid gone):
-    a killed process cannot clean up after itself, the next cell on the node does."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
-        pid = folder.name[len(WORK_PREFIX):].split("-", 1)[0]
+def work_prefix(node: str) -> str:
+    """The name every work folder of this node starts with: `mnist-parity-cell-<node>-`, then `<pid>-<key>-...`."""
+    return f"{WORK_PREFIX}{node[:NODE_CHARS]}-"
+
+
+def remove_orphaned_work(node: str) -> None:
+    """Remove this node's work folders whose worker process was killed (`mnist-parity-cell-<node>-<pid>-...`, that pid
+    gone): a killed process cannot clean up after itself, the next cell on the node does. Another node's folders are
+    left alone even where nodes share a temp dir (a pid says nothing about a process of another machine)."""
+    prefix = work_prefix(node)
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -117,8 +125,8 @@ def train_shipped_cell(task: dict, dataset, inbox) -> dict:
     print(f"mnist-parity: sweep {task['sweep']} cell {key} on node {node} (cwd {os.getcwd()})", file=sys.stderr, flush=True)
     post({"event": "cell-started", "node": node}, wait=True)  # delivered before training: a retry is always seen
     final = str(Path(task["cells_dir"]) / key)  # the driver's path, a name only: never opened here
-    remove_orphaned_work()
-    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-{key}-"))
+    remove_orphaned_work(node)
+    work = Path(tempfile.mkdtemp(prefix=f"{work_prefix(node)}{os.getpid()}-{key}-"))
     try:
         training = time.perf_counter()
         result = _train_until_cancelled(task, dataset, work, final, lambda backend, event: post(event))

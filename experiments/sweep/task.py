@@ -3,6 +3,8 @@
     run_cell({"sweep": name, "cell": Cell.to_dict(), "cells_dir": str, "data_dir": str | None,
               "download": bool, "threads": int, "store": str | None}) -> {"key", "status", ...}
 
+(cell_task builds that dict, for both executors.)
+
 The cell trains in a worker process (experiments.runner) into `cells/.partial-<key>-<pid>`, which
 is renamed to `cells/<key>` only once its results.json is written: a cell directory exists
 complete or not at all, so a killed sweep loses only the cells in flight. The Ray executor uses the
@@ -27,6 +29,17 @@ from experiments.store import register_run
 PARTIAL_PREFIX = ".partial-"
 DAMAGED_PREFIX = ".damaged-"
 RESULTS_FILE = "results.json"
+# the fields of a cell's metrics and history (results.json, history.csv) read from a clock, never equal twice; the
+# rest is the same on every run of the cell, on either executor
+CLOCK_FIELDS = frozenset({"train_time_s", "samples_per_s", "steady_samples_per_s", "epoch_time_s", "elapsed_s"})
+
+
+def cell_task(sweep: str, cell, cells_dir: Path, threads: int, *, data_dir: str | None = None, download: bool = False,
+              store: Path | None = None) -> dict:
+    """The task of one cell (see the module docstring), for either executor. A Ray task leaves the data and store
+    options out: the driver loads the data and registers the cell, the worker never reads either."""
+    return {"sweep": sweep, "cell": cell.to_dict(), "cells_dir": str(cells_dir), "data_dir": data_dir,
+            "download": download, "threads": threads, "store": None if store is None else str(store)}
 
 
 def cell_status(cell_dir: Path) -> str | None:
