@@ -107,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-download", action="store_true", help="never download")
     bench.add_argument("--out", type=Path, help="where both runs go (default: a temporary folder, removed after)")
 
+    timing = commands.add_parser("bench", help="time the harness's training step against each framework's tutorial-style loop "
+                                 "(interleaved pairs, one process per framework); writes bench.json")
+    timing.add_argument("presets", nargs="*", metavar="PRESET", help="presets or .toml specs (default: mlp-relu-adam)")
+    timing.add_argument("--backends", type=_csv, default=None, help="comma-separated backends (default: torch,keras,jax)")
+    timing.add_argument("--threads", type=int, default=2, help="threads per framework process (default 2)")
+    timing.add_argument("--pairs", type=int, default=3, help="timed (harness, reference) pairs after one warm-up (default 3)")
+    timing.add_argument("--steps", type=int, default=None,
+                        help="batches per timed chunk, at most one epoch (default: one epoch of the training split)")
+    timing.add_argument("--gemm-size", type=int, default=2048,
+                        help="side of the square matmul timed for the GEMM rate in each framework process (default 2048)")
+    timing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field in every preset, e.g. --set training.batch_size=128 (repeatable)")
+    timing.add_argument("--dataset", default="mnist-subset", help="dataset name (default: mnist-subset, shipped offline)")
+    timing.add_argument("--data-dir", help="directory holding dataset files")
+    timing.add_argument("--no-download", action="store_true", help="never download")
+    timing.add_argument("--out", type=Path, help="folder for bench.json and the workers' logs (default: runs/bench-<UTC time>)")
+
     report = commands.add_parser("report", help="tables, figures and a self-contained HTML page from stored runs, sweeps and verify results (never retrains)")
     report.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP", help="run, sweep or verify directories")
     report.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<name derived from the inputs>)")
@@ -146,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.bench_sweep import bench_sweep_command
 
             return bench_sweep_command(args, console)
+        if args.command == "bench":
+            from experiments.commands.bench import bench_command
+
+            args.argv = list(sys.argv[1:] if argv is None else argv)
+            return bench_command(args, console)
         if args.command == "report":
             from experiments.commands.report import report_command
 

@@ -383,7 +383,7 @@ def test_evaluate_sums_the_per_sample_losses_in_float64(backend, mnist_subset):
 
 
 BACKEND_MODULES = ["__init__.py", "activations.py", "defaults.py", "framework.py", "losses.py", "model.py", "ops.py",
-                   "optimizers.py", "trainer.py", "weights.py"]
+                   "optimizers.py", "reference.py", "trainer.py", "weights.py"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
