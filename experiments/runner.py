@@ -1,8 +1,6 @@
 """Run one experiment on several backends, each in its own process, on identical data and batches."""
 
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -12,10 +10,10 @@ import numpy as np
 from experiments.data import Dataset, split_train_validation
 from experiments.data.tasks import task_labels
 from experiments.outcome import BackendOutcome
-from experiments.protocol import Job, parse_event
+from experiments.protocol import Job
 from experiments.spec import ExperimentSpec, plan_of
 from experiments.spec.weights import initial_weights
-from experiments.worker import child_environment
+from experiments.worker import stream_worker
 
 
 class Display(Protocol):
@@ -60,23 +58,12 @@ def run_backend(job: Job, job_path: Path, log_path: Path, display: Display, outc
     outcome = outcome or BackendOutcome(job.backend)
     outcome.log = str(log_path)
     job.write(job_path)
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "experiments.worker", str(job_path)],
-            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=child_environment(job.threads),
-            start_new_session=True,
-        )
-        try:
-            for line in process.stdout:
-                event = parse_event(line)
-                if event is not None:
-                    outcome.apply(event)
-                    display.event(job.backend, event)
-            code = process.wait()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
+
+    def on_event(event: dict) -> None:
+        outcome.apply(event)
+        display.event(job.backend, event)
+
+    code = stream_worker("experiments.worker", job_path, log_path, job.threads, on_event)
     if outcome.status not in ("ok", "failed"):
         outcome.status = "failed"
         outcome.reason = f"worker exited with code {code} before finishing; see {log_path}"

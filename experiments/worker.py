@@ -7,14 +7,17 @@ logs included) is redirected to stderr, which the runner keeps in the run's log 
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
 from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from experiments.protocol import Job, emit
+from experiments.protocol import Job, emit, parse_event
 from experiments.threads import worker_environment
 from experiments.spec import ExperimentSpec, plan_of
 from experiments.training import SplitData, train
@@ -82,6 +85,25 @@ def child_environment(threads: int) -> dict[str, str]:
     """The environment to start a worker or probe with: the thread settings, and this process's pid, which the child
     checks to know its parent is still alive (die_with_parent)."""
     return {**worker_environment(threads), PARENT_VARIABLE: str(os.getpid())}
+
+
+def stream_worker(module: str, job_path: Path, log_path: Path, threads: int, on_event: Callable[[dict], None]) -> int:
+    """Run `python -m module job_path` in a session of its own (a Ctrl-C in the terminal reaches the caller alone),
+    stderr to log_path, passing each event it prints to on_event; returns its exit code. When the caller is stopped
+    (Interrupted, KeyboardInterrupt) the worker is killed and the exception goes on."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen([sys.executable, "-m", module, str(job_path)], stdout=subprocess.PIPE, stderr=log,
+                                   text=True, bufsize=1, env=child_environment(threads), start_new_session=True)
+        try:
+            for line in process.stdout:
+                event = parse_event(line)
+                if event is not None:
+                    on_event(event)
+            return process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
 
 
 def die_with_parent() -> None:

@@ -9,7 +9,6 @@ plan has something a tutorial-style model cannot express is not a failure), 1 ot
 
 import argparse
 import shutil
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,11 +24,10 @@ from experiments.commands.checks import check_output_folder, parse_backends, req
 from experiments.data import load_dataset, split_train_validation
 from experiments.data.tasks import task_labels
 from experiments.errors import UserError
-from experiments.protocol import parse_event
 from experiments.spec import load_spec, plan_of
 from experiments.spec.loading import require_trainable
 from experiments.support import missing_support
-from experiments.worker import child_environment
+from experiments.worker import stream_worker
 
 DEFAULT_PRESETS = ["mlp-relu-adam"]
 DEFAULT_DATASET = "mnist-subset"
@@ -59,22 +57,13 @@ def run_worker(job: BenchJob, job_path: Path, log_path: Path, console: Console) 
     """Start the worker, apply its events, and turn any crash into a failed result."""
     bench = BackendBench(job.backend, log=str(log_path))
     job.write(job_path)
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen([sys.executable, "-m", "experiments.bench.worker", str(job_path)],
-                                   stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
-                                   env=child_environment(job.threads), start_new_session=True)
-        try:
-            for line in process.stdout:
-                event = parse_event(line)
-                if event is not None:
-                    bench.apply(event)
-                    if event["event"] == "pair":
-                        console.print(f"  {job.backend}: pair {event['index'] + 1} of {job.pairs}", highlight=False)
-            code = process.wait()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
+
+    def on_event(event: dict) -> None:
+        bench.apply(event)
+        if event["event"] == "pair":
+            console.print(f"  {job.backend}: pair {event['index'] + 1} of {job.pairs}", highlight=False)
+
+    code = stream_worker("experiments.bench.worker", job_path, log_path, job.threads, on_event)
     if bench.status not in ("ok", "failed"):
         bench.status, bench.reason = "failed", f"worker exited with code {code} before finishing"
     return bench
