@@ -65,6 +65,12 @@ def new_run_dir(parent: Path, spec_name: str, spec_hash: str) -> Path:
             candidate = base.with_name(f"{base.name}-{n}")
 
 
+def _backend_entry(outcome: dict, load: dict | None) -> dict:
+    """A backend's outcome, with "load" (experiments.load.LoadMeter.summary: the cores other processes kept busy
+    while it trained) when it was measured; documents from before the field, and backends never started, have none."""
+    return outcome if load is None else {**outcome, "load": load}
+
+
 def results_document(result: RunResult, command: list[str], extra: dict | None = None) -> dict:
     """The JSON document of a run: spec, dataset record, environment, and every backend's outcome
     (extra: more top-level keys, e.g. a sweep cell's {"sweep": {name, key, factors}})."""
@@ -77,7 +83,8 @@ def results_document(result: RunResult, command: list[str], extra: dict | None =
         "dataset": {**result.dataset.record.to_dict(), "split": result.sizes},
         "initialisation": SAME_INIT if result.same_init else "each framework's own random stream",
         "environment": environment(),
-        "backends": {outcome.backend: outcome.to_dict() for outcome in result.outcomes},
+        "backends": {outcome.backend: _backend_entry(outcome.to_dict(), result.loads.get(outcome.backend))
+                     for outcome in result.outcomes},
         **(extra or {}),
     }
 
@@ -89,7 +96,7 @@ def history_frame(result: RunResult) -> pd.DataFrame:
 
 
 def summary_frame(result: RunResult) -> pd.DataFrame:
-    """The side-by-side table: one row per backend."""
+    """The side-by-side table: one row per backend; load: the cores other processes kept busy while it trained (mean)."""
     rows = []
     for o in result.outcomes:
         m = o.metrics
@@ -102,6 +109,7 @@ def summary_frame(result: RunResult) -> pd.DataFrame:
             "samples_per_s": m.get("steady_samples_per_s"),
             "parameters": o.parameter_count,
             "framework": o.framework_version,
+            "load": (result.loads.get(o.backend) or {}).get("mean"),
         })
     return pd.DataFrame(rows)
 

@@ -2,12 +2,15 @@
 and bad input (one line, exit 2, nothing written). No test asserts a speed."""
 
 import json
+import os
 
 import pytest
 
 from experiments.bench.flops import forward_flops, gflops, training_flops
 from experiments.cli import main
+from experiments.report.inputs import records
 from experiments.spec import load_spec, plan_of
+from experiments.store import load_bench, store_path
 
 TINY_MLP = 'model.hidden=[{units = 16, activation = "relu"}]'
 
@@ -41,6 +44,11 @@ epsilon = 1e-7
 epochs = 1
 batch_size = 32
 """
+
+
+# A reading of /proc rounds every counter down to a jiffy (10 ms) per core: over a window of a second or more the
+# others' figure can exceed the machine's cores by this much.
+LOAD_SLACK_CORES = 0.1
 
 
 def _tiny_cnn(tmp_path):
@@ -116,6 +124,25 @@ def test_bench_times_the_harness_and_the_reference_and_writes_bench_json(tmp_pat
         assert entry["samples_per_chunk"] == 2 * 64
     assert "ratio" in printed and "torch" in printed and "numpy" in printed
     assert not (out / ".scratch").exists() and (out / "logs" / "mlp-relu-adam-torch.log").exists()
+    _check_registered(out, document)
+
+
+def _check_registered(out, document: dict) -> None:
+    """The bench is registered in the store beside its folder: one row per preset and backend holding bench.json's
+    figures as written, its threads, date, versions and the load measured during the pairs."""
+    frame = load_bench(store_path(out.parent))
+    assert [(row["preset"], row["backend"]) for row in records(frame)] == [
+        (preset, backend) for preset, entries in document["results"].items() for backend in entries]
+    for row in records(frame):
+        entry = document["results"][row["preset"]][row["backend"]]
+        for name in ("harness_samples_per_s", "reference_samples_per_s", "ratio_median", "ratio_min", "ratio_max",
+                     "gflops", "gemm_gflops", "gemm_fraction", "train_flops_per_sample"):
+            assert row[name] == entry[name], name
+        assert (row["bench_id"], row["threads"], row["created"]) == (out.name, document["threads"], document["created"])
+        assert row["versions_json"] == entry["versions"] and row["load_json"] == entry["load"]
+        load = entry["load"]  # measured from /proc on Linux
+        assert load["cores"] == os.cpu_count() and load["threads"] == document["threads"]
+        assert 0 <= load["mean"] <= load["max"] <= load["cores"] + LOAD_SLACK_CORES and load["seconds"] > 0
 
 
 def test_bench_builds_the_torch_reference_of_a_cnn(tmp_path, capsys):
@@ -158,6 +185,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("mnist-parity: error:") and words in lines[0], captured.err
+    assert not out.exists()
+
+
+def test_a_store_that_cannot_take_the_bench_is_refused_before_anything_runs(tmp_path, capsys):
+    """The bench registers beside its folder (`<--out>/../results.sqlite`); a store that could not take it is one line,
+    exit 2, and the bench folder is never made."""
+    (tmp_path / "results.sqlite").mkdir()  # a folder where the store should be
+    out = tmp_path / "bench"
+    code = main(["bench", "--backends", "numpy", "--steps", "1", "--out", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "results store" in lines[0] and "not a file" in lines[0], lines
     assert not out.exists()
 
 

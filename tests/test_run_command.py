@@ -1,11 +1,13 @@
 """`mnist-parity run` end to end: all backends side by side, failures isolated, results written."""
 
 import math
+import os
 
 import pandas as pd
 import pytest
 
 from backends import DEFAULT_BACKENDS
+from experiments.store import load_runs, store_path
 from tests.cli_helpers import mnist_parity, only_run_dir, read_results
 
 # After one epoch on 3,600 subset digits an MLP trained with Adam is far above chance (10%).
@@ -57,6 +59,34 @@ def test_table_is_printed(mlp_run):
     for header in ("test acc", "samples/s", "params", "framework"):
         assert header in result.stdout
     assert "torch 2.13.0" in result.stdout and "keras 3.15.1" in result.stdout and "jax 0.10.2" in result.stdout
+
+
+def test_a_caption_under_the_table_says_what_samples_per_second_counts(mlp_run):
+    result, _ = mlp_run
+    lines = result.stdout.splitlines()
+    caption = next(i for i, line in enumerate(lines) if line.startswith("samples/s (steady):"))
+    assert caption > max(i for i, line in enumerate(lines) if line.startswith("└"))  # under the table
+    text = " ".join(lines[caption:caption + 3])  # rich may wrap it
+    for words in ("epochs 2 to the last", "optimizer steps only", "compilation", "determinism settings on", "threads:",
+                  "torch ", "keras ", "jax XLA's own pool", "numpy ", "others' CPU"):
+        assert words in text, text
+
+
+# /proc's counters tick in jiffies (10 ms) per core: a measured load can exceed the machine's cores by this much
+LOAD_SLACK_CORES = 0.1
+
+
+def test_each_backend_records_the_load_while_it_trained(mlp_run):
+    """results.json and the store carry, per backend, the cores other processes kept busy while it trained."""
+    _, run_dir = mlp_run
+    backends = read_results(run_dir)["backends"]
+    rows = load_runs(store_path(run_dir.parent)).set_index("backend")
+    for name, outcome in backends.items():
+        load = outcome["load"]
+        assert load["cores"] == os.cpu_count() and load["threads"] == os.cpu_count(), name
+        assert 0 <= load["mean"] <= load["max"] <= load["cores"] + LOAD_SLACK_CORES and load["seconds"] > 0, (name, load)
+        assert load["window"] in ("epochs 2 to the last", "the worker's whole run"), (name, load)
+        assert rows.loc[name, "load_json"] == load
 
 
 # One seed-cnn epoch on the subset (56 steps of Adam at 1e-3, each framework's own initialisation), in

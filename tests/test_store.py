@@ -27,6 +27,7 @@ from experiments.verify.statistical import equivalence
 from experiments.verify.statistical import summarize as accuracy_summary
 
 SHA = "ab" * 32
+TORCH_LOAD = {"mean": 0.25, "max": 0.75, "cores": 2, "threads": 2, "seconds": 3.5, "window": "epochs 2 to the last"}
 VAL_ACCURACY = [0.91, 0.93, 0.92]  # best at epoch 2, final 0.92
 FRAMEWORKS = ["torch", "tensorflow", "keras", "jax", "flax", "optax"]
 
@@ -44,14 +45,15 @@ def _outcome(backend: str, accuracy: float) -> BackendOutcome:
 
 @pytest.fixture(scope="module")
 def run_document() -> dict:
-    """A results.json document written by the project's own results_document: numpy and torch ok, jax failed."""
+    """A results.json document written by the project's own results_document: numpy and torch ok, jax failed; only
+    torch has a measured load (numpy's entry is as a results.json from before the field)."""
     spec = load_spec("mlp-relu-adam", ["training.epochs=3", "seed=7"])
     images, labels = np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.int64) % 10
     record = DatasetRecord("mnist-subset", "test arrays", {"train": 20, "test": 20}, {"mnist_5k.csv.gz": SHA}, "")
     dataset = Dataset("mnist-subset", images, labels, images, labels, 10, record)
     failed = BackendOutcome("jax", status="failed", reason="unsupported: something")
     result = RunResult(spec, dataset, {"train": 18, "validation": 2, "test": 20},
-                       [_outcome("numpy", 0.88), _outcome("torch", 0.90), failed])
+                       [_outcome("numpy", 0.88), _outcome("torch", 0.90), failed], loads={"torch": TORCH_LOAD})
     return json.loads(json.dumps(results_document(result, ["mnist-parity", "run", "mlp-relu-adam"]), default=float))
 
 
@@ -92,6 +94,16 @@ def test_one_row_per_backend_with_status_and_metrics(tmp_path, run_document):
     assert (torch["best_val_accuracy"], torch["best_val_epoch"], torch["final_val_accuracy"], torch["epochs_run"]) == (0.93, 2, 0.92, 3)
     assert json.loads(torch["settings_json"]) == {"threads": 2, "deterministic": True, "dtype": "float32"}
     assert json.loads(torch["versions_json"]) == {"torch": "1.0"}
+
+
+def test_the_load_is_stored_and_a_backend_without_one_reads_as_null(tmp_path, run_document):
+    assert run_document["backends"]["torch"]["load"] == TORCH_LOAD and "load" not in run_document["backends"]["numpy"]
+    register_run(write_run(tmp_path / "20260101-000000-mlp-relu-adam-813c4f", run_document))
+    by_backend = {row["backend"]: row for row in rows(store_path(tmp_path))}
+    assert json.loads(by_backend["torch"]["load_json"]) == TORCH_LOAD
+    assert by_backend["numpy"]["load_json"] is None and by_backend["jax"]["load_json"] is None
+    frame = load_runs(store_path(tmp_path)).set_index("backend")
+    assert frame.loc["torch", "load_json"] == TORCH_LOAD and frame.loc["numpy", "load_json"] is None
 
 
 def test_spec_dataset_and_provenance_columns_are_filled(tmp_path, run_document):
@@ -421,6 +433,17 @@ def test_missing_store_and_missing_folder_are_user_errors(tmp_path, run_document
 V1_LAST_FINITE = 0.93  # what version 1 stored for a run whose last epoch diverged: an earlier epoch's value
 
 
+def _as_version(connection: sqlite3.Connection, version: int) -> None:
+    """Reshape a store this version wrote into what `version` wrote: version 4 added the bench table and the runs'
+    load_json, version 3 the implementation column."""
+    if version < 4:
+        connection.execute("DROP TABLE bench")
+        connection.execute("ALTER TABLE runs DROP COLUMN load_json")
+    if version < 3:
+        connection.execute("ALTER TABLE runs DROP COLUMN implementation")
+    connection.execute(f"PRAGMA user_version = {version}")
+
+
 def _version_1_store(tmp_path: Path, run_document: dict) -> tuple[Path, Path, Path]:
     """A store as version 1 left it: a run whose numpy backend diverged in its last epoch (v1 kept 0.93, the last
     finite value), that run's folder since moved beside the store (run_dir is stale, run_id still finds it), and a
@@ -436,8 +459,7 @@ def _version_1_store(tmp_path: Path, run_document: dict) -> tuple[Path, Path, Pa
         connection.execute("UPDATE runs SET final_val_accuracy = ? WHERE backend = 'numpy' AND run_id = ?",
                            (V1_LAST_FINITE, diverged.name))
         connection.execute("UPDATE runs SET run_dir = ? WHERE run_id = ?", (str(tmp_path / "moved-away"), diverged.name))
-        connection.execute("ALTER TABLE runs DROP COLUMN implementation")  # added by version 3
-        connection.execute("PRAGMA user_version = 1")
+        _as_version(connection, 1)
     for path in gone.iterdir():
         path.unlink()
     gone.rmdir()
@@ -499,11 +521,34 @@ def test_a_version_2_store_gains_the_implementation_column_from_each_rows_spec(t
     for run_dir in (old, new):
         register_run(run_dir, db_path)
     with closing(sqlite3.connect(db_path)) as connection, connection:
-        connection.execute("ALTER TABLE runs DROP COLUMN implementation")
-        connection.execute("PRAGMA user_version = 2")
+        _as_version(connection, 2)
     frame = load_runs(db_path)
     assert _user_version(db_path) == SCHEMA_VERSION
     assert dict(zip(frame["run_id"], frame["implementation"])) == {old.name: "catalog", new.name: "native"}
+
+
+def test_a_version_3_store_gains_the_bench_table_and_the_load_column(tmp_path, run_document):
+    """Version 4 adds the bench table (empty) and the runs' load_json (NULL: not measured); the runs are kept, and a
+    bench registers into the upgraded store, whether the upgrade came from reading or from that registration."""
+    from tests.test_bench_store import PRESET, write_bench
+    from experiments.store import load_bench, register_bench
+
+    for upgrade_by in ("reading", "registering"):
+        folder = tmp_path / upgrade_by
+        register_run(write_run(folder / "20260101-000000-old", run_document))
+        db_path = store_path(folder)
+        with closing(sqlite3.connect(db_path)) as connection, connection:
+            _as_version(connection, 3)
+        before = {(row["run_id"], row["backend"]): row["test_accuracy"] for row in rows(db_path)}
+        bench = write_bench(folder / "bench-1", {"results": {PRESET: {"torch": {"status": "ok", "harness_samples_per_s": 5.0}}}})
+        if upgrade_by == "reading":
+            assert load_bench(db_path).empty and _user_version(db_path) == SCHEMA_VERSION
+        assert register_bench(bench, db_path) == 1
+        assert _user_version(db_path) == SCHEMA_VERSION
+        after = rows(db_path)
+        assert {(row["run_id"], row["backend"]): row["test_accuracy"] for row in after} == before
+        assert all(row["load_json"] is None for row in after)  # not read back from results.json: NULL
+        assert list(load_bench(db_path)["harness_samples_per_s"]) == [5.0]
 
 
 # --- reading back and backfilling --------------------------------------------------------------------------

@@ -289,6 +289,7 @@ def comparable_results(cell_dir: Path) -> str:
     writes floats exactly, so equal text means bit-identical numbers)."""
     document = {k: v for k, v in json.loads((cell_dir / "results.json").read_text()).items() if k not in NOT_COMPARED}
     for outcome in document["backends"].values():
+        outcome.pop("load", None)  # the machine's load while it trained: a reading, like the clock fields
         outcome["metrics"] = {k: v for k, v in outcome["metrics"].items() if k not in CLOCK_FIELDS}
         outcome["history"] = [{k: v for k, v in record.items() if k not in CLOCK_FIELDS} for record in outcome["history"]]
     return json.dumps(document, sort_keys=True)

@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.bench.flops import CONVENTION, gflops
+from experiments.progress import threshold_text
+from experiments.load import load_distorts
 
 BENCH_FILE = "bench.json"
+SCHEMA_VERSION = 1  # bench.json's "schema"; a bench.json without one was written before the field, with the same shape
 
 
 @dataclass
@@ -37,6 +40,7 @@ class BackendBench:
     reference_failed: str | None = None
     versions: dict = field(default_factory=dict)
     log: str | None = None
+    load: dict | None = None  # experiments.load.LoadMeter.summary() over the timed pairs; None when not measured
 
     def apply(self, event: dict) -> None:
         kind = event["event"]
@@ -87,6 +91,7 @@ class BackendBench:
             "harness_seconds": self.harness_s, "reference_seconds": self.reference_s, "warmup_seconds": self.warmup,
             "reference": self.reference, "reference_skipped": self.reference_skipped,
             "reference_failed": self.reference_failed, "versions": self.versions, "log": self.log,
+            "load": self.load,
         }
 
 
@@ -98,21 +103,22 @@ def print_table(console: Console, results: dict[str, dict[str, BackendBench]], t
     table = Table(title=f"harness vs tutorial-style reference, {threads} thread(s); ratio > 1: the harness is faster",
                   title_justify="left")
     for column in ("preset", "backend", "harness samples/s", "reference samples/s", "ratio median", "ratio min-max",
-                   "harness GFLOP/s", "reference GFLOP/s", "GEMM GFLOP/s", "harness / GEMM"):
+                   "harness GFLOP/s", "reference GFLOP/s", "GEMM GFLOP/s", "harness / GEMM", "others' CPU (cores)"):
         table.add_column(column, justify="left" if column in ("preset", "backend") else "right")
     notes = []
     for preset, backends in results.items():
         for backend, bench in backends.items():
             s = bench.summary()
             if bench.status != "ok":
-                table.add_row(preset, backend, "failed", *["-"] * 7)
+                table.add_row(preset, backend, "failed", *["-"] * 8)
                 notes.append(f"{preset} / {backend}: failed: {bench.reason}" + (f" (log: {bench.log})" if bench.log else ""))
                 continue
             spread = "-" if s["ratio_min"] is None else f"{s['ratio_min']:.3f}-{s['ratio_max']:.3f}"
             table.add_row(preset, backend, _number(s["harness_samples_per_s"]), _number(s["reference_samples_per_s"]),
                           _number(s["ratio_median"], 3), spread, _number(s["gflops"], 1), _number(s["reference_gflops"], 1),
                           _number(s["gemm_gflops"], 1),
-                          "-" if s["gemm_fraction"] is None else f"{100 * s['gemm_fraction']:.1f}%")
+                          "-" if s["gemm_fraction"] is None else f"{100 * s['gemm_fraction']:.1f}%",
+                          _number((bench.load or {}).get("mean"), 2))
             if bench.reference_skipped:
                 notes.append(f"{preset} / {backend}: reference skipped: {bench.reference_skipped}")
             if bench.reference_failed:
@@ -121,7 +127,16 @@ def print_table(console: Console, results: dict[str, dict[str, BackendBench]], t
     for note in notes:
         console.print(note, highlight=False, markup=False, soft_wrap=True)
     console.print(f"GFLOP/s: {CONVENTION}; GEMM: a {gemm_size}x{gemm_size} matmul in the spec's dtype timed in the same process "
-                  "before and after the pairs (median)", highlight=False, markup=False, soft_wrap=True)
+                  "before and after the pairs (median); others' CPU: cores other processes kept busy during the timed "
+                  "pairs (mean)", highlight=False, markup=False, soft_wrap=True)
+    busy = [(f"{preset} / {backend}", bench.load) for preset, backends in results.items()
+            for backend, bench in backends.items() if load_distorts(bench.load)]
+    if busy:
+        named = ", ".join(f"{name} {load['mean']:.2f}" for name, load in busy)
+        console.print(f"warning: busy machine: other processes kept {named} cores busy during the timed pairs, above the "
+                      f"{threshold_text(busy[0][1])}; their samples/s and "
+                      "GFLOP/s are likely low (the ratios, harness and reference interleaved, less so): compare on an "
+                      "idle machine", style="yellow", highlight=False, markup=False, soft_wrap=True)
     references = {backend: bench.reference for backends in results.values() for backend, bench in backends.items()
                   if bench.reference}
     for backend, description in references.items():
@@ -131,6 +146,7 @@ def print_table(console: Console, results: dict[str, dict[str, BackendBench]], t
 def write_bench(path: Path, results: dict[str, dict[str, BackendBench]], settings: dict) -> None:
     """bench.json: the command's settings and, per preset and backend, BackendBench.summary()."""
     document = {
+        "schema": SCHEMA_VERSION,
         **settings,
         "flop_convention": CONVENTION,
         "ratio": "harness samples/s / reference samples/s, per pair; > 1: the harness is faster",

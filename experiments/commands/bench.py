@@ -3,13 +3,17 @@ interleaved pairs in one process per framework (experiments.bench.worker); print
 
 Every input is checked before anything is written (bad input: one line, exit 2). Each framework runs in its own
 worker process, one after another (so each has the machine to itself); a worker that fails or crashes is reported as
-that backend's result and the others still run. Exit 0 when every backend finished (a reference skipped because the
-plan has something a tutorial-style model cannot express is not a failure), 1 otherwise.
+that backend's result and the others still run. The machine's load from other processes is measured during each
+backend's timed pairs (experiments.load.LoadMeter). bench.json is registered in the results store beside the bench
+folder (`<--out>/../results.sqlite`, the store of `runs/` for the default `runs/bench-<time>`), checked before
+anything runs. Exit 0 when every backend finished (a reference skipped because the plan has something a
+tutorial-style model cannot express is not a failure) and the bench was registered, 1 otherwise.
 """
 
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,8 +28,10 @@ from experiments.commands.checks import check_output_folder, parse_backends, req
 from experiments.data import load_dataset, split_train_validation
 from experiments.data.tasks import task_labels
 from experiments.errors import UserError
+from experiments.load import LoadMeter, LoadSource, ProcLoad
 from experiments.spec import load_spec, plan_of
 from experiments.spec.loading import require_trainable
+from experiments.store import StoreError, check_store, register_bench, registration_failed_message, store_path
 from experiments.support import missing_support
 from experiments.worker import stream_worker
 
@@ -53,23 +59,30 @@ def _write_training_split(spec, dataset, path: Path) -> None:
     np.savez(path, x=x, y=task_labels(y, spec.data.task))
 
 
-def run_worker(job: BenchJob, job_path: Path, log_path: Path, console: Console) -> BackendBench:
-    """Start the worker, apply its events, and turn any crash into a failed result."""
+def run_worker(job: BenchJob, job_path: Path, log_path: Path, console: Console,
+               load_source: Callable[[str], LoadSource] = ProcLoad) -> BackendBench:
+    """Start the worker, apply its events, and turn any crash into a failed result; the load is measured from the end
+    of the warm-up to the end of the last timed pair (load_source: as experiments.runner.run_experiment's)."""
     bench = BackendBench(job.backend, log=str(log_path))
     job.write(job_path)
+    meter = LoadMeter(job.threads, load_source(str(job_path)), marked="the timed pairs")
 
     def on_event(event: dict) -> None:
+        if event["event"] in ("warmup", "pair"):
+            meter.mark()
         bench.apply(event)
         if event["event"] == "pair":
             console.print(f"  {job.backend}: pair {event['index'] + 1} of {job.pairs}", highlight=False)
 
-    code = stream_worker("experiments.bench.worker", job_path, log_path, job.threads, on_event)
+    with meter:
+        code = stream_worker("experiments.bench.worker", job_path, log_path, job.threads, on_event)
+    bench.load = meter.summary()
     if bench.status not in ("ok", "failed"):
         bench.status, bench.reason = "failed", f"worker exited with code {code} before finishing"
     return bench
 
 
-def bench_command(args: argparse.Namespace, console: Console) -> int:
+def bench_command(args: argparse.Namespace, console: Console, load_source: Callable[[str], LoadSource] = ProcLoad) -> int:
     require_at_least("--threads", args.threads, 1)
     require_at_least("--pairs", args.pairs, 1)
     require_at_least("--steps", args.steps, 1)
@@ -86,6 +99,8 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         steps[spec.name] = args.steps or per_epoch
     out = args.out if args.out is not None else DEFAULT_OUT / f"bench-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     check_output_folder(out)
+    store = store_path(Path(out).absolute().parent)
+    check_store(store)
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     scratch = out / SCRATCH
@@ -107,7 +122,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
                               f"timed chunk, 1 warm-up + {args.pairs} pair(s), {args.threads} thread(s)", highlight=False)
                 job = BenchJob(backend, spec.to_dict(), str(data_path), args.threads, args.pairs, steps[spec.name], args.gemm_size)
                 results[spec.name][backend] = run_worker(job, scratch / f"{spec.name}-{backend}.job.json",
-                                                         out / "logs" / f"{spec.name}-{backend}.log", console)
+                                                         out / "logs" / f"{spec.name}-{backend}.log", console, load_source)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print_table(console, results, args.threads, args.gemm_size)
@@ -117,5 +132,11 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
                 "presets": [spec.name for spec in specs], "backends": backends,
                 "specs": {spec.name: spec.to_dict() for spec in specs}}
     write_bench(out / BENCH_FILE, results, settings)
-    console.print(f"bench: {out / BENCH_FILE}", highlight=False)
+    try:
+        register_bench(out, store)
+    except StoreError as error:
+        Console(stderr=True).print(registration_failed_message(out, store, error), style="red", markup=False,
+                                   highlight=False, soft_wrap=True)
+        return 1
+    console.print(f"bench: {out / BENCH_FILE} (registered in {store})", highlight=False)
     return 0 if all(b.status == "ok" and not b.reference_failed for r in results.values() for b in r.values()) else 1

@@ -10,6 +10,7 @@ that did not finish.
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from experiments.data import load_dataset
 from experiments.errors import UserError
 from experiments.interrupt import Interrupted, stop_on_signals
 from experiments.outcome import BackendOutcome
-from experiments.progress import TerminalDisplay, summary_table
+from experiments.progress import TerminalDisplay, load_warning, summary_caption, summary_table
 from experiments.results import RESULTS_FILE, SAME_INIT, new_run_dir, summary_frame, write_results
 from experiments.runner import SCRATCH, RunResult, run_experiment
+from experiments.load import LoadSource, ProcLoad
 from experiments.spec import ExperimentSpec, load_spec, plan_of
 from experiments.spec.loading import require_trainable, validate_spec
 from experiments.store.documents import read_run_document
@@ -57,13 +59,17 @@ def _unsupported(backends: list[str], spec: ExperimentSpec) -> dict[str, Backend
 class _Saver:
     """Writes results.json and history.csv after every change, with the outcomes in the order the user asked."""
 
-    def __init__(self, run_dir: Path, order: list[str], kept: dict[str, BackendOutcome], command: list[str], extra: dict):
+    def __init__(self, run_dir: Path, order: list[str], kept: dict[str, BackendOutcome], command: list[str], extra: dict,
+                 kept_loads: dict[str, dict] | None = None):
         self.run_dir, self.order, self.kept, self.command, self.extra = run_dir, order, kept, command, extra
+        self.kept_loads = kept_loads or {}  # a resumed run's loads of the backends it keeps
         self.last: RunResult | None = None
 
     def __call__(self, result: RunResult) -> None:
         merged = {**self.kept, **{o.backend: o for o in result.outcomes}}
-        self.last = RunResult(result.spec, result.dataset, result.sizes, [merged[b] for b in self.order], result.same_init)
+        loads = {**self.kept_loads, **result.loads}
+        self.last = RunResult(result.spec, result.dataset, result.sizes, [merged[b] for b in self.order], result.same_init,
+                              {b: loads[b] for b in self.order if b in loads})
         write_results(self.last, self.run_dir, self.command, self.extra)
 
 
@@ -100,21 +106,27 @@ def _stopped(stop: Interrupted, saver: "_Saver", run_dir: Path, store: Path, loc
     return stop.exit_code
 
 
-def _train(spec, dataset, backends, order, kept, run_dir, lock, args, console, command, extra, same_init) -> int:
-    """Train `backends` into run_dir (kept: outcomes already final), saving after each; returns the exit code.
-    Everything, the cleanup after a stop included, runs with the stop signals caught: a second Ctrl-C cannot cut the
-    saving short."""
+def _train(spec, dataset, backends, order, kept, run_dir, lock, args, console, command, extra, same_init,
+           kept_loads: dict[str, dict] | None = None, load_source: Callable[[str], LoadSource] = ProcLoad) -> int:
+    """Train `backends` into run_dir (kept: outcomes already final, kept_loads: their measured loads), saving after
+    each; returns the exit code. Everything, the cleanup after a stop included, runs with the stop signals caught: a
+    second Ctrl-C cannot cut the saving short. load_source: as experiments.runner.run_experiment's."""
     store = store_path(run_dir.parent)
-    saver = _Saver(run_dir, order, kept, command, extra)
+    saver = _Saver(run_dir, order, kept, command, extra, kept_loads)
     with stop_on_signals():
         try:
             with TerminalDisplay() as display:
-                run_experiment(spec, dataset, backends, run_dir, args.threads, display, same_init, on_progress=saver)
+                run_experiment(spec, dataset, backends, run_dir, args.threads, display, same_init, on_progress=saver,
+                               load_source=load_source)
         except Interrupted as stop:
             return _stopped(stop, saver, run_dir, store, lock)
         registered = _register(run_dir, store, lock)
     result = saver.last
     console.print(summary_table(summary_frame(result), f"{escape(spec.name)} on {dataset.name}"))
+    console.print(summary_caption(result, args.threads), highlight=False, markup=False, soft_wrap=True)
+    warning = load_warning(result)
+    if warning:
+        console.print(warning, style="yellow", highlight=False, markup=False, soft_wrap=True)
     console.print(f"results: {run_dir / RESULTS_FILE}{f' (registered in {store})' if registered else ''}", highlight=False)
     return 0 if registered and all(o.status == "ok" for o in result.outcomes) else 1
 
@@ -129,12 +141,13 @@ def _announce(spec, dataset, sizes, backends, console) -> None:
     )
 
 
-def run_command(args: argparse.Namespace, console: Console) -> int:
+def run_command(args: argparse.Namespace, console: Console, load_source: Callable[[str], LoadSource] = ProcLoad) -> int:
     """Returns 0 when every backend finished, 1 when any failed, 130/143 when stopped (2 comes from UserError
-    before anything is written)."""
+    before anything is written). load_source: where each backend's load is read from (experiments.load.ProcLoad,
+    /proc; a stand-in in tests)."""
     require_at_least("--threads", args.threads, 1)
     if args.resume is not None:
-        return _resume(args, console)
+        return _resume(args, console, load_source)
     if args.experiment is None:
         raise UserError("run: name a preset or a .toml spec, or give --resume RUN_DIR")
     out = DEFAULT_OUT if args.out is None else args.out
@@ -150,7 +163,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     run_dir = new_run_dir(out, spec.name, spec.spec_hash())
     runnable = [b for b in backends if b not in skipped]
     return _train(spec, dataset, runnable, backends, skipped, run_dir, RunLock(run_dir), args, console,
-                  ["mnist-parity", *sys.argv[1:]], {}, args.same_init)
+                  ["mnist-parity", *sys.argv[1:]], {}, args.same_init, load_source=load_source)
 
 
 def _read_unfinished(run_dir: Path) -> tuple[dict, ExperimentSpec, dict[str, BackendOutcome]]:
@@ -171,7 +184,7 @@ def _read_unfinished(run_dir: Path) -> tuple[dict, ExperimentSpec, dict[str, Bac
     return document, spec, outcomes
 
 
-def _resume(args: argparse.Namespace, console: Console) -> int:
+def _resume(args: argparse.Namespace, console: Console, load_source: Callable[[str], LoadSource] = ProcLoad) -> int:
     """Train the backends of RUN_DIR that did not finish (pending, interrupted or failed), into the same folder."""
     given = [option for option, value in (("--epochs", args.epochs), ("--seed", args.seed), ("--dataset", args.dataset),
                                           ("--backends", args.backends), ("--out", args.out)) if value is not None]
@@ -204,5 +217,7 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
     resumed = [*document.get("resumed", []), {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                               "command": ["mnist-parity", *sys.argv[1:]], "backends": todo}]
     extra = {"created": document.get("created"), "resumed": resumed}
+    kept_loads = {name: document["backends"][name]["load"] for name in kept
+                  if isinstance(document["backends"].get(name, {}).get("load"), dict)}
     return _train(spec, dataset, [b for b in todo if b not in skipped], list(outcomes), kept, run_dir, lock, args, console,
-                  document.get("command", []), extra, document.get("initialisation") == SAME_INIT)
+                  document.get("command", []), extra, document.get("initialisation") == SAME_INIT, kept_loads, load_source)

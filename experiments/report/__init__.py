@@ -2,8 +2,9 @@
 
     report = build_report([Path("runs/20261130-...-mlp-relu-adam-3c84d4")], Path("reports/mlp"))
 
-Modules: schemas (the documents' pydantic schemas), loading (read and validate run, sweep and verify
-directories into inputs: runs with their results-store rows, sweeps, verifies), gates (the sanity gate),
+Modules: schemas (the documents' pydantic schemas), loading (read and validate run, sweep, verify and bench
+directories into inputs: runs with their results-store rows, sweeps, verifies, benches with their bench-table rows),
+gates (the sanity gate), bench_tables (the throughput section of benches),
 table (the Table type and its formatters), the *_tables modules (pandas frames: results and gate, rankings,
 seeds, verify, provenance), drawing (the Figure type, PNG bytes, colours) and the *_figures modules
 (matplotlib PNGs: curves and throughput, studies, seeds, parity), summary (the headline figures:
@@ -52,7 +53,7 @@ def default_out(inputs: Inputs, parent: Path = DEFAULT_PARENT) -> Path:
 def check_results(inputs: Inputs) -> None:
     """UserError (nothing is written) when the inputs together hold no result at all: only sweeps, none with a
     finished cell. A sweep with some finished cells is reported, its missing cells noted."""
-    if inputs.runs or inputs.verifies or any(sweep.runs for sweep in inputs.sweeps):
+    if inputs.runs or inputs.verifies or inputs.benches or any(sweep.runs for sweep in inputs.sweeps):
         return
     names = [sweep.name for sweep in inputs.sweeps]
     commands = " and ".join(f"'mnist-parity sweep {shlex.quote(name)}'" for name in names)
@@ -65,7 +66,7 @@ def build_report(paths: list[Path], out: Path | None = None, read_defaults: Read
     """Read the inputs, draw and render everything in memory, then write the directory in one step.
 
     Args:
-        paths: run, sweep or verify directories.
+        paths: run, sweep, verify or bench directories.
         out: the report directory (default: reports/<name derived from the inputs>).
         read_defaults: experiments.framework_defaults.framework_values (the default) or a stand-in.
 
@@ -73,7 +74,7 @@ def build_report(paths: list[Path], out: Path | None = None, read_defaults: Read
         The paths written and the runs the sanity gate flagged.
 
     Raises:
-        UserError: a path that is not a run, sweep or verify directory, an unreadable or corrupt
+        UserError: a path that is not a run, sweep, verify or bench directory, an unreadable or corrupt
             document, inputs without any result (sweeps with no finished cell), or an --out that is not a
             report directory; nothing is written then.
     """

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from experiments.report import summary
+from experiments.report.bench_tables import bench_notes, bench_table, meaning
 from experiments.report.curve_figures import curves_figure, timing_figure
 from experiments.report.defaults import Reader, neutralised_defaults
 from experiments.report.drawing import Figure, slug
@@ -95,8 +96,14 @@ def _summary(inputs: Inputs, gate_frame: pd.DataFrame) -> Section:
     if equivalence:
         section.add(Bullets(equivalence))
     section.add(summary.ladder_headlines(inputs.verifies))
+    for bench in inputs.benches:
+        for text, kind in bench_notes(bench):
+            if kind == "alert":
+                section.add(Note(text, kind))
     parts = [f"{len(inputs.runs)} run(s)", f"{len(inputs.sweeps)} sweep(s) ({sum(len(s.runs) for s in inputs.sweeps)} "
              "cells with results)", f"{len(inputs.verifies)} verify result(s)"]
+    if inputs.benches:
+        parts.append(f"{len(inputs.benches)} bench result(s)")
     section.add(f"This report reads stored results only (nothing is retrained): {', '.join(parts)}.")
     notes = dict.fromkeys(run.document.dataset.note for run in inputs.all_runs if run.document.dataset.note)
     for note in notes:
@@ -157,6 +164,21 @@ def _parity(inputs: Inputs) -> Section:
 
 def _throughput(inputs: Inputs) -> Section:
     return Section("Time and throughput", [b for b in [timing_figure(inputs)] if b is not None])
+
+
+THROUGHPUT = "Throughput (bench)"
+
+
+def _bench_throughput(inputs: Inputs) -> Section:
+    """Per bench folder: the harness vs reference table and its notes, then what each figure means."""
+    section = Section(THROUGHPUT)
+    for bench in inputs.benches:
+        section.add(bench_table(bench))
+        for text, kind in bench_notes(bench):
+            section.add(Note(text, kind))
+    if inputs.benches:
+        section.add(Bullets(meaning(inputs.benches)))
+    return section
 
 
 def _gate(gate_frame: pd.DataFrame) -> tuple[Section, Section]:
@@ -229,7 +251,7 @@ def build_document(inputs: Inputs, read_defaults: Reader) -> Report:
     studies, rankings = _studies(inputs)
     gate, appendix = _gate(gate_frame)
     sections = [_summary(inputs, gate_frame), _curves(inputs), studies, _seeds(inputs), _parity(inputs),
-                _throughput(inputs), gate, rankings, _results(inputs), Section("Inputs", [inputs_table(inputs)]),
+                _throughput(inputs), _bench_throughput(inputs), gate, rankings, _results(inputs), Section("Inputs", [inputs_table(inputs)]),
                 _hyperparameters(inputs), _defaults(inputs, read_defaults), appendix]
     sections = [s for s in sections if s.blocks]
     _numbered(sections)

@@ -1,4 +1,5 @@
-"""The loaded inputs (runs with their results-store rows, sweeps, verifies) as the tables, figures and summary read them."""
+"""The loaded inputs (runs with their results-store rows, sweeps, verifies, benches with their bench-table rows) as the
+tables, figures and summary read them."""
 
 import math
 from dataclasses import dataclass, field
@@ -104,6 +105,21 @@ class Verify:
         return f"matrix on {self.document.base or '?'}"
 
 
+@dataclass(frozen=True, eq=False)
+class Bench:
+    """A bench folder's bench.json (checked as the store checks it); rows are its rows of the store's bench table, one
+    per preset and backend in the document's order (as load_bench would return them once registered)."""
+
+    path: Path
+    label: str
+    data: dict
+    rows: pd.DataFrame
+
+    @property
+    def threads(self) -> int | None:
+        return self.data.get("threads")
+
+
 @dataclass(frozen=True)
 class Inputs:
     """Everything named on the command line, by kind, in the order given."""
@@ -111,6 +127,7 @@ class Inputs:
     runs: list[Run]
     sweeps: list[Sweep]
     verifies: list[Verify]
+    benches: list[Bench] = field(default_factory=list)
 
     @property
     def all_runs(self) -> list[Run]:
@@ -124,4 +141,5 @@ class Inputs:
 
     @property
     def labels(self) -> list[str]:
-        return [r.label for r in self.runs] + [s.name for s in self.sweeps] + [v.label for v in self.verifies]
+        return ([r.label for r in self.runs] + [s.name for s in self.sweeps] + [v.label for v in self.verifies]
+                + [b.label for b in self.benches])

@@ -1,4 +1,5 @@
-"""Read run, sweep and verify directories into Inputs, each run's rows as the results store flattens them; bad input raises UserError."""
+"""Read run, sweep, verify and bench directories into Inputs, each run's (and bench's) rows as the results store
+flattens them; bad input raises UserError."""
 
 # Per-backend results (status, metrics, validation accuracies, versions, settings, factors, split) are not read from
 # the validated documents: each run's results.json, sweep cells included, is flattened by experiments.store.rows (the
@@ -15,12 +16,12 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from experiments.errors import UserError
-from experiments.report.inputs import Inputs, Run, Sweep, Verify
+from experiments.report.inputs import Bench, Inputs, Run, Sweep, Verify
 from experiments.report.schemas import ResultsDocument, SweepDocument, VerifyDocument
-from experiments.store.documents import RESULTS_FILENAME, VERIFY_FILENAME, load_json, run_document
-from experiments.store.query import rows_frame
-from experiments.store.rows import document_rows, last_val_not_finite
-from experiments.store.schema import COLUMNS
+from experiments.store.documents import BENCH_FILENAME, RESULTS_FILENAME, VERIFY_FILENAME, bench_document, load_json, run_document
+from experiments.store.query import bench_frame, rows_frame
+from experiments.store.rows import bench_rows, document_rows, last_val_not_finite
+from experiments.store.schema import BENCH_COLUMNS, COLUMNS
 
 SWEEP_FILE = "sweep.json"
 CELL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -107,6 +108,21 @@ def load_verify(path: Path) -> Verify:
     return Verify(path, document, path.name)
 
 
+def load_bench(path: Path) -> Bench:
+    """The bench.json of a `mnist-parity bench` folder, checked as `register_bench` checks it, and its rows."""
+    document = path / BENCH_FILENAME
+    data = _read(document)
+    try:
+        raw = bench_document(document, data)
+    except UserError as error:
+        raise UserError(f"report: {error}") from None
+    if not any(data["results"].values()):
+        raise UserError(f"report: {document} lists no preset with a backend")
+    bench_dir = path.resolve()
+    rows = bench_frame(list(BENCH_COLUMNS), ([row[c] for c in BENCH_COLUMNS] for row in bench_rows(raw, bench_dir.as_posix(), bench_dir)))
+    return Bench(path, path.name, data, rows)
+
+
 def _report_columns(rows: pd.DataFrame, label: str, data: dict) -> pd.DataFrame:
     """The run's rows with the run's label, and whether each backend diverged, is usable, or lacks its final
     validation accuracy.
@@ -128,16 +144,16 @@ def _report_columns(rows: pd.DataFrame, label: str, data: dict) -> pd.DataFrame:
 
 
 def load_inputs(paths: list[Path]) -> Inputs:
-    """Classify and read every path; a path that is none of the three kinds
-    raises UserError."""
+    """Classify and read every path; a path that is none of the four kinds raises UserError."""
     if not paths:
-        raise UserError("report: name at least one run, sweep or verify directory")
-    runs, sweeps, verifies = [], [], []
+        raise UserError("report: name at least one run, sweep, verify or bench directory")
+    runs, sweeps, verifies, benches = [], [], [], []
     seen = set()
     for path in map(Path, paths):
         if not path.is_dir():
             raise UserError(f"report: {path} is not a directory; give run directories (results.json), "
-                            f"sweep directories (sweep.json) or verify directories (verify.json)")
+                            f"sweep directories (sweep.json), verify directories (verify.json) or bench folders "
+                            f"(bench.json)")
         resolved = path.resolve()
         if resolved in seen:
             continue
@@ -148,7 +164,9 @@ def load_inputs(paths: list[Path]) -> Inputs:
             runs.append(load_run(path))
         elif (path / VERIFY_FILENAME).is_file():
             verifies.append(load_verify(path))
+        elif (path / BENCH_FILENAME).is_file():
+            benches.append(load_bench(path))
         else:
-            raise UserError(f"report: {path} is not a run, sweep or verify directory: it holds no {RESULTS_FILENAME}, "
-                            f"{SWEEP_FILE} or {VERIFY_FILENAME}")
-    return Inputs(runs, sweeps, verifies)
+            raise UserError(f"report: {path} is not a run, sweep or verify directory, nor a bench folder: it holds no "
+                            f"{RESULTS_FILENAME}, {SWEEP_FILE}, {VERIFY_FILENAME} or {BENCH_FILENAME}")
+    return Inputs(runs, sweeps, verifies, benches)

@@ -60,6 +60,12 @@ def inputs_table(inputs: Inputs) -> Table:
         row = _input_row("verify", verify.label, verify.path, verify.document.dataset, [], "")
         row["cells"] = f"levels {levels}" if verify.document.spec else f"{len(verify.document.matrix or {})} matrix cells"
         rows.append(row)
+    for bench in inputs.benches:
+        row = _input_row("bench", bench.label, bench.path, None, list(dict.fromkeys(bench.rows["backend"])),
+                         bench.data.get("created"))
+        row["dataset"] = bench.data.get("dataset")
+        row["cells"] = f"presets {', '.join(dict.fromkeys(bench.rows['preset']))}"
+        rows.append(row)
     return Table("Inputs", pd.DataFrame(rows, columns=["kind", "name", "dataset", "digits", "backends", "cells", "created", "directory"]))
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from experiments.errors import UserError
 from experiments.store.paths import cannot_create_in
-from experiments.store.schema import COLUMNS, CREATE_INDEXES, CREATE_TABLE, SCHEMA_VERSION, UPSERT
+from experiments.store.schema import (BENCH_COLUMNS, BENCH_UPSERT, COLUMNS, CREATE_BENCH_INDEXES, CREATE_BENCH_TABLE,
+                                      CREATE_INDEXES, CREATE_TABLE, SCHEMA_VERSION, UPSERT)
 from experiments.store.upgrade import upgrade
 
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another to commit before giving up
@@ -44,7 +45,7 @@ def store_error(db_path: Path, error: sqlite3.Error) -> StoreError:
 
 def _check_schema(connection: sqlite3.Connection, db_path: Path) -> int:
     """The store's schema version; StoreError for a newer store, a SQLite file that is not a store, or a store of
-    this version whose runs table lacks columns."""
+    this version whose runs or bench table lacks columns."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"results store {db_path}: schema version {version} is newer than this mnist-parity's "
@@ -53,12 +54,13 @@ def _check_schema(connection: sqlite3.Connection, db_path: Path) -> int:
         raise StoreError(f"results store {db_path}: a SQLite database, but not a results store (no schema version); "
                          f"{MOVE_ASIDE}")
     if version == SCHEMA_VERSION:  # an older store is upgraded first; its steps know its columns
-        present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-        missing = [name for name in COLUMNS if name not in present]
-        if missing:
-            lacks = "has no runs table" if not present else f"its runs table lacks {', '.join(missing)}"
-            raise StoreError(f"results store {db_path}: schema version {version}, but {lacks}; not a results store "
-                             f"this mnist-parity can use; {MOVE_ASIDE}")
+        for table, columns in (("runs", COLUMNS), ("bench", BENCH_COLUMNS)):
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            missing = [name for name in columns if name not in present]
+            if missing:
+                lacks = f"has no {table} table" if not present else f"its {table} table lacks {', '.join(missing)}"
+                raise StoreError(f"results store {db_path}: schema version {version}, but {lacks}; not a results store "
+                                 f"this mnist-parity can use; {MOVE_ASIDE}")
     return version
 
 
@@ -156,8 +158,7 @@ def _write_transaction(connection: sqlite3.Connection, db_path: Path, *, create:
     try:
         version = _check_schema(connection, db_path)  # another process may have created or upgraded it meanwhile
         if version == 0 and create:
-            connection.execute(CREATE_TABLE)
-            for statement in CREATE_INDEXES:
+            for statement in (CREATE_TABLE, *CREATE_INDEXES, CREATE_BENCH_TABLE, *CREATE_BENCH_INDEXES):
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif 0 < version < SCHEMA_VERSION:
@@ -182,6 +183,19 @@ def write_run(db_path: Path, run_id: str, rows: list[dict]) -> int:
     return len(rows)
 
 
+def write_bench(db_path: Path, bench_id: str, rows: list[dict]) -> int:
+    """Replace bench_id's rows with rows (upsert by (bench_id, preset, backend); pairs no longer present are deleted),
+    creating the tables on first use; all in one transaction. Returns the number of rows written."""
+    with connect(db_path) as connection, _write_transaction(connection, db_path, create=True):
+        kept = {(row["preset"], row["backend"]) for row in rows}
+        for preset, backend in connection.execute("SELECT preset, backend FROM bench WHERE bench_id = ?", [bench_id]).fetchall():
+            if (preset, backend) not in kept:
+                connection.execute("DELETE FROM bench WHERE bench_id = ? AND preset = ? AND backend = ?", [bench_id, preset, backend])
+        for row in rows:
+            connection.execute(BENCH_UPSERT, [row[column] for column in BENCH_COLUMNS])
+    return len(rows)
+
+
 def _upgrade_file(db_path: Path, version: int) -> None:
     """Upgrade an older store before it is read, in one write transaction; StoreError (one line) when it cannot be written."""
     with connect(db_path) as connection:
@@ -194,21 +208,26 @@ def _upgrade_file(db_path: Path, version: int) -> None:
                              f"written ({error}); make it writable and try again") from None
 
 
-def _select(connection: sqlite3.Connection, version: int, where: str, parameters: tuple) -> tuple[list[str], list[tuple]]:
+TABLES = {"runs": (COLUMNS, "created, run_id, id"), "bench": (BENCH_COLUMNS, "created, bench_id, id")}  # columns, order
+
+
+def _select(connection: sqlite3.Connection, version: int, table: str, where: str,
+            parameters: tuple) -> tuple[list[str], list[tuple]]:
+    columns, order = TABLES[table]
     if version == 0:  # an empty store file: no table yet
-        return ["id", *COLUMNS], []
-    cursor = connection.execute(f"SELECT * FROM runs {where} ORDER BY created, run_id, id", parameters)
+        return ["id", *columns], []
+    cursor = connection.execute(f"SELECT * FROM {table} {where} ORDER BY {order}", parameters)
     return [description[0] for description in cursor.description], cursor.fetchall()
 
 
-def read_rows(db_path: Path, where: str = "", parameters: tuple = ()) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of `SELECT * FROM runs {where}`, from a store opened read-only (an older store is
-    upgraded first, and then reopened)."""
+def read_rows(db_path: Path, where: str = "", parameters: tuple = (), table: str = "runs") -> tuple[list[str], list[tuple]]:
+    """Column names and rows of `SELECT * FROM {table} {where}` (table "runs" or "bench"), from a store opened
+    read-only (an older store is upgraded first, and then reopened)."""
     db_path = Path(db_path)
     with connect(db_path, read_only=True) as connection:
         version = _check_schema(connection, db_path)
         if not 0 < version < SCHEMA_VERSION:
-            return _select(connection, version, where, parameters)
+            return _select(connection, version, table, where, parameters)
     _upgrade_file(db_path, version)
     with connect(db_path, read_only=True) as connection:
-        return _select(connection, _check_schema(connection, db_path), where, parameters)
+        return _select(connection, _check_schema(connection, db_path), table, where, parameters)

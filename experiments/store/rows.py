@@ -1,4 +1,5 @@
-"""Turn a run document into store rows: one dict per backend, with every column of schema.COLUMNS."""
+"""Turn a run document into store rows (one dict per backend, with every column of schema.COLUMNS), and a bench.json
+into bench rows (one per preset and backend, with every column of schema.BENCH_COLUMNS)."""
 
 import json
 import math
@@ -13,7 +14,7 @@ from experiments.errors import UserError
 from experiments.spec import ExperimentSpec
 from experiments.store.documents import RunDocument
 from experiments.store.parity import backend_parity, matrix_dtype
-from experiments.store.schema import COLUMNS
+from experiments.store.schema import BENCH_COLUMNS, COLUMNS
 
 RUN_DIR_STAMP = re.compile(r"^(\d{8})-(\d{6})-")  # experiments.results.new_run_dir: <UTC %Y%m%d-%H%M%S>-<name>-<hash>
 
@@ -136,6 +137,7 @@ def _outcome_fields(outcome: dict) -> dict:
         "parameter_count": _number(outcome.get("parameter_count"), int),
         "versions_json": _json(outcome.get("versions"), ordered=True),
         "settings_json": _json(outcome.get("settings"), ordered=True),
+        "load_json": _json(outcome.get("load"), ordered=True),
     }
 
 
@@ -166,3 +168,40 @@ def document_rows(document: RunDocument, run_id: str, run_dir: Path) -> list[dic
     }
     own = _verify_rows(data) if document.kind == "verify" else _results_rows(data)
     return [{column: {**shared, **row}.get(column) for column in COLUMNS} for row in own]
+
+
+BENCH_FIGURES = ("harness_samples_per_s", "reference_samples_per_s", "ratio_median", "ratio_min", "ratio_max", "gflops",
+                 "reference_gflops", "gemm_gflops", "gemm_fraction")
+BENCH_COUNTS = ("forward_flops_per_sample", "train_flops_per_sample", "samples_per_chunk", "steps_per_chunk")
+
+
+def bench_rows(document: RunDocument, bench_id: str, bench_dir: Path) -> list[dict]:
+    """One row per preset and backend of a bench.json: its figures as written, the spec, settings and machine."""
+    data = document.data
+    specs, steps, machine = data.get("specs") or {}, data.get("steps") or {}, data.get("machine") or {}
+    shared = {
+        "bench_id": bench_id, "bench_dir": str(bench_dir), "created": data.get("created"),
+        "registered": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": _command(data.get("command")),
+        "dataset": data.get("dataset"), "threads": _number(data.get("threads"), int), "pairs": _number(data.get("pairs"), int),
+        "gemm_size": _number(data.get("gemm_size"), int), "flop_convention": data.get("flop_convention"),
+        "cpu_count": _number(machine.get("cpu_count"), int), "platform": machine.get("platform"),
+        "processor": machine.get("processor") or None,
+    }
+    rows = []
+    for preset, entries in data["results"].items():
+        spec = specs.get(preset) if isinstance(specs.get(preset), dict) else None
+        for backend, entry in entries.items():
+            row = {**shared, "preset": preset, "backend": backend, "spec_json": _json(spec),
+                   "spec_hash": _spec_hash(spec) if spec else None, "dtype": (spec or {}).get("dtype"),
+                   "status": entry["status"], "reason": entry.get("reason") or None,
+                   **{name: _number(entry.get(name)) for name in BENCH_FIGURES},
+                   **{name: _number(entry.get(name), int) for name in BENCH_COUNTS},
+                   "ratios_json": _json(entry.get("ratios"), ordered=True),
+                   "reference": entry.get("reference"), "reference_skipped": entry.get("reference_skipped"),
+                   "reference_failed": entry.get("reference_failed"),
+                   "versions_json": _json(entry.get("versions") or None, ordered=True),
+                   "load_json": _json(entry.get("load"), ordered=True)}
+            if row["steps_per_chunk"] is None:
+                row["steps_per_chunk"] = _number(steps.get(preset), int)
+            rows.append({column: row.get(column) for column in BENCH_COLUMNS})
+    return rows

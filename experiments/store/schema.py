@@ -1,8 +1,10 @@
-"""The store's one table, `runs`: one row per run directory and backend, flat where a report filters, JSON text where nested."""
+"""The store's tables: `runs`, one row per run directory and backend, and `bench`, one row per bench folder, preset and
+backend; flat where a report filters, JSON text where nested."""
 
-SCHEMA_VERSION = 3  # kept in PRAGMA user_version; a store with a higher number was written by a newer mnist-parity
+SCHEMA_VERSION = 4  # kept in PRAGMA user_version; a store with a higher number was written by a newer mnist-parity
 # Versions: 1, the first; 2, final_val_accuracy is the last epoch's value (NULL when missing or not finite), where
-# version 1 held the last finite one; 3, the implementation column (catalog or native). An older store is upgraded in place when it is opened (experiments.store.upgrade).
+# version 1 held the last finite one; 3, the implementation column (catalog or native); 4, the bench table and the
+# runs' load_json column. An older store is upgraded in place when it is opened (experiments.store.upgrade).
 
 # Column name -> SQLite declaration. Columns ending in _json hold JSON text (load_runs decodes them).
 COLUMNS: dict[str, str] = {
@@ -56,6 +58,7 @@ COLUMNS: dict[str, str] = {
     "project_commit": "TEXT",
     "parity_passed": "INTEGER",  # verify runs: 1 when every comparison involving this backend passed
     "parity_json": "TEXT",  # verify runs: this backend's per-level lines, growth and level-5 verdicts
+    "load_json": "TEXT",  # the cores other processes kept busy while it trained (experiments.load.LoadMeter); NULL: not measured
 }
 JSON_COLUMNS = tuple(name for name in COLUMNS if name.endswith("_json"))
 
@@ -73,4 +76,63 @@ _KEYS = [name for name in COLUMNS if name not in ("run_id", "backend")]
 UPSERT = (
     f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})\n"
     f"ON CONFLICT (run_id, backend) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in _KEYS)}"
+)
+
+
+# The bench table: one row per bench folder (`mnist-parity bench --out`), preset and backend, from bench.json. The
+# throughput figures are bench.json's own (experiments.bench.results.BackendBench.summary); the rest is provenance.
+BENCH_COLUMNS: dict[str, str] = {
+    "bench_id": "TEXT NOT NULL",  # the bench folder relative to the store's folder (see registry.run_id_for)
+    "preset": "TEXT NOT NULL",  # the spec's name
+    "backend": "TEXT NOT NULL",
+    "bench_dir": "TEXT NOT NULL",  # absolute, resolved
+    "created": "TEXT",  # ISO 8601 UTC, when the bench wrote bench.json
+    "registered": "TEXT",
+    "command": "TEXT",
+    "dataset": "TEXT",
+    "spec_hash": "TEXT",
+    "spec_json": "TEXT",
+    "dtype": "TEXT",
+    "threads": "INTEGER",  # threads per framework process (--threads)
+    "pairs": "INTEGER",  # timed (harness, reference) pairs
+    "steps_per_chunk": "INTEGER",  # batches per timed chunk
+    "samples_per_chunk": "INTEGER",
+    "gemm_size": "INTEGER",
+    "status": "TEXT NOT NULL",  # "ok" or "failed"
+    "reason": "TEXT",
+    "harness_samples_per_s": "REAL",  # median over the pairs
+    "reference_samples_per_s": "REAL",
+    "ratio_median": "REAL",  # harness / reference samples/s, per pair
+    "ratio_min": "REAL",
+    "ratio_max": "REAL",
+    "ratios_json": "TEXT",
+    "gflops": "REAL",  # the harness's achieved GFLOP/s (FLOPs counted from the plan)
+    "reference_gflops": "REAL",
+    "gemm_gflops": "REAL",  # a square matmul in the same process
+    "gemm_fraction": "REAL",  # gflops / gemm_gflops
+    "forward_flops_per_sample": "INTEGER",
+    "train_flops_per_sample": "INTEGER",
+    "reference": "TEXT",  # the reference loop's description
+    "reference_skipped": "TEXT",
+    "reference_failed": "TEXT",
+    "flop_convention": "TEXT",
+    "versions_json": "TEXT",
+    "load_json": "TEXT",  # the cores other processes kept busy during the timed pairs
+    "cpu_count": "INTEGER",
+    "platform": "TEXT",
+    "processor": "TEXT",
+}
+BENCH_JSON_COLUMNS = tuple(name for name in BENCH_COLUMNS if name.endswith("_json"))
+BENCH_KEY = ("bench_id", "preset", "backend")
+
+CREATE_BENCH_TABLE = (
+    "CREATE TABLE IF NOT EXISTS bench (\n    id INTEGER PRIMARY KEY,\n"
+    + "".join(f"    {name} {declaration},\n" for name, declaration in BENCH_COLUMNS.items())
+    + f"    UNIQUE ({', '.join(BENCH_KEY)})\n)"
+)
+CREATE_BENCH_INDEXES = ("CREATE INDEX IF NOT EXISTS bench_by_bench_dir ON bench (bench_dir)",)
+_BENCH_KEYS = [name for name in BENCH_COLUMNS if name not in BENCH_KEY]
+BENCH_UPSERT = (
+    f"INSERT INTO bench ({', '.join(BENCH_COLUMNS)}) VALUES ({', '.join('?' * len(BENCH_COLUMNS))})\n"
+    f"ON CONFLICT ({', '.join(BENCH_KEY)}) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in _BENCH_KEYS)}"
 )

@@ -8,6 +8,10 @@ NULL: its version-1 value cannot be told apart from the new meaning, and NULL sa
 never held a value.
 
 Version 2 -> 3: the implementation column, from the row's recorded spec ("catalog" where the spec predates it).
+
+Version 3 -> 4: the bench table (empty until a bench registers: `mnist-parity bench`, or `register_tree` for older
+bench folders) and the runs' load_json column, NULL for every row (not measured: the mnist-parity that wrote a
+version-3 store did not record the load; `register_tree` rewrites the rows of any results.json that has one).
 """
 
 import sqlite3
@@ -16,6 +20,7 @@ from pathlib import Path
 from experiments.errors import UserError
 from experiments.store.documents import read_run_document
 from experiments.store.rows import final_val_accuracy
+from experiments.store.schema import CREATE_BENCH_INDEXES, CREATE_BENCH_TABLE
 
 
 def _document(db_path: Path, run_dir: str, run_id: str) -> dict | None:
@@ -50,7 +55,14 @@ def _version_2_to_3(connection: sqlite3.Connection, db_path: Path) -> None:
                        "WHERE spec_json IS NOT NULL")
 
 
-STEPS = {1: _version_1_to_2, 2: _version_2_to_3}  # from version N to N + 1
+def _version_3_to_4(connection: sqlite3.Connection, db_path: Path) -> None:
+    """The bench table, and the runs' load_json column (NULL: not measured)."""
+    connection.execute("ALTER TABLE runs ADD COLUMN load_json TEXT")
+    for statement in (CREATE_BENCH_TABLE, *CREATE_BENCH_INDEXES):
+        connection.execute(statement)
+
+
+STEPS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4}  # from version N to N + 1
 
 
 def upgrade(connection: sqlite3.Connection, db_path: Path, version: int, target: int) -> None:
