@@ -367,6 +367,10 @@ NOISY_CNN = ['model.conv=[{filters=3, kernel_size=3, padding="same", activation=
 LADDER_CASES = {  # name -> (preset, overrides)
     "mlp-relu-adam": ("mlp-relu-adam", []),
     "seed-cnn": ("seed-cnn", NOISY_CNN),  # dropout after conv and dense blocks, batch norm on both
+    # the whole seed CNN: three pools (28 -> 14 -> 7 -> 4, the last padded with -inf), each after a fused batch norm
+    # and leaky_relu, ties from dropped inputs; a pool routing its gradient by comparing the windows with a
+    # separately computed maximum sends ~20% of the second pool's windows astray here (XLA recomputes the producer)
+    "seed-cnn-whole": ("seed-cnn", []),
     "mlp-rrelu-bn": ("mlp-relu-adam", MLP_RRELU),  # batch norm, dropout and rrelu slopes
 }
 

@@ -332,8 +332,9 @@ def test_native_activation_falls_back_where_jax_nn_has_none(hidden, fallback):
 
 # -- dropout, pooling, initializers --------------------------------------------------------------------------------
 def test_native_dropout_and_pooling_agree_with_the_catalog_with_and_without_injected_noise():
-    """(b) nn.Dropout at its defaults and nn.max_pool(window, strides, padding) are what the catalog already calls:
-    same draws without noise, the injected multipliers when given."""
+    """(b) nn.Dropout at its defaults is what the catalog already calls, and nn.max_pool(window, strides, padding)
+    gives the catalog's reshape pool's values (model.max_pool; its gradient rule: tests/test_jax_pool.py): same
+    draws without noise, the injected multipliers when given."""
     catalog, native, plan = twins("seed-cnn", SMALL_CNN, native_only=['catalog_components=["batch_norm"]'])
     assert {"dropout", "pooling"} <= native.model.native and native.native_fallbacks == []
     x, y = data(6)
