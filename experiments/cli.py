@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--dataset", default="mnist-subset", help="dataset name (default: mnist-subset, shipped offline)")
     timing.add_argument("--data-dir", help="directory holding dataset files")
     timing.add_argument("--no-download", action="store_true", help="never download")
-    timing.add_argument("--out", type=Path, help="folder for bench.json and the workers' logs, registered in the results store of its parent folder "
-                        "(default: runs/bench-<UTC time>)")
+    timing.add_argument("--out", type=Path, help="folder for bench.json, the workers' logs and the results store they are registered in "
+                        "(default: runs/bench-<UTC time>, registered in runs/results.sqlite)")
 
     report = commands.add_parser("report", help="tables, figures and a self-contained HTML page from stored runs, sweeps, verify and bench results (never retrains)")
     report.add_argument("paths", nargs="+", type=Path, metavar="FOLDER", help="run, sweep, verify or bench directories")

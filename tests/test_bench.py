@@ -125,12 +125,13 @@ def test_bench_times_the_harness_and_the_reference_and_writes_bench_json(tmp_pat
     assert "ratio" in printed and "torch" in printed and "numpy" in printed
     assert not (out / ".scratch").exists() and (out / "logs" / "mlp-relu-adam-torch.log").exists()
     _check_registered(out, document)
+    assert list(tmp_path.iterdir()) == [out]  # nothing written outside --out, the store included
 
 
 def _check_registered(out, document: dict) -> None:
-    """The bench is registered in the store beside its folder: one row per preset and backend holding bench.json's
-    figures as written, its threads, date, versions and the load measured during the pairs."""
-    frame = load_bench(store_path(out.parent))
+    """The bench is registered in the store inside its --out folder: one row per preset and backend holding
+    bench.json's figures as written, its threads, date, versions and the load measured during the pairs."""
+    frame = load_bench(store_path(out))
     assert [(row["preset"], row["backend"]) for row in records(frame)] == [
         (preset, backend) for preset, entries in document["results"].items() for backend in entries]
     for row in records(frame):
@@ -138,7 +139,7 @@ def _check_registered(out, document: dict) -> None:
         for name in ("harness_samples_per_s", "reference_samples_per_s", "ratio_median", "ratio_min", "ratio_max",
                      "gflops", "gemm_gflops", "gemm_fraction", "train_flops_per_sample"):
             assert row[name] == entry[name], name
-        assert (row["bench_id"], row["threads"], row["created"]) == (out.name, document["threads"], document["created"])
+        assert (row["bench_id"], row["threads"], row["created"]) == (".", document["threads"], document["created"])  # the folder relative to the store: the store is inside --out
         assert row["versions_json"] == entry["versions"] and row["load_json"] == entry["load"]
         load = entry["load"]  # measured from /proc on Linux
         assert load["cores"] == os.cpu_count() and load["threads"] == document["threads"]
@@ -189,14 +190,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args
 
 
 def test_a_store_that_cannot_take_the_bench_is_refused_before_anything_runs(tmp_path, capsys):
-    """The bench registers beside its folder (`<--out>/../results.sqlite`); a store that could not take it is one line,
-    exit 2, and the bench folder is never made."""
-    (tmp_path / "results.sqlite").mkdir()  # a folder where the store should be
+    """The bench registers in the store inside --out (`<--out>/results.sqlite`); a store that could not take it is one
+    line, exit 2, and nothing is written."""
     out = tmp_path / "bench"
+    (out / "results.sqlite").mkdir(parents=True)  # a folder where the store should be
     code = main(["bench", "--backends", "numpy", "--steps", "1", "--out", str(out)])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "results store" in lines[0] and "not a file" in lines[0], lines
-    assert not out.exists()
+    assert list(out.iterdir()) == [out / "results.sqlite"] and not any((out / "results.sqlite").iterdir())
 
 
 def test_a_failing_backend_is_reported_and_the_others_keep_their_results(tmp_path, capsys, monkeypatch):

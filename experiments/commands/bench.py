@@ -4,10 +4,11 @@ interleaved pairs in one process per framework (experiments.bench.worker); print
 Every input is checked before anything is written (bad input: one line, exit 2). Each framework runs in its own
 worker process, one after another (so each has the machine to itself); a worker that fails or crashes is reported as
 that backend's result and the others still run. The machine's load from other processes is measured during each
-backend's timed pairs (experiments.load.LoadMeter). bench.json is registered in the results store beside the bench
-folder (`<--out>/../results.sqlite`, the store of `runs/` for the default `runs/bench-<time>`), checked before
-anything runs. Exit 0 when every backend finished (a reference skipped because the plan has something a
-tutorial-style model cannot express is not a failure) and the bench was registered, 1 otherwise.
+backend's timed pairs (experiments.load.LoadMeter). bench.json is registered in a results store inside the output
+folder: `<--out>/results.sqlite` with --out (nothing is written outside --out), `runs/results.sqlite` for the default
+`runs/bench-<time>` (the store of `run`'s default folder); it is checked before anything runs. Exit 0 when every
+backend finished (a reference skipped because the plan has something a tutorial-style model cannot express is not a
+failure) and the bench was registered, 1 otherwise.
 """
 
 import argparse
@@ -99,7 +100,7 @@ def bench_command(args: argparse.Namespace, console: Console, load_source: Calla
         steps[spec.name] = args.steps or per_epoch
     out = args.out if args.out is not None else DEFAULT_OUT / f"bench-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     check_output_folder(out)
-    store = store_path(Path(out).absolute().parent)
+    store = store_path(out if args.out is not None else DEFAULT_OUT)
     check_store(store)
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
