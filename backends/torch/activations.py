@@ -79,11 +79,24 @@ class Activation(nn.Module):
 
     def __init__(self, entry):
         super().__init__()
-        self.name = entry.name
+        self.name, self.entry = entry.name, entry
         self.function = activation_function(entry)
+        self.in_place = None  # in_place_function(entry), set by the model where it may overwrite its input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.function(x)
+        return self.function(x) if self.in_place is None else self.in_place(x)
+
+
+def in_place_function(entry):
+    """The activation computed in place (torch.relu_, F.leaky_relu(inplace=True) for a slope > 0), or None. Same
+    values and gradients as activation_function's (both backwards read the sign off the output, which is the
+    input's for these), one tensor fewer. Only for an input nothing else reads afterwards: backends.torch.model
+    decides where."""
+    if entry.name == "relu":
+        return torch.relu_
+    if entry.name == "leaky_relu" and entry.negative_slope > 0.0:
+        return functools.partial(F.leaky_relu, negative_slope=entry.negative_slope, inplace=True)
+    return None
 
 
 class PReLU(nn.Module):

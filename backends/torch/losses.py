@@ -42,17 +42,21 @@ def _smoothed(y: torch.Tensor, smoothing: float, classes: float) -> torch.Tensor
 def make_loss(loss, output_activation) -> PerSampleLoss:
     """The per-sample loss; the training loss is its batch mean.
 
-    Written out rather than torch's loss modules: CrossEntropyLoss (probability targets, label_smoothing) and
-    KLDivLoss(reduction="batchmean") compute the catalog's cross-entropy and KL on a softmax only, so log p is
-    shared with the sigmoid output here; BCEWithLogitsLoss has no label smoothing and computes
-    log(exp(-m) + exp(-z - m)), which loses log1p's accuracy where the loss is tiny (torch.logaddexp here);
-    MSELoss(reduction="mean") is the batch mean of the mse written here.
+    Softmax (or linear: logits) cross-entropy is F.cross_entropy with probability targets and its label_smoothing:
+    in torch 2.13 that is -(log_softmax(z) * ((1 - s) y + s / C)).sum(1) in ATen, the catalog's formula op for op
+    (bit-identical values and gradients, tests/test_torch_fast_paths.py), with fewer Python-level calls. Written out
+    here: a sigmoid output's normalised log p under a categorical loss; the KL divergence (KLDivLoss takes a
+    softmax only, and log p is shared with the sigmoid output); binary cross-entropy (BCEWithLogitsLoss has no
+    label smoothing and computes log(exp(-m) + exp(-z - m)), which loses log1p's accuracy where the loss is tiny:
+    torch.logaddexp here); MSELoss(reduction="mean") is the batch mean of the mse written here.
     """
     name, output = loss.name, output_activation.name
     if name in ("categorical_crossentropy", "kl_divergence"):
         log_p, smoothing = _log_probabilities(output, name), loss.label_smoothing
 
         if name == "categorical_crossentropy":
+            if output in ("softmax", "linear"):  # F.cross_entropy's probability-target path is this formula
+                return lambda z, y: F.cross_entropy(z, y, reduction="none", label_smoothing=smoothing)
 
             def crossentropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 return -(_smoothed(y, smoothing, y.shape[1]) * log_p(z)).sum(dim=1)

@@ -4,9 +4,10 @@ indices, a Python loop over batches: zero_grad, forward, loss, backward, step), 
 
 It runs in the bench worker's process after the harness's Trainer, so torch's process-wide settings (threads,
 deterministic algorithms, matmul precision: backends.torch.framework.configure) are the same on both sides. Inputs
-are NCHW built by a real copy: `permute(...).contiguous()` does not copy a 1-channel tensor, whose strides then stay
-channels_last and make convolutions silently ~1.3x faster. No DataLoader: batches are gathered from the training
-tensor by index, as the harness does (a DataLoader over a TensorDataset would only slow the reference down).
+are the 1-channel images reshaped to (N, 1, H, W) as the tutorials write it (a view with standard NCHW strides; the
+harness's Trainer builds its data with the same strides, and its catalog model then chooses channels_last itself:
+backends.torch.model.PlanModel). No DataLoader: batches are gathered from the training tensor by index, as the
+harness does (a DataLoader over a TensorDataset would only slow the reference down).
 """
 
 
@@ -75,7 +76,11 @@ class Reference:
         o = spec.optimizer
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.learning_rate, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
         self.loss = nn.CrossEntropyLoss()
-        self.x = torch.from_numpy(np.moveaxis(x, -1, 1).copy()).to(dtype)  # NCHW, standard strides
+        self.x = torch.tensor(x, dtype=dtype)  # (N, features) for an MLP
+        if x.ndim == 4:  # (N, H, W, 1) images, reshaped as the tutorials do: NCHW, standard strides
+            if x.shape[-1] != 1:
+                raise NotExpressible(f"the tutorials reshape 1-channel images to (N, 1, H, W), not {x.shape[-1]} channels")
+            self.x = self.x.reshape(-1, 1, *x.shape[1:3])
         self.labels = torch.from_numpy(np.argmax(y, axis=1))
 
     def prepare(self, batches: list[np.ndarray]) -> list[torch.Tensor]:

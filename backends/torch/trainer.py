@@ -19,7 +19,8 @@ class Trainer(base.Trainer):
 
     Initial weights, dropout masks and rrelu slopes come from the trainer's own torch.Generator seeded by spec.seed,
     so trainers in one process are independent. Data is kept as NCHW tensors of `tensor_dtype`; a step is
-    index_select, forward, loss, backward, optimizer step (clipping in its pre-hook), per-step stats kept in tensors.
+    index_select, forward, loss, backward, optimizer step (clipping in its pre-hook); per-step losses and logits are
+    kept as tensors and the correct counts taken once per epoch.
     Injected noise is moved to torch's layout and set on the Dropout/RReLU modules for that forward, so the
     generator is not consumed; loss_and_gradients uses torch.autograd.grad (no .grad, no optimizer) and restores
     the batch-norm buffers afterwards.
@@ -90,9 +91,12 @@ class Trainer(base.Trainer):
         W.set_weights(self.slots, weights, self.tensor_dtype)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        """An owned tensor of a canonical array, the features moved to dim 1 (NCHW) for a 4-D one."""
+        """An owned tensor of a canonical array; a 4-D one with the features moved to dim 1, in standard NCHW
+        strides. (movedim(-1, 1).contiguous() copies nothing for one channel: the (N, 1, H, W) tensor would keep
+        NHWC strides (HW, 1, W, 1), which torch's convolutions read as channels_last, so an evaluation or
+        loss_and_gradients on a whole array ran another memory format than the index_select'ed training batches.)"""
         t = torch.tensor(array, dtype=self.tensor_dtype)
-        return t.movedim(-1, 1).contiguous() if t.dim() > 2 else t
+        return t.movedim(-1, 1).clone(memory_format=torch.contiguous_format) if t.dim() > 2 else t
 
     def _classes(self, y: torch.Tensor) -> torch.Tensor:
         return y[:, 0] > 0.5 if self.binary else y.argmax(dim=1)  # as base.correct_count
@@ -117,24 +121,40 @@ class Trainer(base.Trainer):
                 module.noise = None
 
     def _train_epoch(self, batches, rates, noise) -> base.StepStats:
-        losses = torch.empty(len(batches), dtype=torch.float64)
-        correct = torch.empty(len(batches), dtype=torch.int64)
+        """The epoch's targets and labels are gathered once and sliced per step, and the per-step statistics are
+        taken after the loop: each step keeps its detached loss and logits, and the epoch predicts and compares with
+        the labels once (a step's own work is index_select of the inputs, forward, loss, backward, optimizer step).
+        Fewer ops per step matter beyond their own cost: in the workers' environment (OMP_WAIT_POLICY=PASSIVE,
+        experiments.threads) every op that runs parallel wakes the sleeping thread."""
+        index_all = torch.from_numpy(np.concatenate(batches))
+        targets_all, labels_all = self._y.index_select(0, index_all), self._labels.index_select(0, index_all)
+        losses, outputs = [], []
+        groups = self.optimizer.param_groups
         self.model.train()
+        start = 0
         for step, batch in enumerate(batches):
-            index = torch.from_numpy(np.ascontiguousarray(batch))
-            x, y = self._x.index_select(0, index), self._y.index_select(0, index)
-            for group in self.optimizer.param_groups:
+            stop = start + len(batch)
+            index = index_all[start:stop]
+            x = self._x.index_select(0, index)
+            for group in groups:
                 group["lr"] = float(rates[step])
             self.optimizer.zero_grad(set_to_none=True)
-            with self._injected(None if noise is None else noise[step]):
+            if noise is None:
                 logits = self.model(x)
-            loss = self.loss(logits, y).mean()
+            else:
+                with self._injected(noise[step]):
+                    logits = self.model(x)
+            loss = self.loss(logits, targets_all[start:stop]).mean()
             loss.backward()
             self.optimizer.step()
             with torch.no_grad():
-                losses[step] = loss
-                correct[step] = (self._predictions(logits) == self._labels.index_select(0, index)).sum()
-        return base.StepStats(loss=losses.numpy(), correct=correct.numpy())
+                losses.append(loss.detach())
+                outputs.append(logits.detach())
+            start = stop
+        with torch.no_grad():
+            hits = (self._predictions(torch.cat(outputs)) == labels_all).numpy().astype(np.int64)
+            correct = np.add.reduceat(hits, np.cumsum([0] + [len(batch) for batch in batches[:-1]]))
+            return base.StepStats(loss=torch.stack(losses).to(torch.float64).numpy(), correct=correct)
 
     def _layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """NCHW maps reported as NHWC, a flatten of a map in (H, W, C) order (torch flattens (C, H, W))."""
