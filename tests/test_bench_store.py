@@ -27,6 +27,7 @@ from experiments.spec import load_spec
 from experiments.store import load_bench, register_bench, register_tree, store_path
 from tests.cli_helpers import mnist_parity
 from tests.test_report import fake_defaults, run_dir
+from tests.test_report_inputs import _set
 from tests.test_store import run_document, write_run  # noqa: F401 (run_document is a fixture)
 
 PRESET = "mlp-relu-adam"
@@ -135,16 +136,6 @@ def test_load_bench_picks_bench_folders(tmp_path, bench_document):
 
 
 # -- bad bench.json: one line, the same from register_bench and from the report ----------------------------------
-
-
-def _set(*path_and_value):
-    *keys, last, value = path_and_value
-
-    def change(document):
-        for key in keys:
-            document = document[key]
-        document[last] = value
-    return change
 
 
 def _entry(key, value):
